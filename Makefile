@@ -1,0 +1,91 @@
+# ngx_http_eventbridge: build, test, demo.
+#
+#   make            build the dynamic module (and the unit tests)
+#   make test       install missing packages, build, run the whole suite
+#   make test-asan  the same suite, module built with ASan + UBSan
+#   make demo       run nginx + redis from conf/ on 127.0.0.1
+#   make bench      wrk benchmark (bench/ingest)
+#
+# NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
+# default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
+# builds an nginx binary with the module compiled in instead of a .so.
+
+NGX_SRC     ?= /usr/share/nginx/src
+NGX_STATIC  ?=
+SAN         ?=
+BUILD       ?= build$(if $(SAN),-$(SAN))
+
+CC          ?= cc
+WARN        := -Wall -Wextra -Werror -Wno-unused-parameter
+comma       := ,
+SAN_FLAGS   := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+OPT         ?= -O2 -g
+
+NGX_DIR     := $(BUILD)/nginx
+MODULE_SO   := $(NGX_DIR)/objs/ngx_http_eventbridge_module.so
+NGINX_BIN   := $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(shell command -v nginx || echo /usr/sbin/nginx))
+
+CORE_SRCS   := $(wildcard src/core/*.c)
+CORE_HDRS   := $(wildcard src/core/*.h)
+MOD_SRCS    := ngx_http_eventbridge_module.c $(wildcard src/module/*.c) $(wildcard src/module/*.h)
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+
+export TEST_NGINX_BINARY := $(abspath $(NGINX_BIN))
+export TEST_EB_MODULE    := $(if $(NGX_STATIC),,$(abspath $(MODULE_SO)))
+export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
+export TEST_EB_SAN       := $(SAN)
+
+.PHONY: all module unit deps test test-asan check demo bench clean
+
+all: module unit
+
+deps:
+	@bash .ci/deps
+
+module: $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(MODULE_SO))
+
+$(NGX_DIR)/Makefile: config
+	rm -rf $(NGX_DIR)
+	mkdir -p $(BUILD)
+	cp -r $(NGX_SRC) $(NGX_DIR)
+	cd $(NGX_DIR) && ./configure --with-compat \
+	    $(if $(NGX_STATIC),--add-module,--add-dynamic-module)=$(CURDIR) \
+	    --with-cc-opt="$(SAN_FLAGS)" --with-ld-opt="$(SAN_FLAGS)" \
+	    > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+
+$(MODULE_SO): $(NGX_DIR)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
+	$(MAKE) -C $(NGX_DIR) -f objs/Makefile modules >/dev/null
+
+$(NGX_DIR)/objs/nginx: $(NGX_DIR)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
+	$(MAKE) -C $(NGX_DIR) -f objs/Makefile >/dev/null
+
+unit: $(UNIT_BINS)
+
+$(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
+	    -o $@ $< $(CORE_SRCS) -lyajl
+
+# The README's test command: everything, ending with "N passed, N failed".
+test: deps
+	$(MAKE) all
+	perl t/run.pl
+
+test-asan: deps
+	$(MAKE) SAN=asan all
+	$(MAKE) SAN=asan check
+
+check:
+	perl t/run.pl
+
+demo: deps
+	$(MAKE) module
+	bash conf/demo
+
+bench: deps
+	$(MAKE) module
+	bash bench/ingest
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,508 @@
+/*
+ * ngx_http_eventbridge_module: directives, configuration and the module
+ * definition. The work itself lives in src/module (nginx glue) and
+ * src/core (pure C, shared with the dispatcher and the unit tests).
+ */
+
+#include "ngx_http_eventbridge.h"
+
+
+static ngx_int_t ngx_http_eventbridge_add_variables(ngx_conf_t *cf);
+static void *ngx_http_eventbridge_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_eventbridge_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_eventbridge_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_eventbridge_init_process(ngx_cycle_t *cycle);
+static void ngx_http_eventbridge_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_eventbridge_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_eventbridge_name_value(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+#define NGX_HTTP_EVENTBRIDGE_MAX_PENDING     1024
+#define NGX_HTTP_EVENTBRIDGE_STREAM_MAXLEN   1000000
+#define NGX_HTTP_EVENTBRIDGE_JSON_DEPTH      64
+
+
+static ngx_conf_num_bounds_t  ngx_http_eventbridge_pending_bounds = {
+    ngx_conf_check_num_bounds, 1, 1048576
+};
+
+static ngx_conf_num_bounds_t  ngx_http_eventbridge_maxlen_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_eventbridge_depth_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+static ngx_conf_post_t  ngx_http_eventbridge_name_post = {
+    ngx_http_eventbridge_name_value
+};
+
+
+static ngx_command_t  ngx_http_eventbridge_commands[] = {
+
+    { ngx_string("eventbridge_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_eventbridge_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("eventbridge_redis_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_main_conf_t, redis_max_pending),
+      &ngx_http_eventbridge_pending_bounds },
+
+    { ngx_string("eventbridge_region"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, region),
+      &ngx_http_eventbridge_name_post },
+
+    { ngx_string("eventbridge_account"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, account),
+      &ngx_http_eventbridge_name_post },
+
+    { ngx_string("eventbridge_source"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_eventbridge_source,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_allow_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eventbridge_allow_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_allow_ips"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eventbridge_allow_ips,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_allow_referers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eventbridge_allow_referers,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, token),
+      NULL },
+
+    { ngx_string("eventbridge_stream_maxlen"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, stream_maxlen),
+      &ngx_http_eventbridge_maxlen_bounds },
+
+    { ngx_string("eventbridge_max_json_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, max_json_depth),
+      &ngx_http_eventbridge_depth_bounds },
+
+    { ngx_string("eventbridge_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_eventbridge_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_eventbridge_module_ctx = {
+    ngx_http_eventbridge_add_variables,    /* preconfiguration */
+    ngx_http_eventbridge_postconfiguration, /* postconfiguration */
+
+    ngx_http_eventbridge_create_main_conf, /* create main configuration */
+    ngx_http_eventbridge_init_main_conf,   /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_eventbridge_create_loc_conf,  /* create location configuration */
+    ngx_http_eventbridge_merge_loc_conf    /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_eventbridge_module = {
+    NGX_MODULE_V1,
+    &ngx_http_eventbridge_module_ctx,      /* module context */
+    ngx_http_eventbridge_commands,         /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_eventbridge_init_process,     /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_eventbridge_exit_process,     /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_eventbridge_vars[] = {
+
+    { ngx_string("eventbridge_event_id"), NULL,
+      ngx_http_eventbridge_event_id_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_eventbridge_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_eventbridge_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    if (ctx == NULL || ctx->event_id_str.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->event_id_str.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->event_id_str.data;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_eventbridge_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_eventbridge_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eventbridge_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mcf->redis_addr = { 0, NULL };
+     *     mcf->redis_host = NULL;
+     *     mcf->redis_unix = NULL;
+     *     mcf->redis_password = { 0, NULL };
+     *     mcf->redis_db = 0;
+     */
+
+    mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->redis_max_pending = NGX_CONF_UNSET_UINT;
+
+    return mcf;
+}
+
+
+static char *
+ngx_http_eventbridge_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_eventbridge_main_conf_t  *mcf = conf;
+
+    ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
+    ngx_conf_init_uint_value(mcf->redis_max_pending,
+                             NGX_HTTP_EVENTBRIDGE_MAX_PENDING);
+
+    if (ngx_http_eventbridge_metrics_init_conf(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eventbridge_loc_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lcf->source = { 0, NULL };
+     *     lcf->bus = { 0, NULL };
+     *     lcf->stream_key = { 0, NULL };
+     *     lcf->region = { 0, NULL };
+     *     lcf->account = { 0, NULL };
+     *     lcf->token = { 0, NULL };
+     *     lcf->allow_header = { 0, NULL };
+     */
+
+    lcf->methods = NGX_CONF_UNSET_UINT;
+    lcf->allow_ips = NGX_CONF_UNSET_PTR;
+    lcf->allow_referers = NGX_CONF_UNSET_PTR;
+    lcf->allow_no_referer = NGX_CONF_UNSET;
+    lcf->stream_maxlen = NGX_CONF_UNSET_UINT;
+    lcf->max_json_depth = NGX_CONF_UNSET_UINT;
+    lcf->status = NGX_CONF_UNSET;
+
+    return lcf;
+}
+
+
+static char *
+ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_eventbridge_loc_conf_t  *prev = parent;
+    ngx_http_eventbridge_loc_conf_t  *conf = child;
+
+    ngx_http_eventbridge_main_conf_t  *mcf;
+
+    ngx_conf_merge_str_value(conf->region, prev->region, "local");
+    ngx_conf_merge_str_value(conf->account, prev->account, "0");
+    ngx_conf_merge_uint_value(conf->stream_maxlen, prev->stream_maxlen,
+                              NGX_HTTP_EVENTBRIDGE_STREAM_MAXLEN);
+    ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth,
+                              NGX_HTTP_EVENTBRIDGE_JSON_DEPTH);
+    ngx_conf_merge_value(conf->status, prev->status, 0);
+
+    if (ngx_http_eventbridge_merge_security(cf, prev, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->source.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eventbridge_module);
+
+    if (mcf->redis_addr.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eventbridge_source %V\" needs "
+                           "\"eventbridge_redis\" in the http block",
+                           &conf->source);
+        return NGX_CONF_ERROR;
+    }
+
+    conf->stream_maxlen_text.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
+    if (conf->stream_maxlen_text.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    conf->stream_maxlen_text.len = ngx_sprintf(conf->stream_maxlen_text.data,
+                                               "%ui", conf->stream_maxlen)
+                                   - conf->stream_maxlen_text.data;
+
+    return NGX_CONF_OK;
+}
+
+
+/* Names that become part of Redis keys and ARNs-like subjects. */
+static ngx_int_t
+ngx_http_eventbridge_valid_name(ngx_str_t *s)
+{
+    size_t  i;
+    u_char  c;
+
+    if (s->len == 0 || s->len > 128) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_name_value(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    if (ngx_http_eventbridge_valid_name(s) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"", s);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->source.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_eventbridge_valid_name(&value[1]) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid source name \"%V\": use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[2].len <= 4 || ngx_strncmp(value[2].data, "bus=", 4) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "missing \"bus=\" in \"%V\": expected "
+                           "\"eventbridge_source NAME bus=BUS\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->bus.data = value[2].data + 4;
+    lcf->bus.len = value[2].len - 4;
+
+    if (ngx_http_eventbridge_valid_name(&lcf->bus) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid bus name \"%V\": use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"", &lcf->bus);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->source = value[1];
+
+    /* eb:{BUS}:events - the braces make every key of a bus one slot of a
+     * Redis Cluster */
+    lcf->stream_key.len = sizeof("eb:{}:events") - 1 + lcf->bus.len;
+    lcf->stream_key.data = ngx_pnalloc(cf->pool, lcf->stream_key.len);
+    if (lcf->stream_key.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(lcf->stream_key.data, "eb:{%V}:events", &lcf->bus);
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_eventbridge_source_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->status != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    lcf->status = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_eventbridge_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_eventbridge_error_filter_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_eventbridge_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_eventbridge_module);
+    if (mcf == NULL || mcf->redis_addr.len == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_eventbridge_source_init_worker(cycle);
+
+    return ngx_http_eventbridge_redis_init_worker(cycle, mcf);
+}
+
+
+static void
+ngx_http_eventbridge_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_eventbridge_redis_exit_worker(cycle);
+}

@@ -1,0 +1,269 @@
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "eb_http_event.h"
+
+
+#define eb_gen_lit(g, s)                                                      \
+    yajl_gen_string(g, (const unsigned char *) (s), sizeof(s) - 1)
+
+#define eb_gen_bytes(g, b)  yajl_gen_string(g, (b).data, (b).len)
+
+#define EB_TRY(expr)  if ((expr) != yajl_gen_status_ok) return -1
+
+
+static const char  eb_subject_acs[] = "acs:eventbridge:";
+static const char  eb_subject_bus[] = ":eventbus/";
+static const char  eb_subject_src[] = "/eventsource/";
+
+
+size_t
+eb_http_event_subject_len(const eb_http_event_t *ev)
+{
+    return sizeof(eb_subject_acs) - 1 + ev->region.len + 1 + ev->account.len
+           + sizeof(eb_subject_bus) - 1 + ev->bus.len
+           + sizeof(eb_subject_src) - 1 + ev->source.len;
+}
+
+
+static unsigned char *
+eb_cpy(unsigned char *p, const void *src, size_t len)
+{
+    memcpy(p, src, len);
+    return p + len;
+}
+
+
+size_t
+eb_http_event_subject(const eb_http_event_t *ev, unsigned char *buf)
+{
+    unsigned char  *p;
+
+    p = eb_cpy(buf, eb_subject_acs, sizeof(eb_subject_acs) - 1);
+    p = eb_cpy(p, ev->region.data, ev->region.len);
+    *p++ = ':';
+    p = eb_cpy(p, ev->account.data, ev->account.len);
+    p = eb_cpy(p, eb_subject_bus, sizeof(eb_subject_bus) - 1);
+    p = eb_cpy(p, ev->bus.data, ev->bus.len);
+    p = eb_cpy(p, eb_subject_src, sizeof(eb_subject_src) - 1);
+    p = eb_cpy(p, ev->source.data, ev->source.len);
+
+    return (size_t) (p - buf);
+}
+
+
+typedef struct {
+    const eb_kv_t  *kv;
+    size_t          index;
+} eb_kv_ref_t;
+
+
+static int
+eb_kv_cmp(const void *a, const void *b)
+{
+    const eb_kv_ref_t  *x = a, *y = b;
+    size_t              n;
+    int                 rc;
+
+    n = x->kv->name.len < y->kv->name.len ? x->kv->name.len : y->kv->name.len;
+    rc = memcmp(x->kv->name.data, y->kv->name.data, n);
+
+    if (rc == 0) {
+        rc = (x->kv->name.len > y->kv->name.len)
+             - (x->kv->name.len < y->kv->name.len);
+    }
+
+    if (rc == 0) {
+        /* keep the order of arrival among equal names */
+        rc = (x->index > y->index) - (x->index < y->index);
+    }
+
+    return rc;
+}
+
+
+/* Emits an object of kv pairs sorted by name; values of a repeated name
+ * are joined with sep, in the order they arrived. */
+static int
+eb_gen_kv_object(yajl_gen g, const eb_http_event_t *ev, const eb_kv_t *kv,
+    size_t n, const char *sep)
+{
+    eb_kv_ref_t    *refs;
+    unsigned char  *buf, *p;
+    size_t          i, j, k, len, seplen;
+
+    EB_TRY(yajl_gen_map_open(g));
+
+    if (n == 0) {
+        EB_TRY(yajl_gen_map_close(g));
+        return 0;
+    }
+
+    refs = ev->alloc(ev->alloc_ctx, n * sizeof(eb_kv_ref_t));
+    if (refs == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        refs[i].kv = &kv[i];
+        refs[i].index = i;
+    }
+
+    qsort(refs, n, sizeof(eb_kv_ref_t), eb_kv_cmp);
+
+    seplen = strlen(sep);
+
+    for (i = 0; i < n; i = j) {
+        len = refs[i].kv->value.len;
+
+        for (j = i + 1; j < n; j++) {
+            if (refs[j].kv->name.len != refs[i].kv->name.len
+                || memcmp(refs[j].kv->name.data, refs[i].kv->name.data,
+                          refs[i].kv->name.len) != 0)
+            {
+                break;
+            }
+
+            len += seplen + refs[j].kv->value.len;
+        }
+
+        EB_TRY(eb_gen_bytes(g, refs[i].kv->name));
+
+        if (j == i + 1) {
+            EB_TRY(eb_gen_bytes(g, refs[i].kv->value));
+            continue;
+        }
+
+        buf = ev->alloc(ev->alloc_ctx, len);
+        if (buf == NULL) {
+            return -1;
+        }
+
+        p = eb_cpy(buf, refs[i].kv->value.data, refs[i].kv->value.len);
+
+        for (k = i + 1; k < j; k++) {
+            p = eb_cpy(p, sep, seplen);
+            p = eb_cpy(p, refs[k].kv->value.data, refs[k].kv->value.len);
+        }
+
+        EB_TRY(yajl_gen_string(g, buf, len));
+    }
+
+    EB_TRY(yajl_gen_map_close(g));
+
+    return 0;
+}
+
+
+static int
+eb_is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+
+static int
+eb_gen_body(yajl_gen g, const eb_http_event_t *ev)
+{
+    const unsigned char  *p;
+    size_t                len;
+
+    if (!ev->body_is_json) {
+        EB_TRY(eb_gen_bytes(g, ev->body));
+        return 0;
+    }
+
+    p = ev->body.data;
+    len = ev->body.len;
+
+    while (len && eb_is_space(p[0])) {
+        p++;
+        len--;
+    }
+
+    while (len && eb_is_space(p[len - 1])) {
+        len--;
+    }
+
+    /*
+     * The body was validated as one JSON value; yajl_gen_number inserts
+     * text verbatim as a single value, so the body keeps its exact bytes
+     * (numbers, escapes, key order) without a second parse.
+     */
+    EB_TRY(yajl_gen_number(g, (const char *) p, len));
+
+    return 0;
+}
+
+
+int
+eb_http_event_encode(yajl_gen g, const eb_http_event_t *ev)
+{
+    unsigned char  *subject;
+    size_t          len;
+
+    len = eb_http_event_subject_len(ev);
+
+    subject = ev->alloc(ev->alloc_ctx, len);
+    if (subject == NULL) {
+        return -1;
+    }
+
+    eb_http_event_subject(ev, subject);
+
+    EB_TRY(yajl_gen_map_open(g));
+
+    EB_TRY(eb_gen_lit(g, "specversion"));
+    EB_TRY(eb_gen_lit(g, "1.0"));
+    EB_TRY(eb_gen_lit(g, "id"));
+    EB_TRY(eb_gen_bytes(g, ev->id));
+    EB_TRY(eb_gen_lit(g, "source"));
+    EB_TRY(eb_gen_bytes(g, ev->source));
+    EB_TRY(eb_gen_lit(g, "type"));
+    EB_TRY(eb_gen_lit(g, EB_HTTP_EVENT_TYPE));
+    EB_TRY(eb_gen_lit(g, "subject"));
+    EB_TRY(yajl_gen_string(g, subject, len));
+    EB_TRY(eb_gen_lit(g, "time"));
+    EB_TRY(eb_gen_bytes(g, ev->time));
+    EB_TRY(eb_gen_lit(g, "datacontenttype"));
+    EB_TRY(eb_gen_lit(g, "application/json"));
+    EB_TRY(eb_gen_lit(g, "aliyunpublishtime"));
+    EB_TRY(eb_gen_bytes(g, ev->publish_time));
+    EB_TRY(eb_gen_lit(g, "aliyuneventbusname"));
+    EB_TRY(eb_gen_bytes(g, ev->bus));
+    EB_TRY(eb_gen_lit(g, "aliyunregionid"));
+    EB_TRY(eb_gen_bytes(g, ev->region));
+    EB_TRY(eb_gen_lit(g, "aliyunaccountid"));
+    EB_TRY(eb_gen_bytes(g, ev->account));
+    EB_TRY(eb_gen_lit(g, "aliyunpublishaddr"));
+    EB_TRY(eb_gen_bytes(g, ev->publish_addr));
+
+    EB_TRY(eb_gen_lit(g, "data"));
+    EB_TRY(yajl_gen_map_open(g));
+
+    EB_TRY(eb_gen_lit(g, "headers"));
+    if (eb_gen_kv_object(g, ev, ev->headers, ev->nheaders, ", ") != 0) {
+        return -1;
+    }
+
+    EB_TRY(eb_gen_lit(g, "path"));
+    EB_TRY(eb_gen_bytes(g, ev->path));
+    EB_TRY(eb_gen_lit(g, "httpMethod"));
+    EB_TRY(eb_gen_bytes(g, ev->method));
+
+    EB_TRY(eb_gen_lit(g, "queryString"));
+    if (eb_gen_kv_object(g, ev, ev->query, ev->nquery, ",") != 0) {
+        return -1;
+    }
+
+    EB_TRY(eb_gen_lit(g, "body"));
+    if (eb_gen_body(g, ev) != 0) {
+        return -1;
+    }
+
+    EB_TRY(yajl_gen_map_close(g));
+    EB_TRY(yajl_gen_map_close(g));
+
+    return 0;
+}

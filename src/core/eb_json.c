@@ -1,0 +1,164 @@
+#include <stdio.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "eb_json.h"
+
+
+typedef struct {
+    unsigned  depth;
+    unsigned  max_depth;
+    int       too_deep;
+} eb_json_depth_t;
+
+
+static int
+eb_json_open(void *ctx)
+{
+    eb_json_depth_t  *d = ctx;
+
+    if (++d->depth > d->max_depth) {
+        d->too_deep = 1;
+        return 0;               /* cancels the parse */
+    }
+
+    return 1;
+}
+
+
+static int
+eb_json_close(void *ctx)
+{
+    eb_json_depth_t  *d = ctx;
+
+    d->depth--;
+    return 1;
+}
+
+
+/* Only nesting is tracked: yajl skips the conversion of scalars whose
+ * callbacks are NULL, which keeps validation cheap. */
+static int
+eb_json_start_map(void *ctx)
+{
+    return eb_json_open(ctx);
+}
+
+
+static const yajl_callbacks  eb_json_callbacks = {
+    NULL,                       /* null */
+    NULL,                       /* boolean */
+    NULL,                       /* integer */
+    NULL,                       /* double */
+    NULL,                       /* number */
+    NULL,                       /* string */
+    eb_json_start_map,
+    NULL,                       /* map key */
+    eb_json_close,
+    eb_json_open,
+    eb_json_close
+};
+
+
+/* Reduces yajl's verbose message ("parse error: ... \n  (right here) ...")
+ * to its first line. */
+static void
+eb_json_error(yajl_handle h, const unsigned char *p, size_t len,
+    char *err, size_t errlen)
+{
+    unsigned char  *msg, *nl;
+    size_t          at;
+
+    msg = yajl_get_error(h, 0, p, len);
+    at = yajl_get_bytes_consumed(h);
+
+    if (msg == NULL) {
+        snprintf(err, errlen, "invalid JSON at byte %zu", at);
+        return;
+    }
+
+    nl = (unsigned char *) strchr((char *) msg, '\n');
+    if (nl) {
+        *nl = '\0';
+    }
+
+    snprintf(err, errlen, "invalid JSON at byte %zu: %s", at, (char *) msg);
+    yajl_free_error(h, msg);
+}
+
+
+eb_json_rc_t
+eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
+    yajl_alloc_funcs *afs, char *err, size_t errlen)
+{
+    yajl_handle      h;
+    yajl_status      st;
+    eb_json_depth_t  d;
+    eb_json_rc_t     rc;
+
+    d.depth = 0;
+    d.max_depth = max_depth;
+    d.too_deep = 0;
+
+    h = yajl_alloc(&eb_json_callbacks, afs, &d);
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return EB_JSON_NOMEM;
+    }
+
+    st = yajl_parse(h, p, len);
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+    }
+
+    if (st == yajl_status_ok) {
+        rc = EB_JSON_OK;
+        err[0] = '\0';
+
+    } else if (d.too_deep) {
+        snprintf(err, errlen, "JSON nested deeper than %u levels", max_depth);
+        rc = EB_JSON_TOO_DEEP;
+
+    } else {
+        eb_json_error(h, p, len, err, errlen);
+        rc = EB_JSON_SYNTAX;
+    }
+
+    yajl_free(h);
+    return rc;
+}
+
+
+int
+eb_json_content_type(const unsigned char *p, size_t len)
+{
+    size_t  n, i;
+
+    /* the media type ends at ';' or whitespace */
+    for (n = 0; n < len; n++) {
+        if (p[n] == ';' || p[n] == ' ' || p[n] == '\t') {
+            break;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (p[i] == '/') {
+            break;
+        }
+    }
+
+    if (i == n || i == 0) {
+        return 0;
+    }
+
+    if (n < 5) {
+        return 0;
+    }
+
+    if (strncasecmp((const char *) p + n - 4, "json", 4) != 0) {
+        return 0;
+    }
+
+    /* ".../json" or "...+json" */
+    return p[n - 5] == '/' || p[n - 5] == '+';
+}

@@ -1,0 +1,31 @@
+/*
+ * JSON checks built on yajl: validation with a nesting bound, and the
+ * allocator hooks that let callers put yajl's memory in their own pools.
+ */
+
+#ifndef EB_JSON_H
+#define EB_JSON_H
+
+#include <stddef.h>
+#include <yajl/yajl_common.h>
+
+
+typedef enum {
+    EB_JSON_OK = 0,
+    EB_JSON_SYNTAX,          /* not JSON; err says why and where */
+    EB_JSON_TOO_DEEP,        /* nesting exceeds the bound */
+    EB_JSON_NOMEM
+} eb_json_rc_t;
+
+
+/* Checks that p[0..len) is exactly one JSON value (RFC 8259, strings valid
+ * UTF-8) nested at most max_depth arrays/objects deep. On failure err gets
+ * a one-line, NUL-terminated reason. afs may be NULL (malloc). */
+eb_json_rc_t eb_json_validate(const unsigned char *p, size_t len,
+    unsigned max_depth, yajl_alloc_funcs *afs, char *err, size_t errlen);
+
+/* Whether a Content-Type value declares JSON: application/json,
+ * anything/json or anything+json (case-insensitive, parameters ignored). */
+int eb_json_content_type(const unsigned char *p, size_t len);
+
+#endif /* EB_JSON_H */

@@ -1,0 +1,176 @@
+/*
+ * Shared declarations of ngx_http_eventbridge_module: configuration
+ * structures, the per-request context and the functions each concern file
+ * (source, security, redis, error, metrics) offers the others.
+ */
+
+#ifndef NGX_HTTP_EVENTBRIDGE_H
+#define NGX_HTTP_EVENTBRIDGE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "eb_rand.h"
+
+
+#define NGX_HTTP_EVENTBRIDGE_RETRY_AFTER  "1"
+
+
+/* rejection reasons, as counted by the metrics */
+typedef enum {
+    EB_REJECT_METHOD = 0,
+    EB_REJECT_ADDRESS,
+    EB_REJECT_REFERER,
+    EB_REJECT_TOKEN,
+    EB_REJECT_BODY_TOO_LARGE,
+    EB_REJECT_INVALID_JSON,
+    EB_REJECT_JSON_TOO_DEEP,
+    EB_REJECT_INVALID_UTF8,
+    EB_REJECT_UNAVAILABLE,
+    EB_REJECT_MAX
+} ngx_http_eventbridge_reject_e;
+
+
+/* why a request could not be handed to Redis */
+typedef enum {
+    EB_REDIS_ERR_DISCONNECTED = 0,
+    EB_REDIS_ERR_QUEUE_FULL,
+    EB_REDIS_ERR_TIMEOUT,
+    EB_REDIS_ERR_REPLY,
+    EB_REDIS_ERR_CONNECTION_LOST,
+    EB_REDIS_ERR_MAX
+} ngx_http_eventbridge_redis_err_e;
+
+
+typedef struct {
+    ngx_atomic_t  accepted;
+    ngx_atomic_t  rejected[EB_REJECT_MAX];
+    ngx_atomic_t  redis_errors[EB_REDIS_ERR_MAX];
+} ngx_http_eventbridge_counters_t;
+
+
+typedef struct {
+    /* Redis, resolved at configuration time: workers never resolve */
+    ngx_str_t                    redis_addr;      /* as configured */
+    u_char                      *redis_host;      /* numeric, NUL-terminated */
+    ngx_int_t                    redis_port;
+    u_char                      *redis_unix;      /* unix socket path */
+    ngx_str_t                    redis_password;
+    ngx_int_t                    redis_db;
+    ngx_msec_t                   redis_timeout;
+    ngx_uint_t                   redis_max_pending;
+
+    ngx_shm_zone_t              *shm_zone;
+    ngx_http_eventbridge_counters_t  *counters;
+} ngx_http_eventbridge_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                    source;          /* "" if not a source */
+    ngx_str_t                    bus;
+    ngx_str_t                    stream_key;      /* eb:{BUS}:events */
+
+    ngx_str_t                    region;
+    ngx_str_t                    account;
+
+    ngx_uint_t                   methods;         /* NGX_HTTP_* bits */
+    ngx_str_t                    allow_header;    /* "POST, PUT" */
+    ngx_array_t                 *allow_ips;       /* ngx_cidr_t */
+    ngx_array_t                 *allow_referers;  /* ngx_str_t */
+    ngx_flag_t                   allow_no_referer;
+    ngx_str_t                    token;
+
+    ngx_uint_t                   stream_maxlen;
+    ngx_str_t                    stream_maxlen_text;
+    ngx_uint_t                   max_json_depth;
+
+    ngx_flag_t                   status;          /* eventbridge_status */
+} ngx_http_eventbridge_loc_conf_t;
+
+
+typedef struct ngx_http_eventbridge_job_s  ngx_http_eventbridge_job_t;
+
+/* reply is NULL when the command failed (connection lost, worker exit) */
+typedef void (*ngx_http_eventbridge_job_pt)(ngx_http_eventbridge_job_t *job,
+    redisReply *reply);
+
+struct ngx_http_eventbridge_job_s {
+    ngx_http_eventbridge_job_pt  handler;         /* NULL once detached */
+    void                        *data;
+};
+
+
+typedef struct {
+    u_char                       event_id[EB_UUID_LEN];
+    ngx_str_t                    event_id_str;    /* empty until minted */
+
+    ngx_http_eventbridge_job_t  *job;             /* in flight at Redis */
+    ngx_event_t                  timeout;
+
+    unsigned                     own_response:1;  /* our JSON, not core's */
+    unsigned                     rewrite_error:1; /* core error -> JSON */
+    unsigned                     error_sent:1;
+    ngx_str_t                    error_body;
+} ngx_http_eventbridge_ctx_t;
+
+
+extern ngx_module_t  ngx_http_eventbridge_module;
+
+
+/* ngx_http_eventbridge_source.c */
+ngx_int_t ngx_http_eventbridge_source_handler(ngx_http_request_t *r);
+void ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle);
+ngx_http_eventbridge_ctx_t *ngx_http_eventbridge_get_ctx(
+    ngx_http_request_t *r);
+
+/* ngx_http_eventbridge_security.c */
+char *ngx_http_eventbridge_allow_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eventbridge_allow_ips(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eventbridge_allow_referers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *prev,
+    ngx_http_eventbridge_loc_conf_t *conf);
+/* NGX_DECLINED if the request may go on; otherwise it has been answered
+ * and the result is what to finalize it with */
+ngx_int_t ngx_http_eventbridge_check_access(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf);
+
+/* ngx_http_eventbridge_redis.c */
+char *ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_eventbridge_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_eventbridge_main_conf_t *mcf);
+void ngx_http_eventbridge_redis_exit_worker(ngx_cycle_t *cycle);
+/* NGX_OK (job handed over), or NGX_DECLINED with *err set */
+ngx_int_t ngx_http_eventbridge_redis_submit(int argc, const char **argv,
+    const size_t *argvlen, ngx_http_eventbridge_job_pt handler, void *data,
+    ngx_http_eventbridge_job_t **job, ngx_http_eventbridge_redis_err_e *err);
+
+/* ngx_http_eventbridge_redis_adapter.c */
+ngx_int_t ngx_http_eventbridge_redis_attach(redisAsyncContext *ac,
+    ngx_log_t *log);
+
+/* ngx_http_eventbridge_error.c */
+ngx_int_t ngx_http_eventbridge_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
+ngx_int_t ngx_http_eventbridge_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *fmt, ...);
+ngx_int_t ngx_http_eventbridge_error_filter_init(ngx_conf_t *cf);
+
+/* ngx_http_eventbridge_metrics.c */
+ngx_int_t ngx_http_eventbridge_metrics_init_conf(ngx_conf_t *cf,
+    ngx_http_eventbridge_main_conf_t *mcf);
+void ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason);
+void ngx_http_eventbridge_count_accept(void);
+void ngx_http_eventbridge_count_redis_error(
+    ngx_http_eventbridge_redis_err_e kind);
+ngx_int_t ngx_http_eventbridge_status_handler(ngx_http_request_t *r);
+
+#endif /* NGX_HTTP_EVENTBRIDGE_H */

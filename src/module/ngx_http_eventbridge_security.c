@@ -1,0 +1,528 @@
+/*
+ * The HTTP event source's security settings, as the seed service has
+ * them: allowed methods, source addresses (CIDR, IPv4 and IPv6), Referer
+ * hosts, plus a shared-secret token. All rules are compiled at
+ * configuration time; the request path only walks them, before any of
+ * the body is read.
+ */
+
+#include "ngx_http_eventbridge.h"
+#include "eb_str.h"
+
+
+typedef struct {
+    ngx_str_t   name;
+    ngx_uint_t  method;
+} ngx_http_eventbridge_method_t;
+
+
+static ngx_http_eventbridge_method_t  ngx_http_eventbridge_methods[] = {
+    { ngx_string("GET"), NGX_HTTP_GET },
+    { ngx_string("HEAD"), NGX_HTTP_HEAD },
+    { ngx_string("POST"), NGX_HTTP_POST },
+    { ngx_string("PUT"), NGX_HTTP_PUT },
+    { ngx_string("DELETE"), NGX_HTTP_DELETE },
+    { ngx_string("PATCH"), NGX_HTTP_PATCH },
+    { ngx_string("OPTIONS"), NGX_HTTP_OPTIONS },
+    { ngx_null_string, 0 }
+};
+
+
+char *
+ngx_http_eventbridge_allow_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t                      *value;
+    ngx_uint_t                      i;
+    ngx_http_eventbridge_method_t  *m;
+
+    if (lcf->methods != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    lcf->methods = 0;
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        for (m = ngx_http_eventbridge_methods; m->name.len; m++) {
+            if (value[i].len == m->name.len
+                && ngx_strncasecmp(value[i].data, m->name.data,
+                                   m->name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (m->name.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown method \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        lcf->methods |= m->method;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_eventbridge_allow_ips(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_int_t    rc;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+    ngx_cidr_t  *cidr;
+
+    if (lcf->allow_ips != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    lcf->allow_ips = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(ngx_cidr_t));
+    if (lcf->allow_ips == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        cidr = ngx_array_push(lcf->allow_ips);
+        if (cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (value[i].len == 3 && ngx_strncmp(value[i].data, "all", 3) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"all\" is the default; list addresses or "
+                               "ranges instead");
+            return NGX_CONF_ERROR;
+        }
+
+        rc = ngx_ptocidr(&value[i], cidr);
+
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid address or CIDR range \"%V\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               &value[i]);
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_valid_host_pattern(ngx_str_t *s)
+{
+    size_t   i, start;
+    u_char   c;
+
+    start = 0;
+
+    if (s->len > 2 && s->data[0] == '*' && s->data[1] == '.') {
+        start = 2;
+
+    } else if (s->len > 1 && s->data[0] == '.') {
+        start = 1;
+    }
+
+    if (start == s->len) {
+        return NGX_ERROR;
+    }
+
+    for (i = start; i < s->len; i++) {
+        c = s->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_eventbridge_allow_referers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t   *value, *host;
+    ngx_uint_t   i;
+
+    if (lcf->allow_referers != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    lcf->allow_referers = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                           sizeof(ngx_str_t));
+    if (lcf->allow_referers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->allow_no_referer = 0;
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 4 && ngx_strncmp(value[i].data, "none", 4) == 0) {
+            lcf->allow_no_referer = 1;
+            continue;
+        }
+
+        if (ngx_http_eventbridge_valid_host_pattern(&value[i]) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid referer host \"%V\": expected a host "
+                               "name, \"*.domain\", \".domain\" or \"none\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        host = ngx_array_push(lcf->allow_referers);
+        if (host == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *host = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *prev,
+    ngx_http_eventbridge_loc_conf_t *conf)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_http_eventbridge_method_t  *m;
+
+    ngx_conf_merge_uint_value(conf->methods, prev->methods, NGX_HTTP_POST);
+    ngx_conf_merge_ptr_value(conf->allow_ips, prev->allow_ips, NULL);
+    ngx_conf_merge_ptr_value(conf->allow_referers, prev->allow_referers,
+                             NULL);
+    ngx_conf_merge_value(conf->allow_no_referer, prev->allow_no_referer, 0);
+    ngx_conf_merge_str_value(conf->token, prev->token, "");
+
+    /* the Allow header of 405 answers, built once */
+    len = 0;
+
+    for (m = ngx_http_eventbridge_methods; m->name.len; m++) {
+        if (conf->methods & m->method) {
+            len += m->name.len + 2;
+        }
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->allow_header.data = p;
+
+    for (m = ngx_http_eventbridge_methods; m->name.len; m++) {
+        if (conf->methods & m->method) {
+            if (p != conf->allow_header.data) {
+                *p++ = ',';
+                *p++ = ' ';
+            }
+            p = ngx_cpymem(p, m->name.data, m->name.len);
+        }
+    }
+
+    conf->allow_header.len = p - conf->allow_header.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_check_address(ngx_http_request_t *r,
+    ngx_array_t *rules)
+{
+    in_addr_t             addr;
+    ngx_uint_t            i, n;
+    ngx_cidr_t           *cidr;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    u_char               *p;
+    struct in6_addr      *in6;
+    struct sockaddr_in6  *sin6;
+#endif
+
+    cidr = rules->elts;
+
+    switch (r->connection->sockaddr->sa_family) {
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+        in6 = &sin6->sin6_addr;
+
+        /* ::ffff:a.b.c.d is checked against the IPv4 rules */
+        if (IN6_IS_ADDR_V4MAPPED(in6)) {
+            p = in6->s6_addr;
+            addr = (in_addr_t) p[12] << 24 | p[13] << 16 | p[14] << 8 | p[15];
+            addr = htonl(addr);
+            goto ipv4;
+        }
+
+        for (i = 0; i < rules->nelts; i++) {
+            if (cidr[i].family != AF_INET6) {
+                continue;
+            }
+
+            for (n = 0; n < 16; n++) {
+                if ((in6->s6_addr[n] & cidr[i].u.in6.mask.s6_addr[n])
+                    != cidr[i].u.in6.addr.s6_addr[n])
+                {
+                    break;
+                }
+            }
+
+            if (n == 16) {
+                return NGX_OK;
+            }
+        }
+
+        return NGX_DECLINED;
+#endif
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) r->connection->sockaddr;
+        addr = sin->sin_addr.s_addr;
+        goto ipv4;
+
+    default:
+        /* unix sockets: the peer is local */
+        return NGX_OK;
+    }
+
+ipv4:
+
+    for (i = 0; i < rules->nelts; i++) {
+        if (cidr[i].family == AF_INET
+            && (addr & cidr[i].u.in.mask) == cidr[i].u.in.addr)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* The host of "scheme://[user@]host[:port][/...]"; empty if none. */
+static void
+ngx_http_eventbridge_referer_host(ngx_str_t *referer, ngx_str_t *host)
+{
+    u_char  *p, *last, *start;
+
+    host->len = 0;
+
+    p = referer->data;
+    last = p + referer->len;
+
+    p = ngx_strlcasestrn(p, last, (u_char *) "://", 3 - 1);
+    if (p == NULL) {
+        return;
+    }
+
+    start = p + 3;
+
+    for (p = start; p < last; p++) {
+        if (*p == '/' || *p == '?' || *p == '#') {
+            break;
+        }
+
+        if (*p == '@') {
+            start = p + 1;
+        }
+    }
+
+    last = p;
+
+    /* drop the port, but not the colons of a bracketed IPv6 literal */
+    for (p = last; p > start; p--) {
+        if (p[-1] == ':') {
+            last = p - 1;
+            break;
+        }
+
+        if (p[-1] == ']') {
+            break;
+        }
+    }
+
+    host->data = start;
+    host->len = last - start;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_check_referer(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf)
+{
+    ngx_str_t   host, *pat;
+    ngx_uint_t  i;
+
+    if (r->headers_in.referer == NULL) {
+        return lcf->allow_no_referer ? NGX_OK : NGX_DECLINED;
+    }
+
+    ngx_http_eventbridge_referer_host(&r->headers_in.referer->value, &host);
+
+    if (host.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    pat = lcf->allow_referers->elts;
+
+    for (i = 0; i < lcf->allow_referers->nelts; i++) {
+        if (eb_host_match(pat[i].data, pat[i].len, host.data, host.len)) {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_check_token(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf)
+{
+    u_char     *buf;
+    size_t      len;
+    ngx_str_t   arg;
+
+    if (ngx_http_arg(r, (u_char *) "token", 5, &arg) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    buf = ngx_pnalloc(r->pool, arg.len + 1);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = eb_form_decode(buf, arg.data, arg.len);
+
+    return eb_ct_equal(buf, len, lcf->token.data, lcf->token.len)
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_check_access(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    if (!(r->method & lcf->methods)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eventbridge source \"%V\": method %V not allowed",
+                      &lcf->source, &r->method_name);
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        h->value = lcf->allow_header;
+
+        ngx_http_eventbridge_count_reject(EB_REJECT_METHOD);
+        return ngx_http_eventbridge_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                   "MethodNotAllowed", "method %V is not allowed; allowed: %V",
+                   &r->method_name, &lcf->allow_header);
+    }
+
+    if (lcf->allow_ips
+        && ngx_http_eventbridge_check_address(r, lcf->allow_ips) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eventbridge source \"%V\": address not allowed",
+                      &lcf->source);
+        ngx_http_eventbridge_count_reject(EB_REJECT_ADDRESS);
+        goto discard_forbidden;
+    }
+
+    if (lcf->allow_referers
+        && ngx_http_eventbridge_check_referer(r, lcf) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eventbridge source \"%V\": referer not allowed",
+                      &lcf->source);
+        ngx_http_eventbridge_count_reject(EB_REJECT_REFERER);
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_eventbridge_send_error(r, NGX_HTTP_FORBIDDEN,
+                   "RefererNotAllowed", "referer not allowed");
+    }
+
+    if (lcf->token.len) {
+        rc = ngx_http_eventbridge_check_token(r, lcf);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "eventbridge source \"%V\": token missing or wrong",
+                          &lcf->source);
+            ngx_http_eventbridge_count_reject(EB_REJECT_TOKEN);
+
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_eventbridge_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "InvalidToken", "token missing or wrong");
+        }
+    }
+
+    return NGX_DECLINED;
+
+discard_forbidden:
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_eventbridge_send_error(r, NGX_HTTP_FORBIDDEN,
+               "AddressNotAllowed", "source address %V not allowed",
+               &r->connection->addr_text);
+}

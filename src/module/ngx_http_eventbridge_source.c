@@ -1,0 +1,843 @@
+/*
+ * The HTTP event source: a content handler that checks the request (see
+ * ngx_http_eventbridge_security.c), reads the body, turns the request into
+ * a CloudEvent and appends it to the bus's stream through the worker's
+ * Redis connection. The answer (200 with the event id) is sent only once
+ * Redis acknowledged the append; 503 with Retry-After when it cannot.
+ */
+
+#include <yajl/yajl_gen.h>
+
+#include "ngx_http_eventbridge.h"
+#include "eb_http_event.h"
+#include "eb_json.h"
+#include "eb_time.h"
+#include "eb_utf8.h"
+
+
+#define EB_JSON_ERROR_MAX  256
+
+
+/* JSON output of yajl_gen, grown in the request pool */
+typedef struct {
+    ngx_pool_t  *pool;
+    u_char      *start;
+    u_char      *pos;
+    u_char      *end;
+    ngx_uint_t   failed;
+} ngx_http_eventbridge_out_t;
+
+
+static void ngx_http_eventbridge_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eventbridge_publish(ngx_http_request_t *r,
+    ngx_http_eventbridge_ctx_t *ctx);
+static void ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
+    redisReply *reply);
+static void ngx_http_eventbridge_timeout_handler(ngx_event_t *ev);
+static void ngx_http_eventbridge_cleanup(void *data);
+
+
+/* per worker: seeded from the kernel in init_process */
+static eb_rand_t  ngx_http_eventbridge_rand;
+
+
+void
+ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle)
+{
+    if (eb_rand_seed_os(&ngx_http_eventbridge_rand) != 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "eventbridge: getrandom() failed, seeding event ids "
+                      "from time and pid");
+        eb_rand_seed(&ngx_http_eventbridge_rand,
+                     (uint64_t) ngx_time() << 20 ^ (uint64_t) ngx_pid
+                     ^ (uint64_t) ngx_random());
+    }
+}
+
+
+ngx_http_eventbridge_ctx_t *
+ngx_http_eventbridge_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_eventbridge_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_eventbridge_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_eventbridge_module);
+
+    return ctx;
+}
+
+
+/* the request is going away: its reply, if any, must find nobody */
+static void
+ngx_http_eventbridge_cleanup(void *data)
+{
+    ngx_http_eventbridge_ctx_t  *ctx = data;
+
+    if (ctx->job) {
+        ctx->job->handler = NULL;
+        ctx->job = NULL;
+    }
+
+    if (ctx->timeout.timer_set) {
+        ngx_del_timer(&ctx->timeout);
+    }
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_source_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    ngx_http_eventbridge_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
+
+    rc = ngx_http_eventbridge_check_access(r, lcf);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_eventbridge_get_ctx(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_eventbridge_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_eventbridge_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    rc = ngx_http_eventbridge_publish(r, ctx);
+
+    /* NGX_DONE: Redis has the command; the reply or the timer finalizes */
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    body->len = 0;
+    body->data = (u_char *) "";
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    /* a body larger than client_body_buffer_size was spooled to a temp
+     * file by nginx; it is read back once, as nginx's own modules do */
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* yajl allocations live in the request pool and die with it */
+
+static void *
+ngx_http_eventbridge_yajl_malloc(void *ctx, size_t size)
+{
+    size_t  *p;
+
+    p = ngx_palloc(ctx, size + 2 * sizeof(size_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p[0] = size;
+    return p + 2;
+}
+
+
+static void *
+ngx_http_eventbridge_yajl_realloc(void *ctx, void *ptr, size_t size)
+{
+    void    *p;
+    size_t   old;
+
+    if (ptr == NULL) {
+        return ngx_http_eventbridge_yajl_malloc(ctx, size);
+    }
+
+    old = ((size_t *) ptr)[-2];
+
+    if (size <= old) {
+        return ptr;
+    }
+
+    p = ngx_http_eventbridge_yajl_malloc(ctx, size);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, ptr, old);
+    return p;
+}
+
+
+static void
+ngx_http_eventbridge_yajl_free(void *ctx, void *ptr)
+{
+}
+
+
+static void *
+ngx_http_eventbridge_scratch(void *ctx, size_t size)
+{
+    return ngx_palloc(ctx, size);
+}
+
+
+static void
+ngx_http_eventbridge_out_print(void *data, const char *s, size_t len)
+{
+    ngx_http_eventbridge_out_t  *out = data;
+
+    u_char  *p;
+    size_t   size;
+
+    if (out->failed) {
+        return;
+    }
+
+    if ((size_t) (out->end - out->pos) < len) {
+        size = 2 * (out->end - out->start);
+        if (size < (size_t) (out->pos - out->start) + len) {
+            size = (out->pos - out->start) + len;
+        }
+
+        p = ngx_pnalloc(out->pool, size);
+        if (p == NULL) {
+            out->failed = 1;
+            return;
+        }
+
+        out->pos = ngx_cpymem(p, out->start, out->pos - out->start);
+        out->start = p;
+        out->end = p + size;
+    }
+
+    out->pos = ngx_cpymem(out->pos, s, len);
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_reject(ngx_http_request_t *r,
+    ngx_http_eventbridge_reject_e reason, const char *code,
+    const char *what, const char *detail)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eventbridge: rejected: %s%s%s", what,
+                  detail ? ": " : "", detail ? detail : "");
+
+    ngx_http_eventbridge_count_reject(reason);
+
+    return ngx_http_eventbridge_send_error(r, NGX_HTTP_BAD_REQUEST, code,
+                                           "%s%s%s", what,
+                                           detail ? ": " : "",
+                                           detail ? detail : "");
+}
+
+
+/* The request headers, lower-cased, without credentials. */
+static ngx_int_t
+ngx_http_eventbridge_headers(ngx_http_request_t *r, eb_kv_t **kvp,
+    size_t *np, ngx_str_t *bad)
+{
+    size_t            n;
+    eb_kv_t          *kv;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    n = 0;
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    kv = ngx_palloc(r->pool, (n ? n : 1) * sizeof(eb_kv_t));
+    if (kv == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+
+            if ((h[i].key.len == 13
+                 && ngx_strncmp(h[i].lowcase_key, "authorization", 13) == 0)
+                || (h[i].key.len == 6
+                    && ngx_strncmp(h[i].lowcase_key, "cookie", 6) == 0)
+                || (h[i].key.len == 19
+                    && ngx_strncmp(h[i].lowcase_key, "proxy-authorization",
+                                   19) == 0))
+            {
+                continue;
+            }
+
+            if (eb_utf8_invalid_at(h[i].lowcase_key, h[i].key.len) >= 0
+                || eb_utf8_invalid_at(h[i].value.data, h[i].value.len) >= 0)
+            {
+                *bad = h[i].key;
+                return NGX_DECLINED;
+            }
+
+            kv[n].name.data = h[i].lowcase_key;
+            kv[n].name.len = h[i].key.len;
+            kv[n].value.data = h[i].value.data;
+            kv[n].value.len = h[i].value.len;
+            n++;
+        }
+    }
+
+    *kvp = kv;
+    *np = n;
+
+    return NGX_OK;
+}
+
+
+/* The query arguments, decoded, without "token". */
+static ngx_int_t
+ngx_http_eventbridge_query(ngx_http_request_t *r, eb_kv_t **kvp, size_t *np)
+{
+    u_char   *p, *last, *arg, *eq, *end, *buf;
+    size_t    n;
+    eb_kv_t  *kv;
+
+    *np = 0;
+
+    if (r->args.len == 0) {
+        *kvp = NULL;
+        return NGX_OK;
+    }
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    n = 1;
+    for (arg = p; arg < last; arg++) {
+        if (*arg == '&') {
+            n++;
+        }
+    }
+
+    kv = ngx_palloc(r->pool, n * sizeof(eb_kv_t));
+    buf = ngx_pnalloc(r->pool, r->args.len);
+    if (kv == NULL || buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    while (p < last) {
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        arg = p;
+        p = end + 1;
+
+        if (end == arg) {
+            continue;
+        }
+
+        eq = ngx_strlchr(arg, end, '=');
+        if (eq == NULL) {
+            eq = end;
+        }
+
+        kv[n].name.data = buf;
+        kv[n].name.len = eb_form_decode(buf, arg, eq - arg);
+        buf += kv[n].name.len;
+
+        if (kv[n].name.len == 5 && ngx_strncmp(kv[n].name.data, "token", 5) == 0)
+        {
+            continue;
+        }
+
+        kv[n].value.data = buf;
+        kv[n].value.len = (eq < end) ? eb_form_decode(buf, eq + 1, end - eq - 1)
+                                     : 0;
+        buf += kv[n].value.len;
+
+        if (eb_utf8_invalid_at(kv[n].name.data, kv[n].name.len) >= 0
+            || eb_utf8_invalid_at(kv[n].value.data, kv[n].value.len) >= 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        n++;
+    }
+
+    *kvp = kv;
+    *np = n;
+
+    return NGX_OK;
+}
+
+
+/* Decides how the body travels: validated JSON, or a UTF-8 string. */
+static ngx_int_t
+ngx_http_eventbridge_classify_body(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *body, int *is_json)
+{
+    char               err[EB_JSON_ERROR_MAX];
+    u_char            *p, *last;
+    ssize_t            bad;
+    ngx_uint_t         declared;
+    eb_json_rc_t       jrc;
+    yajl_alloc_funcs   afs;
+
+    *is_json = 0;
+
+    declared = r->headers_in.content_type
+               && eb_json_content_type(r->headers_in.content_type->value.data,
+                                       r->headers_in.content_type->value.len);
+
+    if (body->len == 0) {
+        return NGX_OK;
+    }
+
+    /* undeclared bodies that look like an object or array are tried as
+     * JSON too: many webhook senders omit the Content-Type */
+    if (!declared) {
+        p = body->data;
+        last = p + body->len;
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                            || *p == '\n'))
+        {
+            p++;
+        }
+
+        if (p == last || (*p != '{' && *p != '[')) {
+            goto string;
+        }
+    }
+
+    afs.malloc = ngx_http_eventbridge_yajl_malloc;
+    afs.realloc = ngx_http_eventbridge_yajl_realloc;
+    afs.free = ngx_http_eventbridge_yajl_free;
+    afs.ctx = r->pool;
+
+    jrc = eb_json_validate(body->data, body->len, lcf->max_json_depth, &afs,
+                           err, sizeof(err));
+
+    switch (jrc) {
+
+    case EB_JSON_OK:
+        *is_json = 1;
+        return NGX_OK;
+
+    case EB_JSON_TOO_DEEP:
+        return ngx_http_eventbridge_reject(r, EB_REJECT_JSON_TOO_DEEP,
+                                           "JSONTooDeep", err, NULL);
+
+    case EB_JSON_SYNTAX:
+        if (declared) {
+            return ngx_http_eventbridge_reject(r, EB_REJECT_INVALID_JSON,
+                                               "InvalidJSON",
+                                               "body is not valid JSON", err);
+        }
+        break;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+string:
+
+    bad = eb_utf8_invalid_at(body->data, body->len);
+
+    if (bad >= 0) {
+        ngx_snprintf((u_char *) err, sizeof(err), "invalid byte at offset %z%Z",
+                     bad);
+        return ngx_http_eventbridge_reject(r, EB_REJECT_INVALID_UTF8,
+                                           "InvalidUTF8",
+                                           "body is not valid UTF-8", err);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
+    ngx_str_t *json)
+{
+    size_t                      size;
+    yajl_gen                    g;
+    yajl_alloc_funcs            afs;
+    ngx_http_eventbridge_out_t  out;
+
+    /* usually enough for the whole event: one allocation */
+    size = ev->body.len + 1024 + 128 * (ev->nheaders + ev->nquery);
+
+    out.pool = r->pool;
+    out.failed = 0;
+    out.start = ngx_pnalloc(r->pool, size);
+    if (out.start == NULL) {
+        return NGX_ERROR;
+    }
+    out.pos = out.start;
+    out.end = out.start + size;
+
+    afs.malloc = ngx_http_eventbridge_yajl_malloc;
+    afs.realloc = ngx_http_eventbridge_yajl_realloc;
+    afs.free = ngx_http_eventbridge_yajl_free;
+    afs.ctx = r->pool;
+
+    g = yajl_gen_alloc(&afs);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    yajl_gen_config(g, yajl_gen_print_callback,
+                    ngx_http_eventbridge_out_print, &out);
+
+    if (eb_http_event_encode(g, ev) != 0 || out.failed) {
+        return NGX_ERROR;
+    }
+
+    json->data = out.start;
+    json->len = out.pos - out.start;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, NGX_HTTP_EVENTBRIDGE_RETRY_AFTER);
+
+    ngx_http_eventbridge_count_reject(EB_REJECT_UNAVAILABLE);
+
+    return ngx_http_eventbridge_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "ServiceUnavailable",
+                                           "event store unavailable: %s",
+                                           why);
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_publish(ngx_http_request_t *r,
+    ngx_http_eventbridge_ctx_t *ctx)
+{
+    int                                is_json;
+    u_char                             t1[EB_RFC3339_MAX], t2[EB_RFC3339_MAX];
+    size_t                             argvlen[8];
+    ngx_int_t                          rc;
+    ngx_str_t                          body, json, bad;
+    ngx_time_t                        *tp;
+    const char                        *argv[8];
+    eb_http_event_t                    ev;
+    ngx_http_eventbridge_job_t        *job;
+    ngx_http_eventbridge_loc_conf_t   *lcf;
+    ngx_http_eventbridge_main_conf_t  *mcf;
+    ngx_http_eventbridge_redis_err_e   err;
+
+    static const char  *why[EB_REDIS_ERR_MAX] = {
+        "not connected", "too many appends in flight", "timed out",
+        "error reply", "connection lost"
+    };
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_eventbridge_module);
+
+    if (ngx_http_eventbridge_collect_body(r, &body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_eventbridge_classify_body(r, lcf, &body, &is_json);
+    if (rc != NGX_OK || r->header_sent) {
+        return rc;
+    }
+
+    ngx_memzero(&ev, sizeof(eb_http_event_t));
+
+    rc = ngx_http_eventbridge_headers(r, (eb_kv_t **) &ev.headers,
+                                      &ev.nheaders, &bad);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_eventbridge_reject(r, EB_REJECT_INVALID_UTF8,
+                                           "InvalidUTF8",
+                                           "a request header is not valid "
+                                           "UTF-8", NULL);
+    }
+
+    rc = ngx_http_eventbridge_query(r, (eb_kv_t **) &ev.query, &ev.nquery);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_eventbridge_reject(r, EB_REJECT_INVALID_UTF8,
+                                           "InvalidUTF8",
+                                           "the query string is not valid "
+                                           "UTF-8", NULL);
+    }
+
+    if (eb_utf8_invalid_at(r->uri.data, r->uri.len) >= 0) {
+        return ngx_http_eventbridge_reject(r, EB_REJECT_INVALID_UTF8,
+                                           "InvalidUTF8",
+                                           "the path is not valid UTF-8",
+                                           NULL);
+    }
+
+    eb_uuid_v4(&ngx_http_eventbridge_rand, (char *) ctx->event_id);
+    ctx->event_id_str.data = ctx->event_id;
+    ctx->event_id_str.len = EB_UUID_LEN;
+
+    tp = ngx_timeofday();
+
+    ev.id.data = ctx->event_id;
+    ev.id.len = EB_UUID_LEN;
+    ev.source.data = lcf->source.data;
+    ev.source.len = lcf->source.len;
+    ev.bus.data = lcf->bus.data;
+    ev.bus.len = lcf->bus.len;
+    ev.region.data = lcf->region.data;
+    ev.region.len = lcf->region.len;
+    ev.account.data = lcf->account.data;
+    ev.account.len = lcf->account.len;
+    ev.time.data = t1;
+    ev.time.len = eb_time_rfc3339((char *) t1, tp->sec, tp->msec, tp->gmtoff,
+                                  0);
+    ev.publish_time.data = t2;
+    ev.publish_time.len = eb_time_rfc3339((char *) t2, tp->sec, tp->msec, 0,
+                                          1);
+    ev.publish_addr.data = r->connection->addr_text.data;
+    ev.publish_addr.len = r->connection->addr_text.len;
+    ev.path.data = r->uri.data;
+    ev.path.len = r->uri.len;
+    ev.method.data = r->method_name.data;
+    ev.method.len = r->method_name.len;
+    ev.body.data = body.data;
+    ev.body.len = body.len;
+    ev.body_is_json = is_json;
+    ev.alloc = ngx_http_eventbridge_scratch;
+    ev.alloc_ctx = r->pool;
+
+    if (ngx_http_eventbridge_encode(r, &ev, &json) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* XADD eb:{BUS}:events MAXLEN ~ N * event JSON */
+    argv[0] = "XADD";
+    argvlen[0] = 4;
+    argv[1] = (const char *) lcf->stream_key.data;
+    argvlen[1] = lcf->stream_key.len;
+    argv[2] = "MAXLEN";
+    argvlen[2] = 6;
+    argv[3] = "~";
+    argvlen[3] = 1;
+    argv[4] = (const char *) lcf->stream_maxlen_text.data;
+    argvlen[4] = lcf->stream_maxlen_text.len;
+    argv[5] = "*";
+    argvlen[5] = 1;
+    argv[6] = "event";
+    argvlen[6] = 5;
+
+    argv[7] = (const char *) json.data;
+    argvlen[7] = json.len;
+
+    rc = ngx_http_eventbridge_redis_submit(8, argv, argvlen,
+                                           ngx_http_eventbridge_appended, r,
+                                           &job, &err);
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "eventbridge: event %V not appended: redis %s",
+                      &ctx->event_id_str, why[err]);
+        ngx_http_eventbridge_count_redis_error(err);
+        return ngx_http_eventbridge_unavailable(r, why[err]);
+    }
+
+    ctx->job = job;
+
+    ctx->timeout.handler = ngx_http_eventbridge_timeout_handler;
+    ctx->timeout.data = r;
+    ctx->timeout.log = r->connection->log;
+    ngx_add_timer(&ctx->timeout, mcf->redis_timeout);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
+    redisReply *reply)
+{
+    ngx_http_request_t          *r = job->data;
+    ngx_connection_t            *c;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    ngx_int_t  rc;
+    ngx_str_t  body;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    ctx->job = NULL;
+
+    if (ctx->timeout.timer_set) {
+        ngx_del_timer(&ctx->timeout);
+    }
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "eventbridge: event %V not appended: redis connection "
+                      "lost", &ctx->event_id_str);
+        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_CONNECTION_LOST);
+        rc = ngx_http_eventbridge_unavailable(r, "connection lost");
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "eventbridge: event %V not appended: redis: %*s",
+                      &ctx->event_id_str, (size_t) reply->len, reply->str);
+        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
+        rc = ngx_http_eventbridge_unavailable(r, "error reply");
+        goto done;
+    }
+
+    body.len = sizeof("{\"eventId\":\"\"}") - 1 + EB_UUID_LEN;
+    body.data = ngx_pnalloc(r->pool, body.len);
+    if (body.data == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    ngx_sprintf(body.data, "{\"eventId\":\"%V\"}", &ctx->event_id_str);
+
+    ngx_http_eventbridge_count_accept();
+
+    rc = ngx_http_eventbridge_send_json(r, NGX_HTTP_OK, &body);
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
+{
+    ngx_http_request_t          *r = ev->data;
+    ngx_connection_t            *c;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    /* Redis may still append it: the sender retries, consumers
+     * de-duplicate by event id */
+    if (ctx->job) {
+        ctx->job->handler = NULL;
+        ctx->job = NULL;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "eventbridge: event %V: redis did not answer in time",
+                  &ctx->event_id_str);
+    ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_TIMEOUT);
+
+    ngx_http_finalize_request(r,
+                              ngx_http_eventbridge_unavailable(r, "timed out"));
+    ngx_http_run_posted_requests(c);
+}
