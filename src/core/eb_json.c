@@ -63,14 +63,16 @@ static const yajl_callbacks  eb_json_callbacks = {
 /* Reduces yajl's verbose message ("parse error: ... \n  (right here) ...")
  * to its first line. */
 static void
-eb_json_error(yajl_handle h, const unsigned char *p, size_t len,
+eb_json_error(yajl_handle h, const unsigned char *p, size_t len, int at_end,
     char *err, size_t errlen)
 {
     unsigned char  *msg, *nl;
     size_t          at;
 
     msg = yajl_get_error(h, 0, p, len);
-    at = yajl_get_bytes_consumed(h);
+
+    /* a text that ends too early fails in yajl_complete_parse() */
+    at = at_end ? len : yajl_get_bytes_consumed(h);
 
     if (msg == NULL) {
         snprintf(err, errlen, "invalid JSON at byte %zu", at);
@@ -92,6 +94,7 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
     yajl_alloc_funcs *afs, char *err, size_t errlen)
 {
     yajl_handle      h;
+    int              at_end;
     yajl_status      st;
     eb_json_depth_t  d;
     eb_json_rc_t     rc;
@@ -106,9 +109,12 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
         return EB_JSON_NOMEM;
     }
 
+    at_end = 0;
+
     st = yajl_parse(h, p, len);
     if (st == yajl_status_ok) {
         st = yajl_complete_parse(h);
+        at_end = 1;
     }
 
     if (st == yajl_status_ok) {
@@ -120,7 +126,7 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
         rc = EB_JSON_TOO_DEEP;
 
     } else {
-        eb_json_error(h, p, len, err, errlen);
+        eb_json_error(h, p, len, at_end, err, errlen);
         rc = EB_JSON_SYNTAX;
     }
 
@@ -161,4 +167,47 @@ eb_json_content_type(const unsigned char *p, size_t len)
 
     /* ".../json" or "...+json" */
     return p[n - 5] == '/' || p[n - 5] == '+';
+}
+
+
+size_t
+eb_json_minify(unsigned char *p, size_t len)
+{
+    size_t         i, n;
+    unsigned char  c;
+    int            in_string, escaped;
+
+    in_string = 0;
+    escaped = 0;
+
+    for (i = 0, n = 0; i < len; i++) {
+        c = p[i];
+
+        if (in_string) {
+            if (escaped) {
+                escaped = 0;
+
+            } else if (c == '\\') {
+                escaped = 1;
+
+            } else if (c == '"') {
+                in_string = 0;
+            }
+
+            p[n++] = c;
+            continue;
+        }
+
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            continue;
+        }
+
+        if (c == '"') {
+            in_string = 1;
+        }
+
+        p[n++] = c;
+    }
+
+    return n;
 }

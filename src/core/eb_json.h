@@ -24,6 +24,11 @@ typedef enum {
 eb_json_rc_t eb_json_validate(const unsigned char *p, size_t len,
     unsigned max_depth, yajl_alloc_funcs *afs, char *err, size_t errlen);
 
+/* Removes the whitespace between the tokens of a valid JSON text, in
+ * place; strings, numbers and escapes keep their exact bytes. Returns
+ * the new length. Only for text eb_json_validate() accepted. */
+size_t eb_json_minify(unsigned char *p, size_t len);
+
 /* Whether a Content-Type value declares JSON: application/json,
  * anything/json or anything+json (case-insensitive, parameters ignored). */
 int eb_json_content_type(const unsigned char *p, size_t len);

@@ -506,6 +506,8 @@ ngx_http_eventbridge_classify_body(ngx_http_request_t *r,
     switch (jrc) {
 
     case EB_JSON_OK:
+        /* compact in place: events are stored and matched, not read */
+        body->len = eb_json_minify(body->data, body->len);
         *is_json = 1;
         return NGX_OK;
 
