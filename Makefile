@@ -5,6 +5,8 @@
 #   make test-asan  the same suite, module built with ASan + UBSan
 #   make demo       run nginx + redis from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
+#   make test-static  fetch a full nginx source tree, build nginx with the
+#                   module compiled in, and run the suite against it
 #
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
@@ -36,7 +38,7 @@ export TEST_EB_MODULE    := $(if $(NGX_STATIC),,$(abspath $(MODULE_SO)))
 export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 
-.PHONY: all module unit deps test test-asan check demo bench clean
+.PHONY: all module unit deps test test-asan test-static check demo bench clean
 
 all: module unit
 
@@ -78,6 +80,11 @@ test-asan: deps
 
 check:
 	perl t/run.pl
+
+test-static: deps
+	src=$$(bash .ci/nginx-source) && \
+	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static all && \
+	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static check
 
 demo: deps
 	$(MAKE) module

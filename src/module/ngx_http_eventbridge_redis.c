@@ -154,15 +154,28 @@ ngx_http_eventbridge_redis_reconnect_handler(ngx_event_t *ev)
 static void
 ngx_http_eventbridge_redis_connect_timeout_handler(ngx_event_t *ev)
 {
+    redisAsyncContext             *ac;
     ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
 
-    if (rd->state == EB_REDIS_CONNECTING && rd->ac) {
+    if (rd->state != EB_REDIS_CONNECTING || rd->ac == NULL) {
+        return;
+    }
+
+    if (!rd->logged_down) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "eventbridge: redis %V: connect timed out",
                       &rd->mcf->redis_addr);
-        /* the disconnect callback schedules the next attempt */
-        redisAsyncDisconnect(rd->ac);
+        rd->logged_down = 1;
     }
+
+    /* hiredis calls no disconnect callback for a context that never
+     * connected: the state is reset here */
+    ac = rd->ac;
+    rd->ac = NULL;
+    rd->state = EB_REDIS_DISCONNECTED;
+
+    redisAsyncFree(ac);
+    ngx_http_eventbridge_redis_schedule();
 }
 
 

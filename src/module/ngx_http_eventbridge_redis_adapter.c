@@ -6,6 +6,12 @@
  * Events are level-triggered so that one redisAsyncHandleRead() per
  * readiness (hiredis reads at most 16 KB a call) never strands buffered
  * replies, whatever event method nginx uses.
+ *
+ * Writes are not watched through the kernel at first: a command only
+ * posts the write event, which nginx runs after the current batch of
+ * I/O events, so every command issued in one loop iteration leaves in one
+ * write() with no epoll_ctl() per request. Only when the socket is full
+ * (hiredis still has output after writing) is the write event watched.
  */
 
 #include "ngx_http_eventbridge.h"
@@ -66,6 +72,8 @@ ngx_http_eventbridge_redis_write(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
 
+    /* addWrite from inside the handler means "socket full": watch it */
+    c->write->ready = 1;
     redisAsyncHandleWrite(c->data);
 }
 
@@ -124,9 +132,19 @@ ngx_http_eventbridge_redis_del_read(void *data)
 static void
 ngx_http_eventbridge_redis_add_write(void *data)
 {
-    ngx_connection_t  *c = data;
+    ngx_connection_t   *c = data;
+    redisAsyncContext  *ac = c->data;
 
-    ngx_http_eventbridge_redis_add(c->write, NGX_WRITE_EVENT);
+    /* a connect in progress completes when the kernel says writable;
+     * from our write handler it means output is left over */
+    if (!(ac->c.flags & REDIS_CONNECTED) || c->write->ready) {
+        ngx_http_eventbridge_redis_add(c->write, NGX_WRITE_EVENT);
+        return;
+    }
+
+    if (!c->write->posted && !c->write->active) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
 }
 
 
@@ -135,6 +153,7 @@ ngx_http_eventbridge_redis_del_write(void *data)
 {
     ngx_connection_t  *c = data;
 
+    c->write->ready = 0;
     ngx_http_eventbridge_redis_del(c->write, NGX_WRITE_EVENT, 0);
 }
 
