@@ -27,11 +27,32 @@ eb_http_event_subject_len(const eb_http_event_t *ev)
 }
 
 
+/* empty fields may have NULL data: memcpy(p, NULL, 0) is undefined */
 static unsigned char *
 eb_cpy(unsigned char *p, const void *src, size_t len)
 {
-    memcpy(p, src, len);
+    if (len) {
+        memcpy(p, src, len);
+    }
+
     return p + len;
+}
+
+
+static int
+eb_bytes_cmp(eb_bytes_t a, eb_bytes_t b)
+{
+    size_t  n;
+    int     rc;
+
+    n = a.len < b.len ? a.len : b.len;
+    rc = n ? memcmp(a.data, b.data, n) : 0;
+
+    if (rc == 0) {
+        rc = (a.len > b.len) - (a.len < b.len);
+    }
+
+    return rc;
 }
 
 
@@ -63,16 +84,9 @@ static int
 eb_kv_cmp(const void *a, const void *b)
 {
     const eb_kv_ref_t  *x = a, *y = b;
-    size_t              n;
     int                 rc;
 
-    n = x->kv->name.len < y->kv->name.len ? x->kv->name.len : y->kv->name.len;
-    rc = memcmp(x->kv->name.data, y->kv->name.data, n);
-
-    if (rc == 0) {
-        rc = (x->kv->name.len > y->kv->name.len)
-             - (x->kv->name.len < y->kv->name.len);
-    }
+    rc = eb_bytes_cmp(x->kv->name, y->kv->name);
 
     if (rc == 0) {
         /* keep the order of arrival among equal names */
@@ -118,10 +132,7 @@ eb_gen_kv_object(yajl_gen g, const eb_http_event_t *ev, const eb_kv_t *kv,
         len = refs[i].kv->value.len;
 
         for (j = i + 1; j < n; j++) {
-            if (refs[j].kv->name.len != refs[i].kv->name.len
-                || memcmp(refs[j].kv->name.data, refs[i].kv->name.data,
-                          refs[i].kv->name.len) != 0)
-            {
+            if (eb_bytes_cmp(refs[j].kv->name, refs[i].kv->name) != 0) {
                 break;
             }
 

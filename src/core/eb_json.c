@@ -3,6 +3,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "eb_json.h"
+#include "eb_utf8.h"
 
 
 typedef struct {
@@ -95,6 +96,7 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
 {
     yajl_handle      h;
     int              at_end;
+    ssize_t          bad;
     yajl_status      st;
     eb_json_depth_t  d;
     eb_json_rc_t     rc;
@@ -117,7 +119,17 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
         at_end = 1;
     }
 
-    if (st == yajl_status_ok) {
+    if (st == yajl_status_ok
+        && (bad = eb_utf8_invalid_at(p, len)) >= 0)
+    {
+        /* yajl checks only the byte pattern of UTF-8 in strings: overlong
+         * forms, surrogates and code points past U+10FFFF get through.
+         * JSON is ASCII outside strings, so the whole text is checked. */
+        snprintf(err, errlen, "invalid JSON at byte %zd: invalid UTF-8 in "
+                 "a string", bad);
+        rc = EB_JSON_SYNTAX;
+
+    } else if (st == yajl_status_ok) {
         rc = EB_JSON_OK;
         err[0] = '\0';
 
