@@ -47,7 +47,7 @@ deps:
 
 module: $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(MODULE_SO))
 
-$(NGX_DIR)/Makefile: config
+$(NGX_DIR)/objs/Makefile: config
 	rm -rf $(NGX_DIR)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_DIR)
@@ -56,10 +56,10 @@ $(NGX_DIR)/Makefile: config
 	    --with-cc-opt="$(SAN_FLAGS)" --with-ld-opt="$(SAN_FLAGS)" \
 	    > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
 
-$(MODULE_SO): $(NGX_DIR)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
+$(MODULE_SO): $(NGX_DIR)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
 	$(MAKE) -C $(NGX_DIR) -f objs/Makefile modules >/dev/null
 
-$(NGX_DIR)/objs/nginx: $(NGX_DIR)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
+$(NGX_DIR)/objs/nginx: $(NGX_DIR)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
 	$(MAKE) -C $(NGX_DIR) -f objs/Makefile >/dev/null
 
 unit: $(UNIT_BINS)

@@ -120,13 +120,23 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
 {
     ngx_http_eventbridge_counters_t  *cn = ngx_http_eventbridge_counters;
 
-    size_t        size;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_uint_t    i;
-    ngx_chain_t   out;
+    size_t            size;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_uint_t        i;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "GET, HEAD");
+
         return NGX_HTTP_NOT_ALLOWED;
     }
 

@@ -28,6 +28,7 @@ typedef struct {
     redisAsyncContext                  *ac;
     ngx_http_eventbridge_redis_state_e  state;
     ngx_uint_t                          pending;
+    ngx_uint_t                          setup;     /* AUTH/SELECT unanswered */
     ngx_msec_t                          backoff;
     ngx_event_t                         reconnect;
     ngx_event_t                         connect_timeout;
@@ -42,6 +43,7 @@ static ngx_http_eventbridge_redis_t  ngx_http_eventbridge_redis;
 
 static void ngx_http_eventbridge_redis_connect(void);
 static void ngx_http_eventbridge_redis_schedule(void);
+static void ngx_http_eventbridge_redis_ready(ngx_http_eventbridge_redis_t *rd);
 
 
 char *
@@ -233,6 +235,17 @@ ngx_http_eventbridge_redis_connected(const redisAsyncContext *ac, int status)
         return;
     }
 
+    if (rd->setup == 0) {
+        ngx_http_eventbridge_redis_ready(rd);
+    }
+}
+
+
+/* Events are taken only once AUTH and SELECT succeeded: an XADD queued
+ * behind a failing SELECT would land in the wrong database. */
+static void
+ngx_http_eventbridge_redis_ready(ngx_http_eventbridge_redis_t *rd)
+{
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                   "eventbridge: redis %V: connected", &rd->mcf->redis_addr);
 
@@ -277,7 +290,14 @@ ngx_http_eventbridge_redis_setup_reply(redisAsyncContext *ac, void *r,
     redisReply                    *reply = r;
     ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+    if (reply == NULL) {
+        return;                 /* the context is going away */
+    }
+
+    if (reply->type != REDIS_REPLY_ERROR) {
+        if (--rd->setup == 0 && rd->state == EB_REDIS_CONNECTING) {
+            ngx_http_eventbridge_redis_ready(rd);
+        }
         return;
     }
 
@@ -345,6 +365,7 @@ ngx_http_eventbridge_redis_connect(void)
 
     rd->ac = ac;
     rd->state = EB_REDIS_CONNECTING;
+    rd->setup = 0;
 
     redisAsyncSetConnectCallback(ac, ngx_http_eventbridge_redis_connected);
     redisAsyncSetDisconnectCallback(ac,
@@ -356,12 +377,14 @@ ngx_http_eventbridge_redis_connect(void)
         redisAsyncCommand(ac, ngx_http_eventbridge_redis_setup_reply, "AUTH",
                           "AUTH %b", mcf->redis_password.data,
                           mcf->redis_password.len);
+        rd->setup++;
     }
 
     if (mcf->redis_db > 0) {
         dblen = ngx_sprintf(db, "%i", mcf->redis_db) - db;
         redisAsyncCommand(ac, ngx_http_eventbridge_redis_setup_reply,
                           "SELECT", "SELECT %b", db, dblen);
+        rd->setup++;
     }
 
     ngx_add_timer(&rd->connect_timeout, mcf->redis_timeout);
