@@ -22,6 +22,10 @@ static char *ngx_http_eventbridge_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_eventbridge_name_value(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_eventbridge_secret_value(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_eventbridge_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -32,19 +36,23 @@ static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
 
 
 static ngx_conf_num_bounds_t  ngx_http_eventbridge_pending_bounds = {
-    ngx_conf_check_num_bounds, 1, 1048576
+    ngx_http_eventbridge_check_bounds, 1, 1048576
 };
 
 static ngx_conf_num_bounds_t  ngx_http_eventbridge_maxlen_bounds = {
-    ngx_conf_check_num_bounds, 1, 1000000000
+    ngx_http_eventbridge_check_bounds, 1, 1000000000
 };
 
 static ngx_conf_num_bounds_t  ngx_http_eventbridge_depth_bounds = {
-    ngx_conf_check_num_bounds, 1, 1024
+    ngx_http_eventbridge_check_bounds, 1, 1024
 };
 
 static ngx_conf_post_t  ngx_http_eventbridge_name_post = {
     ngx_http_eventbridge_name_value
+};
+
+static ngx_conf_post_t  ngx_http_eventbridge_secret_post = {
+    ngx_http_eventbridge_secret_value
 };
 
 
@@ -118,7 +126,7 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_eventbridge_loc_conf_t, token),
-      NULL },
+      &ngx_http_eventbridge_secret_post },
 
     { ngx_string("eventbridge_stream_maxlen"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -333,10 +341,10 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eventbridge_module);
 
     if (mcf->redis_addr.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eventbridge_source %V\" needs "
-                           "\"eventbridge_redis\" in the http block",
-                           &conf->source);
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"eventbridge_source %V\" needs "
+                      "\"eventbridge_redis\" in the http block in %s:%ui",
+                      &conf->source, conf->source_file, conf->source_line);
         return NGX_CONF_ERROR;
     }
 
@@ -384,13 +392,63 @@ ngx_http_eventbridge_name_value(ngx_conf_t *cf, void *post, void *data)
     ngx_str_t  *s = data;
 
     if (ngx_http_eventbridge_valid_name(s) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "invalid value \"%V\": use 1 to 128 letters, "
                            "digits, \"-\", \"_\" or \".\"", s);
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_secret_value(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    if (s->len == 0) {
+        ngx_http_eventbridge_conf_error(cf, "empty token would turn the "
+                                        "check off; remove the directive "
+                                        "instead");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    if (*np < bounds->low || *np > bounds->high) {
+        ngx_http_eventbridge_conf_error(cf, "value must be between %i and %i",
+                                        bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+void
+ngx_http_eventbridge_conf_error(ngx_conf_t *cf, const char *fmt, ...)
+{
+    u_char      buf[NGX_MAX_CONF_ERRSTR], *p;
+    va_list     args;
+    ngx_str_t  *value;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" directive: %*s",
+                       &value[0], p - buf, buf);
 }
 
 
@@ -409,14 +467,14 @@ ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     if (ngx_http_eventbridge_valid_name(&value[1]) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "invalid source name \"%V\": use 1 to 128 letters, "
                            "digits, \"-\", \"_\" or \".\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 
     if (value[2].len <= 4 || ngx_strncmp(value[2].data, "bus=", 4) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "missing \"bus=\" in \"%V\": expected "
                            "\"eventbridge_source NAME bus=BUS\"", &value[2]);
         return NGX_CONF_ERROR;
@@ -426,13 +484,15 @@ ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->bus.len = value[2].len - 4;
 
     if (ngx_http_eventbridge_valid_name(&lcf->bus) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "invalid bus name \"%V\": use 1 to 128 letters, "
                            "digits, \"-\", \"_\" or \".\"", &lcf->bus);
         return NGX_CONF_ERROR;
     }
 
     lcf->source = value[1];
+    lcf->source_file = cf->conf_file->file.name.data;
+    lcf->source_line = cf->conf_file->line;
 
     /* eb:{BUS}:events - the braces make every key of a bus one slot of a
      * Redis Cluster */

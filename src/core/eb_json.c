@@ -90,6 +90,43 @@ eb_json_error(yajl_handle h, const unsigned char *p, size_t len, int at_end,
 }
 
 
+/* Offset of the first \v or \f outside a string, or -1. */
+static ssize_t
+eb_json_bad_space_at(const unsigned char *p, size_t len)
+{
+    size_t  i;
+    int     in_string, escaped;
+
+    in_string = 0;
+    escaped = 0;
+
+    for (i = 0; i < len; i++) {
+        if (in_string) {
+            if (escaped) {
+                escaped = 0;
+
+            } else if (p[i] == '\\') {
+                escaped = 1;
+
+            } else if (p[i] == '"') {
+                in_string = 0;
+            }
+
+            continue;
+        }
+
+        if (p[i] == '"') {
+            in_string = 1;
+
+        } else if (p[i] == '\v' || p[i] == '\f') {
+            return (ssize_t) i;
+        }
+    }
+
+    return -1;
+}
+
+
 eb_json_rc_t
 eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
     yajl_alloc_funcs *afs, char *err, size_t errlen)
@@ -120,7 +157,15 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
     }
 
     if (st == yajl_status_ok
-        && (bad = eb_utf8_invalid_at(p, len)) >= 0)
+        && (bad = eb_json_bad_space_at(p, len)) >= 0)
+    {
+        /* yajl's lexer also skips \v and \f: not JSON whitespace */
+        snprintf(err, errlen, "invalid JSON at byte %zd: invalid "
+                 "whitespace character", bad);
+        rc = EB_JSON_SYNTAX;
+
+    } else if (st == yajl_status_ok
+               && (bad = eb_utf8_invalid_at(p, len)) >= 0)
     {
         /* yajl checks only the byte pattern of UTF-8 in strings: overlong
          * forms, surrogates and code points past U+10FFFF get through.

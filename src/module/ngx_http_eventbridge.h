@@ -71,6 +71,8 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                    source;          /* "" if not a source */
+    u_char                      *source_file;     /* where it was set, */
+    ngx_uint_t                   source_line;     /* for later errors */
     ngx_str_t                    bus;
     ngx_str_t                    stream_key;      /* eb:{BUS}:events */
 
@@ -120,6 +122,10 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_eventbridge_module;
 
+
+/* ngx_http_eventbridge_module.c */
+/* logs `"DIRECTIVE" directive: MESSAGE` for the directive being parsed */
+void ngx_http_eventbridge_conf_error(ngx_conf_t *cf, const char *fmt, ...);
 
 /* ngx_http_eventbridge_source.c */
 ngx_int_t ngx_http_eventbridge_source_handler(ngx_http_request_t *r);

@@ -69,14 +69,14 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     u.default_port = 6379;
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "invalid redis address \"%V\"%s%s", &u.url,
                            u.err ? ": " : "", u.err ? u.err : "");
         return NGX_CONF_ERROR;
     }
 
     if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "redis address \"%V\" resolves to nothing", &u.url);
         return NGX_CONF_ERROR;
     }
@@ -116,7 +116,7 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             mcf->redis_password.len = value[i].len - 9;
 
             if (mcf->redis_password.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                ngx_http_eventbridge_conf_error(cf,
                                    "empty redis password");
                 return NGX_CONF_ERROR;
             }
@@ -128,7 +128,7 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             mcf->redis_db = ngx_atoi(value[i].data + 3, value[i].len - 3);
 
             if (mcf->redis_db == NGX_ERROR || mcf->redis_db > 65535) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                ngx_http_eventbridge_conf_error(cf,
                                    "invalid redis database \"%V\"",
                                    &value[i]);
                 return NGX_CONF_ERROR;
@@ -137,7 +137,7 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+        ngx_http_eventbridge_conf_error(cf,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
     }

@@ -57,7 +57,7 @@ ngx_http_eventbridge_allow_methods(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (m->name.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            ngx_http_eventbridge_conf_error(cf,
                                "unknown method \"%V\"", &value[i]);
             return NGX_CONF_ERROR;
         }
@@ -99,7 +99,7 @@ ngx_http_eventbridge_allow_ips(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (value[i].len == 3 && ngx_strncmp(value[i].data, "all", 3) == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            ngx_http_eventbridge_conf_error(cf,
                                "\"all\" is the default; list addresses or "
                                "ranges instead");
             return NGX_CONF_ERROR;
@@ -108,7 +108,7 @@ ngx_http_eventbridge_allow_ips(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         rc = ngx_ptocidr(&value[i], cidr);
 
         if (rc == NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            ngx_http_eventbridge_conf_error(cf,
                                "invalid address or CIDR range \"%V\"",
                                &value[i]);
             return NGX_CONF_ERROR;
@@ -188,7 +188,7 @@ ngx_http_eventbridge_allow_referers(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (ngx_http_eventbridge_valid_host_pattern(&value[i]) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            ngx_http_eventbridge_conf_error(cf,
                                "invalid referer host \"%V\": expected a host "
                                "name, \"*.domain\", \".domain\" or \"none\"",
                                &value[i]);
@@ -431,6 +431,17 @@ ngx_http_eventbridge_check_token(ngx_http_request_t *r,
 }
 
 
+/* A refused request's body is discarded without first inviting it with
+ * "100 Continue": the sender gets the final answer at once. */
+static ngx_int_t
+ngx_http_eventbridge_refuse_body(ngx_http_request_t *r)
+{
+    r->expect_tested = 1;
+
+    return ngx_http_discard_request_body(r);
+}
+
+
 ngx_int_t
 ngx_http_eventbridge_check_access(ngx_http_request_t *r,
     ngx_http_eventbridge_loc_conf_t *lcf)
@@ -443,7 +454,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
                       "eventbridge source \"%V\": method %V not allowed",
                       &lcf->source, &r->method_name);
 
-        rc = ngx_http_discard_request_body(r);
+        rc = ngx_http_eventbridge_refuse_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -481,7 +492,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
                       &lcf->source);
         ngx_http_eventbridge_count_reject(EB_REJECT_REFERER);
 
-        rc = ngx_http_discard_request_body(r);
+        rc = ngx_http_eventbridge_refuse_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -503,7 +514,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
                           &lcf->source);
             ngx_http_eventbridge_count_reject(EB_REJECT_TOKEN);
 
-            rc = ngx_http_discard_request_body(r);
+            rc = ngx_http_eventbridge_refuse_body(r);
             if (rc != NGX_OK) {
                 return rc;
             }
@@ -517,7 +528,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
 
 discard_forbidden:
 
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_eventbridge_refuse_body(r);
     if (rc != NGX_OK) {
         return rc;
     }

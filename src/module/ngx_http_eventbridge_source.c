@@ -163,18 +163,23 @@ ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_OK;
     }
 
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        body->data = cl->buf->pos;
-        body->len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         len += ngx_buf_size(cl->buf);
+    }
+
+    /* empty bufs (a chunked body's last, an empty body) may have NULL pos */
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = len;
+        return NGX_OK;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -198,7 +203,7 @@ ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
             }
             p += n;
 
-        } else {
+        } else if (b->last > b->pos) {
             p = ngx_cpymem(p, b->pos, b->last - b->pos);
         }
     }
@@ -271,7 +276,7 @@ ngx_http_eventbridge_out_print(void *data, const char *s, size_t len)
     u_char  *p;
     size_t   size;
 
-    if (out->failed) {
+    if (out->failed || len == 0) {
         return;
     }
 
@@ -380,7 +385,7 @@ static ngx_int_t
 ngx_http_eventbridge_query(ngx_http_request_t *r, eb_kv_t **kvp, size_t *np)
 {
     u_char   *p, *last, *arg, *eq, *end, *buf;
-    size_t    n;
+    size_t    n, len;
     eb_kv_t  *kv;
 
     *np = 0;
@@ -426,14 +431,16 @@ ngx_http_eventbridge_query(ngx_http_request_t *r, eb_kv_t **kvp, size_t *np)
             eq = end;
         }
 
-        kv[n].name.data = buf;
-        kv[n].name.len = eb_form_decode(buf, arg, eq - arg);
-        buf += kv[n].name.len;
+        len = eb_form_decode(buf, arg, eq - arg);
 
-        if (kv[n].name.len == 5 && ngx_strncmp(kv[n].name.data, "token", 5) == 0)
-        {
+        /* ngx_http_arg() matched the token ignoring case: so does this */
+        if (len == 5 && ngx_strncasecmp(buf, (u_char *) "token", 5) == 0) {
             continue;
         }
+
+        kv[n].name.data = buf;
+        kv[n].name.len = len;
+        buf += len;
 
         kv[n].value.data = buf;
         kv[n].value.len = (eq < end) ? eb_form_decode(buf, eq + 1, end - eq - 1)
@@ -703,6 +710,18 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
                                           1);
     ev.publish_addr.data = r->connection->addr_text.data;
     ev.publish_addr.len = r->connection->addr_text.len;
+
+    /* an IPv4 client on a dual-stack socket: "::ffff:192.0.2.7" */
+    if (ev.publish_addr.len > 7
+        && ngx_strncasecmp(r->connection->addr_text.data,
+                           (u_char *) "::ffff:", 7) == 0
+        && ngx_strlchr(r->connection->addr_text.data + 7,
+                       r->connection->addr_text.data + ev.publish_addr.len,
+                       '.'))
+    {
+        ev.publish_addr.data += 7;
+        ev.publish_addr.len -= 7;
+    }
     ev.path.data = r->uri.data;
     ev.path.len = r->uri.len;
     ev.method.data = r->method_name.data;
