@@ -81,8 +81,12 @@ test-asan: deps
 check:
 	perl t/run.pl
 
+# Only fetching the source may be skipped (no archive reachable); a build
+# or test failure fails.
 test-static: deps
-	src=$$(bash .ci/nginx-source) && \
+	@src=$$(bash .ci/nginx-source) || { \
+	    echo "test-static: skipped: could not fetch an nginx source tree"; \
+	    exit 0; }; \
 	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static all && \
 	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static check
 
