@@ -26,6 +26,7 @@ static char *ngx_http_eventbridge_secret_value(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_eventbridge_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
+static size_t ngx_http_eventbridge_digits(ngx_uint_t n);
 static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -348,16 +349,36 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    conf->stream_maxlen_text.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
-    if (conf->stream_maxlen_text.data == NULL) {
+    /* built once here: per event only the JSON is formatted */
+    conf->xadd_head.data = ngx_pnalloc(cf->pool, 128 + conf->stream_key.len);
+    if (conf->xadd_head.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    conf->stream_maxlen_text.len = ngx_sprintf(conf->stream_maxlen_text.data,
-                                               "%ui", conf->stream_maxlen)
-                                   - conf->stream_maxlen_text.data;
+    conf->xadd_head.len = ngx_sprintf(conf->xadd_head.data,
+                                      "*8\r\n$4\r\nXADD\r\n$%uz\r\n%V\r\n"
+                                      "$6\r\nMAXLEN\r\n$1\r\n~\r\n$%uz\r\n%ui\r\n"
+                                      "$1\r\n*\r\n$5\r\nevent\r\n",
+                                      conf->stream_key.len, &conf->stream_key,
+                                      ngx_http_eventbridge_digits(
+                                                          conf->stream_maxlen),
+                                      conf->stream_maxlen)
+                          - conf->xadd_head.data;
 
     return NGX_CONF_OK;
+}
+
+
+static size_t
+ngx_http_eventbridge_digits(ngx_uint_t n)
+{
+    size_t  d;
+
+    for (d = 1; n >= 10; n /= 10) {
+        d++;
+    }
+
+    return d;
 }
 
 

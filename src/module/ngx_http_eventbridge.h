@@ -87,7 +87,9 @@ typedef struct {
     ngx_str_t                    token;
 
     ngx_uint_t                   stream_maxlen;
-    ngx_str_t                    stream_maxlen_text;
+    /* the constant head of every XADD this location sends, in RESP:
+     * XADD eb:{BUS}:events MAXLEN ~ N * event; the event JSON follows */
+    ngx_str_t                    xadd_head;
     ngx_uint_t                   max_json_depth;
 
     ngx_flag_t                   status;          /* eventbridge_status */
@@ -154,9 +156,10 @@ char *ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_eventbridge_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_eventbridge_main_conf_t *mcf);
 void ngx_http_eventbridge_redis_exit_worker(ngx_cycle_t *cycle);
-/* NGX_OK (job handed over), or NGX_DECLINED with *err set */
-ngx_int_t ngx_http_eventbridge_redis_submit(int argc, const char **argv,
-    const size_t *argvlen, ngx_http_eventbridge_job_pt handler, void *data,
+/* Sends one command already in RESP form. NGX_OK (job handed over), or
+ * NGX_DECLINED with *err set. */
+ngx_int_t ngx_http_eventbridge_redis_submit(u_char *cmd, size_t len,
+    ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **job, ngx_http_eventbridge_redis_err_e *err);
 
 /* ngx_http_eventbridge_redis_adapter.c */

@@ -29,6 +29,7 @@ typedef struct {
     ngx_http_eventbridge_redis_state_e  state;
     ngx_uint_t                          pending;
     ngx_uint_t                          setup;     /* AUTH/SELECT unanswered */
+    ngx_http_eventbridge_job_t         *free_jobs;
     ngx_msec_t                          backoff;
     ngx_event_t                         reconnect;
     ngx_event_t                         connect_timeout;
@@ -44,6 +45,8 @@ static ngx_http_eventbridge_redis_t  ngx_http_eventbridge_redis;
 static void ngx_http_eventbridge_redis_connect(void);
 static void ngx_http_eventbridge_redis_schedule(void);
 static void ngx_http_eventbridge_redis_ready(ngx_http_eventbridge_redis_t *rd);
+static void ngx_http_eventbridge_job_free(ngx_http_eventbridge_redis_t *rd,
+    ngx_http_eventbridge_job_t *job);
 
 
 char *
@@ -423,13 +426,40 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
         job->handler(job, r);
     }
 
-    ngx_free(job);
+    ngx_http_eventbridge_job_free(rd, job);
+}
+
+
+static ngx_http_eventbridge_job_t *
+ngx_http_eventbridge_job_alloc(ngx_http_eventbridge_redis_t *rd)
+{
+    ngx_http_eventbridge_job_t  *job;
+
+    job = rd->free_jobs;
+
+    if (job) {
+        rd->free_jobs = job->data;
+        return job;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_eventbridge_job_t), rd->log);
+}
+
+
+/* jobs are reused: at most max_pending of them ever exist */
+static void
+ngx_http_eventbridge_job_free(ngx_http_eventbridge_redis_t *rd,
+    ngx_http_eventbridge_job_t *job)
+{
+    job->handler = NULL;
+    job->data = rd->free_jobs;
+    rd->free_jobs = job;
 }
 
 
 ngx_int_t
-ngx_http_eventbridge_redis_submit(int argc, const char **argv,
-    const size_t *argvlen, ngx_http_eventbridge_job_pt handler, void *data,
+ngx_http_eventbridge_redis_submit(u_char *cmd, size_t len,
+    ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **jobp, ngx_http_eventbridge_redis_err_e *err)
 {
     ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
@@ -445,7 +475,7 @@ ngx_http_eventbridge_redis_submit(int argc, const char **argv,
         return NGX_DECLINED;
     }
 
-    job = ngx_alloc(sizeof(ngx_http_eventbridge_job_t), rd->log);
+    job = ngx_http_eventbridge_job_alloc(rd);
     if (job == NULL) {
         *err = EB_REDIS_ERR_REPLY;
         return NGX_DECLINED;
@@ -454,11 +484,11 @@ ngx_http_eventbridge_redis_submit(int argc, const char **argv,
     job->handler = handler;
     job->data = data;
 
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_eventbridge_redis_reply, job,
-                              argc, argv, argvlen)
+    if (redisAsyncFormattedCommand(rd->ac, ngx_http_eventbridge_redis_reply,
+                                   job, (char *) cmd, len)
         != REDIS_OK)
     {
-        ngx_free(job);
+        ngx_http_eventbridge_job_free(rd, job);
         *err = EB_REDIS_ERR_CONNECTION_LOST;
         return NGX_DECLINED;
     }

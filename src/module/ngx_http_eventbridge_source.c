@@ -550,17 +550,27 @@ string:
 }
 
 
+/*
+ * Generates the event straight into the XADD command that carries it:
+ * room is kept in front of the JSON for the location's constant command
+ * head and the JSON's length header, and both are filled in once the
+ * length is known. hiredis then sends the bytes as they are.
+ */
 static ngx_int_t
-ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
-    ngx_str_t *json)
+ngx_http_eventbridge_encode(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, eb_http_event_t *ev,
+    ngx_str_t *cmd)
 {
-    size_t                      size;
+    u_char                      hdr[NGX_SIZE_T_LEN + 3], *json;
+    size_t                      size, reserve, len, hlen;
     yajl_gen                    g;
     yajl_alloc_funcs            afs;
     ngx_http_eventbridge_out_t  out;
 
-    /* usually enough for the whole event: one allocation */
-    size = ev->body.len + 1024 + 128 * (ev->nheaders + ev->nquery);
+    reserve = lcf->xadd_head.len + sizeof(hdr);
+
+    /* usually enough for the whole command: one allocation */
+    size = reserve + ev->body.len + 1024 + 128 * (ev->nheaders + ev->nquery);
 
     out.pool = r->pool;
     out.failed = 0;
@@ -568,7 +578,7 @@ ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
     if (out.start == NULL) {
         return NGX_ERROR;
     }
-    out.pos = out.start;
+    out.pos = out.start + reserve;
     out.end = out.start + size;
 
     afs.malloc = ngx_http_eventbridge_yajl_malloc;
@@ -584,14 +594,59 @@ ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
     yajl_gen_config(g, yajl_gen_print_callback,
                     ngx_http_eventbridge_out_print, &out);
 
-    if (eb_http_event_encode(g, ev) != 0 || out.failed) {
+    if (eb_http_event_encode(g, ev) != 0) {
         return NGX_ERROR;
     }
 
-    json->data = out.start;
-    json->len = out.pos - out.start;
+    len = out.pos - (out.start + reserve);
+
+    ngx_http_eventbridge_out_print(&out, "\r\n", 2);
+
+    if (out.failed) {
+        return NGX_ERROR;
+    }
+
+    /* out.start may have moved while growing: offsets stay */
+    json = out.start + reserve;
+
+    hlen = ngx_sprintf(hdr, "$%uz\r\n", len) - hdr;
+
+    cmd->data = json - hlen - lcf->xadd_head.len;
+    ngx_memcpy(json - hlen, hdr, hlen);
+    ngx_memcpy(cmd->data, lcf->xadd_head.data, lcf->xadd_head.len);
+    cmd->len = out.pos - cmd->data;
 
     return NGX_OK;
+}
+
+
+/* Both timestamps change at most once a millisecond: format them then. */
+static void
+ngx_http_eventbridge_timestamps(ngx_str_t *local, ngx_str_t *utc)
+{
+    ngx_time_t  *tp;
+
+    static time_t      sec = -1;
+    static ngx_uint_t  msec;
+    static ngx_int_t   gmtoff;
+    static u_char      t1[EB_RFC3339_MAX], t2[EB_RFC3339_MAX];
+    static size_t      t1len, t2len;
+
+    tp = ngx_timeofday();
+
+    if (tp->sec != sec || tp->msec != msec || tp->gmtoff != gmtoff) {
+        sec = tp->sec;
+        msec = tp->msec;
+        gmtoff = tp->gmtoff;
+
+        t1len = eb_time_rfc3339((char *) t1, sec, msec, gmtoff, 0);
+        t2len = eb_time_rfc3339((char *) t2, sec, msec, 0, 1);
+    }
+
+    local->data = t1;
+    local->len = t1len;
+    utc->data = t2;
+    utc->len = t2len;
 }
 
 
@@ -623,12 +678,8 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ngx_http_eventbridge_ctx_t *ctx)
 {
     int                                is_json;
-    u_char                             t1[EB_RFC3339_MAX], t2[EB_RFC3339_MAX];
-    size_t                             argvlen[8];
     ngx_int_t                          rc;
-    ngx_str_t                          body, json, bad;
-    ngx_time_t                        *tp;
-    const char                        *argv[8];
+    ngx_str_t                          body, cmd, bad, t1, t2;
     eb_http_event_t                    ev;
     ngx_http_eventbridge_job_t        *job;
     ngx_http_eventbridge_loc_conf_t   *lcf;
@@ -690,8 +741,6 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ctx->event_id_str.data = ctx->event_id;
     ctx->event_id_str.len = EB_UUID_LEN;
 
-    tp = ngx_timeofday();
-
     ev.id.data = ctx->event_id;
     ev.id.len = EB_UUID_LEN;
     ev.source.data = lcf->source.data;
@@ -702,12 +751,11 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ev.region.len = lcf->region.len;
     ev.account.data = lcf->account.data;
     ev.account.len = lcf->account.len;
-    ev.time.data = t1;
-    ev.time.len = eb_time_rfc3339((char *) t1, tp->sec, tp->msec, tp->gmtoff,
-                                  0);
-    ev.publish_time.data = t2;
-    ev.publish_time.len = eb_time_rfc3339((char *) t2, tp->sec, tp->msec, 0,
-                                          1);
+    ngx_http_eventbridge_timestamps(&t1, &t2);
+    ev.time.data = t1.data;
+    ev.time.len = t1.len;
+    ev.publish_time.data = t2.data;
+    ev.publish_time.len = t2.len;
     ev.publish_addr.data = r->connection->addr_text.data;
     ev.publish_addr.len = r->connection->addr_text.len;
 
@@ -732,30 +780,11 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ev.alloc = ngx_http_eventbridge_scratch;
     ev.alloc_ctx = r->pool;
 
-    if (ngx_http_eventbridge_encode(r, &ev, &json) != NGX_OK) {
+    if (ngx_http_eventbridge_encode(r, lcf, &ev, &cmd) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* XADD eb:{BUS}:events MAXLEN ~ N * event JSON */
-    argv[0] = "XADD";
-    argvlen[0] = 4;
-    argv[1] = (const char *) lcf->stream_key.data;
-    argvlen[1] = lcf->stream_key.len;
-    argv[2] = "MAXLEN";
-    argvlen[2] = 6;
-    argv[3] = "~";
-    argvlen[3] = 1;
-    argv[4] = (const char *) lcf->stream_maxlen_text.data;
-    argvlen[4] = lcf->stream_maxlen_text.len;
-    argv[5] = "*";
-    argvlen[5] = 1;
-    argv[6] = "event";
-    argvlen[6] = 5;
-
-    argv[7] = (const char *) json.data;
-    argvlen[7] = json.len;
-
-    rc = ngx_http_eventbridge_redis_submit(8, argv, argvlen,
+    rc = ngx_http_eventbridge_redis_submit(cmd.data, cmd.len,
                                            ngx_http_eventbridge_appended, r,
                                            &job, &err);
 
