@@ -156,9 +156,9 @@ char *ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_eventbridge_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_eventbridge_main_conf_t *mcf);
 void ngx_http_eventbridge_redis_exit_worker(ngx_cycle_t *cycle);
-/* Sends one command already in RESP form. NGX_OK (job handed over), or
- * NGX_DECLINED with *err set. */
-ngx_int_t ngx_http_eventbridge_redis_submit(u_char *cmd, size_t len,
+/* Sends commands already in RESP form, several in one MULTI/EXEC.
+ * NGX_OK (job handed over), or NGX_DECLINED with *err set. */
+ngx_int_t ngx_http_eventbridge_redis_submit(ngx_str_t *cmds, ngx_uint_t n,
     ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **job, ngx_http_eventbridge_redis_err_e *err);
 

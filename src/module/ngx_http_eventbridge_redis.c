@@ -457,13 +457,23 @@ ngx_http_eventbridge_job_free(ngx_http_eventbridge_redis_t *rd,
 }
 
 
+/*
+ * Sends n commands, already in RESP form. With n > 1 they are wrapped in
+ * MULTI/EXEC so that Redis applies all or none of them; the handler then
+ * gets EXEC's reply (an array of the commands' replies, or an error).
+ * The replies to MULTI and to each QUEUED command need no callback.
+ */
 ngx_int_t
-ngx_http_eventbridge_redis_submit(u_char *cmd, size_t len,
+ngx_http_eventbridge_redis_submit(ngx_str_t *cmds, ngx_uint_t n,
     ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **jobp, ngx_http_eventbridge_redis_err_e *err)
 {
-    ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
+    ngx_uint_t                     i;
     ngx_http_eventbridge_job_t    *job;
+    ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
+
+    static char  multi[] = "*1\r\n$5\r\nMULTI\r\n";
+    static char  exec[] = "*1\r\n$4\r\nEXEC\r\n";
 
     if (rd->state != EB_REDIS_READY || rd->ac == NULL) {
         *err = EB_REDIS_ERR_DISCONNECTED;
@@ -484,19 +494,46 @@ ngx_http_eventbridge_redis_submit(u_char *cmd, size_t len,
     job->handler = handler;
     job->data = data;
 
-    if (redisAsyncFormattedCommand(rd->ac, ngx_http_eventbridge_redis_reply,
-                                   job, (char *) cmd, len)
-        != REDIS_OK)
+    /* hiredis refuses commands only while the connection is going away;
+     * a transaction cut short there is never EXECuted */
+    if (n > 1
+        && redisAsyncFormattedCommand(rd->ac, NULL, NULL, multi,
+                                      sizeof(multi) - 1)
+           != REDIS_OK)
     {
-        ngx_http_eventbridge_job_free(rd, job);
-        *err = EB_REDIS_ERR_CONNECTION_LOST;
-        return NGX_DECLINED;
+        goto failed;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (redisAsyncFormattedCommand(rd->ac,
+                                       n > 1 ? NULL
+                                             : ngx_http_eventbridge_redis_reply,
+                                       n > 1 ? NULL : job,
+                                       (char *) cmds[i].data, cmds[i].len)
+            != REDIS_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (n > 1
+        && redisAsyncFormattedCommand(rd->ac, ngx_http_eventbridge_redis_reply,
+                                      job, exec, sizeof(exec) - 1)
+           != REDIS_OK)
+    {
+        goto failed;
     }
 
     rd->pending++;
     *jobp = job;
 
     return NGX_OK;
+
+failed:
+
+    ngx_http_eventbridge_job_free(rd, job);
+    *err = EB_REDIS_ERR_CONNECTION_LOST;
+    return NGX_DECLINED;
 }
 
 

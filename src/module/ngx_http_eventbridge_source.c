@@ -784,7 +784,7 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_eventbridge_redis_submit(cmd.data, cmd.len,
+    rc = ngx_http_eventbridge_redis_submit(&cmd, 1,
                                            ngx_http_eventbridge_appended, r,
                                            &job, &err);
 
