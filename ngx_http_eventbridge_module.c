@@ -356,7 +356,7 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     conf->xadd_head.len = ngx_sprintf(conf->xadd_head.data,
-                                      "*8\r\n$4\r\nXADD\r\n$%uz\r\n%V\r\n"
+                                      "*10\r\n$4\r\nXADD\r\n$%uz\r\n%V\r\n"
                                       "$6\r\nMAXLEN\r\n$1\r\n~\r\n$%uz\r\n%ui\r\n"
                                       "$1\r\n*\r\n$5\r\nevent\r\n",
                                       conf->stream_key.len, &conf->stream_key,

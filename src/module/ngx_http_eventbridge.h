@@ -88,7 +88,8 @@ typedef struct {
 
     ngx_uint_t                   stream_maxlen;
     /* the constant head of every XADD this location sends, in RESP:
-     * XADD eb:{BUS}:events MAXLEN ~ N * event; the event JSON follows */
+     * XADD eb:{BUS}:events MAXLEN ~ N * event; the event JSON and the
+     * rules field follow */
     ngx_str_t                    xadd_head;
     ngx_uint_t                   max_json_depth;
 
@@ -108,12 +109,18 @@ struct ngx_http_eventbridge_job_s {
 };
 
 
+/* sends the 2xx once Redis has the events; returns what to finalize with */
+typedef ngx_int_t (*ngx_http_eventbridge_answer_pt)(ngx_http_request_t *r);
+
+
 typedef struct {
     u_char                       event_id[EB_UUID_LEN];
     ngx_str_t                    event_id_str;    /* empty until minted */
 
     ngx_http_eventbridge_job_t  *job;             /* in flight at Redis */
     ngx_event_t                  timeout;
+    ngx_http_eventbridge_answer_pt  answer;
+    ngx_uint_t                   nevents;
 
     unsigned                     own_response:1;  /* our JSON, not core's */
     unsigned                     rewrite_error:1; /* core error -> JSON */
@@ -132,8 +139,19 @@ void ngx_http_eventbridge_conf_error(ngx_conf_t *cf, const char *fmt, ...);
 /* ngx_http_eventbridge_source.c */
 ngx_int_t ngx_http_eventbridge_source_handler(ngx_http_request_t *r);
 void ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle);
+
+/* ngx_http_eventbridge_append.c */
 ngx_http_eventbridge_ctx_t *ngx_http_eventbridge_get_ctx(
     ngx_http_request_t *r);
+/* Matches the events (compact JSON) against the location's bus and hands
+ * them, with their fan-out, to Redis in one transaction. NGX_DONE: answer
+ * will send the 2xx (or a 503 comes); anything else: already answered,
+ * finalize with it. */
+ngx_int_t ngx_http_eventbridge_append(ngx_http_request_t *r,
+    ngx_str_t *events, ngx_uint_t n, ngx_http_eventbridge_answer_pt answer);
+/* 503 with Retry-After */
+ngx_int_t ngx_http_eventbridge_unavailable(ngx_http_request_t *r,
+    const char *why);
 
 /* ngx_http_eventbridge_security.c */
 char *ngx_http_eventbridge_allow_methods(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -177,7 +195,7 @@ ngx_int_t ngx_http_eventbridge_error_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_eventbridge_metrics_init_conf(ngx_conf_t *cf,
     ngx_http_eventbridge_main_conf_t *mcf);
 void ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason);
-void ngx_http_eventbridge_count_accept(void);
+void ngx_http_eventbridge_count_accept(ngx_uint_t n);
 void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);
 ngx_int_t ngx_http_eventbridge_status_handler(ngx_http_request_t *r);

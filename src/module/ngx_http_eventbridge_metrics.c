@@ -94,11 +94,11 @@ ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason)
 
 
 void
-ngx_http_eventbridge_count_accept(void)
+ngx_http_eventbridge_count_accept(ngx_uint_t n)
 {
     if (ngx_http_eventbridge_counters) {
         (void) ngx_atomic_fetch_add(&ngx_http_eventbridge_counters->accepted,
-                                    1);
+                                    n);
     }
 }
 

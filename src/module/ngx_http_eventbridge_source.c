@@ -1,9 +1,9 @@
 /*
  * The HTTP event source: a content handler that checks the request (see
- * ngx_http_eventbridge_security.c), reads the body, turns the request into
- * a CloudEvent and appends it to the bus's stream through the worker's
- * Redis connection. The answer (200 with the event id) is sent only once
- * Redis acknowledged the append; 503 with Retry-After when it cannot.
+ * ngx_http_eventbridge_security.c), reads the body and turns the request
+ * into a CloudEvent, which ngx_http_eventbridge_append.c hands to Redis.
+ * The answer (200 with the event id) is sent only once Redis acknowledged
+ * the append; 503 with Retry-After when it cannot.
  */
 
 #include <yajl/yajl_gen.h>
@@ -31,10 +31,7 @@ typedef struct {
 static void ngx_http_eventbridge_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ngx_http_eventbridge_ctx_t *ctx);
-static void ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
-    redisReply *reply);
-static void ngx_http_eventbridge_timeout_handler(ngx_event_t *ev);
-static void ngx_http_eventbridge_cleanup(void *data);
+static ngx_int_t ngx_http_eventbridge_answer(ngx_http_request_t *r);
 
 
 /* per worker: seeded from the kernel in init_process */
@@ -51,53 +48,6 @@ ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle)
         eb_rand_seed(&ngx_http_eventbridge_rand,
                      (uint64_t) ngx_time() << 20 ^ (uint64_t) ngx_pid
                      ^ (uint64_t) ngx_random());
-    }
-}
-
-
-ngx_http_eventbridge_ctx_t *
-ngx_http_eventbridge_get_ctx(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_eventbridge_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
-    if (ctx) {
-        return ctx;
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_eventbridge_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    cln->handler = ngx_http_eventbridge_cleanup;
-    cln->data = ctx;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_eventbridge_module);
-
-    return ctx;
-}
-
-
-/* the request is going away: its reply, if any, must find nobody */
-static void
-ngx_http_eventbridge_cleanup(void *data)
-{
-    ngx_http_eventbridge_ctx_t  *ctx = data;
-
-    if (ctx->job) {
-        ctx->job->handler = NULL;
-        ctx->job = NULL;
-    }
-
-    if (ctx->timeout.timer_set) {
-        ngx_del_timer(&ctx->timeout);
     }
 }
 
@@ -550,27 +500,18 @@ string:
 }
 
 
-/*
- * Generates the event straight into the XADD command that carries it:
- * room is kept in front of the JSON for the location's constant command
- * head and the JSON's length header, and both are filled in once the
- * length is known. hiredis then sends the bytes as they are.
- */
+/* Generates the event into one request-pool buffer. */
 static ngx_int_t
-ngx_http_eventbridge_encode(ngx_http_request_t *r,
-    ngx_http_eventbridge_loc_conf_t *lcf, eb_http_event_t *ev,
-    ngx_str_t *cmd)
+ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
+    ngx_str_t *json)
 {
-    u_char                      hdr[NGX_SIZE_T_LEN + 3], *json;
-    size_t                      size, reserve, len, hlen;
+    size_t                      size;
     yajl_gen                    g;
     yajl_alloc_funcs            afs;
     ngx_http_eventbridge_out_t  out;
 
-    reserve = lcf->xadd_head.len + sizeof(hdr);
-
-    /* usually enough for the whole command: one allocation */
-    size = reserve + ev->body.len + 1024 + 128 * (ev->nheaders + ev->nquery);
+    /* usually enough for the whole event: one allocation */
+    size = ev->body.len + 1024 + 128 * (ev->nheaders + ev->nquery);
 
     out.pool = r->pool;
     out.failed = 0;
@@ -578,7 +519,7 @@ ngx_http_eventbridge_encode(ngx_http_request_t *r,
     if (out.start == NULL) {
         return NGX_ERROR;
     }
-    out.pos = out.start + reserve;
+    out.pos = out.start;
     out.end = out.start + size;
 
     afs.malloc = ngx_http_eventbridge_yajl_malloc;
@@ -594,27 +535,12 @@ ngx_http_eventbridge_encode(ngx_http_request_t *r,
     yajl_gen_config(g, yajl_gen_print_callback,
                     ngx_http_eventbridge_out_print, &out);
 
-    if (eb_http_event_encode(g, ev) != 0) {
+    if (eb_http_event_encode(g, ev) != 0 || out.failed) {
         return NGX_ERROR;
     }
 
-    len = out.pos - (out.start + reserve);
-
-    ngx_http_eventbridge_out_print(&out, "\r\n", 2);
-
-    if (out.failed) {
-        return NGX_ERROR;
-    }
-
-    /* out.start may have moved while growing: offsets stay */
-    json = out.start + reserve;
-
-    hlen = ngx_sprintf(hdr, "$%uz\r\n", len) - hdr;
-
-    cmd->data = json - hlen - lcf->xadd_head.len;
-    ngx_memcpy(json - hlen, hdr, hlen);
-    ngx_memcpy(cmd->data, lcf->xadd_head.data, lcf->xadd_head.len);
-    cmd->len = out.pos - cmd->data;
+    json->data = out.start;
+    json->len = out.pos - out.start;
 
     return NGX_OK;
 }
@@ -651,48 +577,16 @@ ngx_http_eventbridge_timestamps(ngx_str_t *local, ngx_str_t *utc)
 
 
 static ngx_int_t
-ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    ngx_str_set(&h->value, NGX_HTTP_EVENTBRIDGE_RETRY_AFTER);
-
-    ngx_http_eventbridge_count_reject(EB_REJECT_UNAVAILABLE);
-
-    return ngx_http_eventbridge_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "ServiceUnavailable",
-                                           "event store unavailable: %s",
-                                           why);
-}
-
-
-static ngx_int_t
 ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ngx_http_eventbridge_ctx_t *ctx)
 {
     int                                is_json;
     ngx_int_t                          rc;
-    ngx_str_t                          body, cmd, bad, t1, t2;
+    ngx_str_t                          body, json, bad, t1, t2;
     eb_http_event_t                    ev;
-    ngx_http_eventbridge_job_t        *job;
     ngx_http_eventbridge_loc_conf_t   *lcf;
-    ngx_http_eventbridge_main_conf_t  *mcf;
-    ngx_http_eventbridge_redis_err_e   err;
-
-    static const char  *why[EB_REDIS_ERR_MAX] = {
-        "not connected", "too many appends in flight", "timed out",
-        "error reply", "connection lost"
-    };
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_eventbridge_module);
 
     if (ngx_http_eventbridge_collect_body(r, &body) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -780,114 +674,31 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ev.alloc = ngx_http_eventbridge_scratch;
     ev.alloc_ctx = r->pool;
 
-    if (ngx_http_eventbridge_encode(r, lcf, &ev, &cmd) != NGX_OK) {
+    if (ngx_http_eventbridge_encode(r, &ev, &json) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_eventbridge_redis_submit(&cmd, 1,
-                                           ngx_http_eventbridge_appended, r,
-                                           &job, &err);
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "eventbridge: event %V not appended: redis %s",
-                      &ctx->event_id_str, why[err]);
-        ngx_http_eventbridge_count_redis_error(err);
-        return ngx_http_eventbridge_unavailable(r, why[err]);
-    }
-
-    ctx->job = job;
-
-    ctx->timeout.handler = ngx_http_eventbridge_timeout_handler;
-    ctx->timeout.data = r;
-    ctx->timeout.log = r->connection->log;
-    ngx_add_timer(&ctx->timeout, mcf->redis_timeout);
-
-    return NGX_DONE;
+    return ngx_http_eventbridge_append(r, &json, 1,
+                                       ngx_http_eventbridge_answer);
 }
 
 
-static void
-ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
-    redisReply *reply)
+/* Redis has the event: 200 with its id */
+static ngx_int_t
+ngx_http_eventbridge_answer(ngx_http_request_t *r)
 {
-    ngx_http_request_t          *r = job->data;
-    ngx_connection_t            *c;
+    ngx_str_t                    body;
     ngx_http_eventbridge_ctx_t  *ctx;
 
-    ngx_int_t  rc;
-    ngx_str_t  body;
-
-    c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
-
-    ctx->job = NULL;
-
-    if (ctx->timeout.timer_set) {
-        ngx_del_timer(&ctx->timeout);
-    }
-
-    if (reply == NULL) {
-        ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "eventbridge: event %V not appended: redis connection "
-                      "lost", &ctx->event_id_str);
-        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_CONNECTION_LOST);
-        rc = ngx_http_eventbridge_unavailable(r, "connection lost");
-        goto done;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "eventbridge: event %V not appended: redis: %*s",
-                      &ctx->event_id_str, (size_t) reply->len, reply->str);
-        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
-        rc = ngx_http_eventbridge_unavailable(r, "error reply");
-        goto done;
-    }
 
     body.len = sizeof("{\"eventId\":\"\"}") - 1 + EB_UUID_LEN;
     body.data = ngx_pnalloc(r->pool, body.len);
     if (body.data == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_sprintf(body.data, "{\"eventId\":\"%V\"}", &ctx->event_id_str);
 
-    ngx_http_eventbridge_count_accept();
-
-    rc = ngx_http_eventbridge_send_json(r, NGX_HTTP_OK, &body);
-
-done:
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
-{
-    ngx_http_request_t          *r = ev->data;
-    ngx_connection_t            *c;
-    ngx_http_eventbridge_ctx_t  *ctx;
-
-    c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
-
-    /* Redis may still append it: the sender retries, consumers
-     * de-duplicate by event id */
-    if (ctx->job) {
-        ctx->job->handler = NULL;
-        ctx->job = NULL;
-    }
-
-    ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                  "eventbridge: event %V: redis did not answer in time",
-                  &ctx->event_id_str);
-    ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_TIMEOUT);
-
-    ngx_http_finalize_request(r,
-                              ngx_http_eventbridge_unavailable(r, "timed out"));
-    ngx_http_run_posted_requests(c);
+    return ngx_http_eventbridge_send_json(r, NGX_HTTP_OK, &body);
 }

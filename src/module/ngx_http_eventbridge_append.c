@@ -1,0 +1,288 @@
+/*
+ * Handing events to Redis: each event is matched against its bus's rules
+ * and appended, with one entry per matched (rule, target), in a single
+ * MULTI/EXEC, so that an event is wholly accepted or not at all. The
+ * request waits for EXEC's reply (or eventbridge_redis_timeout); the
+ * caller's answer handler sends the 2xx, this file sends the 503s.
+ */
+
+#include "ngx_http_eventbridge.h"
+
+
+static void ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
+    redisReply *reply);
+static void ngx_http_eventbridge_timeout_handler(ngx_event_t *ev);
+static void ngx_http_eventbridge_cleanup(void *data);
+
+
+static const char  *ngx_http_eventbridge_redis_why[EB_REDIS_ERR_MAX] = {
+    "not connected", "too many appends in flight", "timed out",
+    "error reply", "connection lost"
+};
+
+
+ngx_http_eventbridge_ctx_t *
+ngx_http_eventbridge_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_eventbridge_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_eventbridge_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_eventbridge_module);
+
+    return ctx;
+}
+
+
+/* the request is going away: its reply, if any, must find nobody */
+static void
+ngx_http_eventbridge_cleanup(void *data)
+{
+    ngx_http_eventbridge_ctx_t  *ctx = data;
+
+    if (ctx->job) {
+        ctx->job->handler = NULL;
+        ctx->job = NULL;
+    }
+
+    if (ctx->timeout.timer_set) {
+        ngx_del_timer(&ctx->timeout);
+    }
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, NGX_HTTP_EVENTBRIDGE_RETRY_AFTER);
+
+    ngx_http_eventbridge_count_reject(EB_REJECT_UNAVAILABLE);
+
+    return ngx_http_eventbridge_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "ServiceUnavailable",
+                                           "event store unavailable: %s",
+                                           why);
+}
+
+
+/* "$LEN\r\nBYTES\r\n": one RESP bulk string */
+static u_char *
+ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s)
+{
+    p = ngx_sprintf(p, "$%uz\r\n", s->len);
+    p = ngx_cpymem(p, s->data, s->len);
+    *p++ = '\r';
+    *p++ = '\n';
+
+    return p;
+}
+
+
+#define EB_BULK_OVERHEAD  (1 + NGX_SIZE_T_LEN + 4)
+
+
+ngx_int_t
+ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
+    ngx_uint_t n, ngx_http_eventbridge_answer_pt answer)
+{
+    u_char                            *p;
+    size_t                             size;
+    ngx_int_t                          rc;
+    ngx_str_t                         *cmds, names;
+    ngx_uint_t                         i, ncmds;
+    ngx_http_eventbridge_ctx_t        *ctx;
+    ngx_http_eventbridge_job_t        *job;
+    ngx_http_eventbridge_loc_conf_t   *lcf;
+    ngx_http_eventbridge_main_conf_t  *mcf;
+    ngx_http_eventbridge_redis_err_e   err;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_eventbridge_module);
+    ctx = ngx_http_eventbridge_get_ctx(r);
+
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cmds = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    if (cmds == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ncmds = 0;
+    ngx_str_null(&names);
+
+    for (i = 0; i < n; i++) {
+
+        /* XADD eb:{BUS}:events MAXLEN ~ N * event JSON rules NAMES */
+        size = lcf->xadd_head.len + 2 * EB_BULK_OVERHEAD + events[i].len
+               + sizeof("$5\r\nrules\r\n") - 1 + names.len;
+
+        p = ngx_pnalloc(r->pool, size);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cmds[ncmds].data = p;
+        p = ngx_cpymem(p, lcf->xadd_head.data, lcf->xadd_head.len);
+        p = ngx_http_eventbridge_bulk(p, &events[i]);
+        p = ngx_cpymem(p, "$5\r\nrules\r\n", sizeof("$5\r\nrules\r\n") - 1);
+        p = ngx_http_eventbridge_bulk(p, &names);
+        cmds[ncmds].len = p - cmds[ncmds].data;
+        ncmds++;
+    }
+
+    ctx->answer = answer;
+    ctx->nevents = n;
+
+    rc = ngx_http_eventbridge_redis_submit(cmds, ncmds,
+                                           ngx_http_eventbridge_appended, r,
+                                           &job, &err);
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "eventbridge: event %V not appended: redis %s",
+                      &ctx->event_id_str, ngx_http_eventbridge_redis_why[err]);
+        ngx_http_eventbridge_count_redis_error(err);
+        return ngx_http_eventbridge_unavailable(r,
+                                         ngx_http_eventbridge_redis_why[err]);
+    }
+
+    ctx->job = job;
+
+    ctx->timeout.handler = ngx_http_eventbridge_timeout_handler;
+    ctx->timeout.data = r;
+    ctx->timeout.log = r->connection->log;
+    ngx_add_timer(&ctx->timeout, mcf->redis_timeout);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
+    redisReply *reply)
+{
+    ngx_int_t                    rc;
+    ngx_uint_t                   i;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r = job->data;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    ctx->job = NULL;
+
+    if (ctx->timeout.timer_set) {
+        ngx_del_timer(&ctx->timeout);
+    }
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "eventbridge: event %V not appended: redis connection "
+                      "lost", &ctx->event_id_str);
+        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_CONNECTION_LOST);
+        rc = ngx_http_eventbridge_unavailable(r, "connection lost");
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "eventbridge: event %V not appended: redis: %*s",
+                      &ctx->event_id_str, (size_t) reply->len, reply->str);
+        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
+        rc = ngx_http_eventbridge_unavailable(r, "error reply");
+        goto done;
+    }
+
+    /* EXEC's reply: one per command. Redis does not roll a transaction
+     * back when a command fails while running (e.g. WRONGTYPE on a key an
+     * operator created by hand): the sender retries, consumers
+     * de-duplicate by event id. */
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "eventbridge: event %V: redis: %*s",
+                              &ctx->event_id_str,
+                              (size_t) reply->element[i]->len,
+                              reply->element[i]->str);
+                ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
+                rc = ngx_http_eventbridge_unavailable(r, "error reply");
+                goto done;
+            }
+        }
+
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "eventbridge: event %V not appended: transaction "
+                      "aborted", &ctx->event_id_str);
+        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
+        rc = ngx_http_eventbridge_unavailable(r, "error reply");
+        goto done;
+    }
+
+    ngx_http_eventbridge_count_accept(ctx->nevents);
+
+    rc = ctx->answer(r);
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
+{
+    ngx_http_request_t          *r = ev->data;
+    ngx_connection_t            *c;
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    /* Redis may still append it: the sender retries, consumers
+     * de-duplicate by event id */
+    if (ctx->job) {
+        ctx->job->handler = NULL;
+        ctx->job = NULL;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "eventbridge: event %V: redis did not answer in time",
+                  &ctx->event_id_str);
+    ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_TIMEOUT);
+
+    ngx_http_finalize_request(r,
+                              ngx_http_eventbridge_unavailable(r, "timed out"));
+    ngx_http_run_posted_requests(c);
+}
