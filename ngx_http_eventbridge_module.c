@@ -5,6 +5,7 @@
  */
 
 #include "ngx_http_eventbridge.h"
+#include "eb_cloudevent.h"
 
 
 static ngx_int_t ngx_http_eventbridge_add_variables(ngx_conf_t *cf);
@@ -18,6 +19,8 @@ static ngx_int_t ngx_http_eventbridge_init_process(ngx_cycle_t *cycle);
 static void ngx_http_eventbridge_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_eventbridge_put_events(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_eventbridge_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_eventbridge_name_value(ngx_conf_t *cf, void *post,
@@ -42,6 +45,10 @@ static ngx_conf_num_bounds_t  ngx_http_eventbridge_pending_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_eventbridge_maxlen_bounds = {
     ngx_http_eventbridge_check_bounds, 1, 1000000000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_eventbridge_batch_bounds = {
+    ngx_http_eventbridge_check_bounds, 1, 10000
 };
 
 static ngx_conf_num_bounds_t  ngx_http_eventbridge_depth_bounds = {
@@ -100,6 +107,20 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("eventbridge_put_events"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eventbridge_put_events,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_max_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, max_batch),
+      &ngx_http_eventbridge_batch_bounds },
 
     { ngx_string("eventbridge_allow_methods"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -309,6 +330,7 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
     lcf->allow_no_referer = NGX_CONF_UNSET;
     lcf->stream_maxlen = NGX_CONF_UNSET_UINT;
     lcf->max_json_depth = NGX_CONF_UNSET_UINT;
+    lcf->max_batch = NGX_CONF_UNSET_UINT;
     lcf->status = NGX_CONF_UNSET;
 
     return lcf;
@@ -330,12 +352,14 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth,
                               NGX_HTTP_EVENTBRIDGE_JSON_DEPTH);
     ngx_conf_merge_value(conf->status, prev->status, 0);
+    ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch,
+                              EB_CE_DEFAULT_MAX_ENTRIES);
 
     if (ngx_http_eventbridge_merge_security(cf, prev, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    if (conf->source.len == 0) {
+    if (conf->endpoint.len == 0) {
         return NGX_CONF_OK;
     }
 
@@ -343,9 +367,11 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (mcf->redis_addr.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"eventbridge_source %V\" needs "
+                      "\"eventbridge_%s %V\" needs "
                       "\"eventbridge_redis\" in the http block in %s:%ui",
-                      &conf->source, conf->source_file, conf->source_line);
+                      conf->put_events ? "put_events" : "source",
+                      conf->put_events ? &conf->bus : &conf->source,
+                      conf->source_file, conf->source_line);
         return NGX_CONF_ERROR;
     }
 
@@ -473,36 +499,27 @@ ngx_http_eventbridge_conf_error(ngx_conf_t *cf, const char *fmt, ...)
 }
 
 
+/* "bus=BUS": the bus of an event endpoint, its events stream key, and
+ * where the endpoint was configured (for errors found at merge time) */
 static char *
-ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_eventbridge_endpoint(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *arg, const char *usage)
 {
-    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
-
-    ngx_str_t                 *value;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (lcf->source.len) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_http_eventbridge_valid_name(&value[1]) != NGX_OK) {
-        ngx_http_eventbridge_conf_error(cf,
-                           "invalid source name \"%V\": use 1 to 128 letters, "
-                           "digits, \"-\", \"_\" or \".\"", &value[1]);
+    if (lcf->endpoint.len) {
+        ngx_http_eventbridge_conf_error(cf, "the location is already an "
+                                        "event endpoint (\"%V\")",
+                                        &lcf->endpoint);
         return NGX_CONF_ERROR;
     }
 
-    if (value[2].len <= 4 || ngx_strncmp(value[2].data, "bus=", 4) != 0) {
-        ngx_http_eventbridge_conf_error(cf,
-                           "missing \"bus=\" in \"%V\": expected "
-                           "\"eventbridge_source NAME bus=BUS\"", &value[2]);
+    if (arg->len <= 4 || ngx_strncmp(arg->data, "bus=", 4) != 0) {
+        ngx_http_eventbridge_conf_error(cf, "missing \"bus=\" in \"%V\": "
+                                        "expected \"%s\"", arg, usage);
         return NGX_CONF_ERROR;
     }
 
-    lcf->bus.data = value[2].data + 4;
-    lcf->bus.len = value[2].len - 4;
+    lcf->bus.data = arg->data + 4;
+    lcf->bus.len = arg->len - 4;
 
     if (ngx_http_eventbridge_valid_name(&lcf->bus) != NGX_OK) {
         ngx_http_eventbridge_conf_error(cf,
@@ -511,7 +528,6 @@ ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    lcf->source = value[1];
     lcf->source_file = cf->conf_file->file.name.data;
     lcf->source_line = cf->conf_file->line;
 
@@ -525,8 +541,75 @@ ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_sprintf(lcf->stream_key.data, "eb:{%V}:events", &lcf->bus);
 
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    value = cf->args->elts;
+
+    if (lcf->source.len) {
+        return "is duplicate";
+    }
+
+    if (ngx_http_eventbridge_valid_name(&value[1]) != NGX_OK) {
+        ngx_http_eventbridge_conf_error(cf,
+                           "invalid source name \"%V\": use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_eventbridge_endpoint(cf, lcf, &value[2],
+                                      "eventbridge_source NAME bus=BUS")
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->source = value[1];
+    lcf->endpoint = value[1];
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_eventbridge_source_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_put_events(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    value = cf->args->elts;
+
+    if (lcf->put_events) {
+        return "is duplicate";
+    }
+
+    if (ngx_http_eventbridge_endpoint(cf, lcf, &value[1],
+                                      "eventbridge_put_events bus=BUS")
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->put_events = 1;
+    ngx_str_set(&lcf->endpoint, "put_events");
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_eventbridge_put_events_handler;
 
     return NGX_CONF_OK;
 }

@@ -14,6 +14,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include <yajl/yajl_common.h>
+
 #include "eb_rand.h"
 
 
@@ -31,6 +33,7 @@ typedef enum {
     EB_REJECT_JSON_TOO_DEEP,
     EB_REJECT_INVALID_UTF8,
     EB_REJECT_UNAVAILABLE,
+    EB_REJECT_INVALID_EVENT,
     EB_REJECT_MAX
 } ngx_http_eventbridge_reject_e;
 
@@ -71,6 +74,9 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                    source;          /* "" if not a source */
+    ngx_flag_t                   put_events;      /* a PutEvents endpoint */
+    ngx_str_t                    endpoint;        /* for logs: the source
+                                                     name or "put_events" */
     u_char                      *source_file;     /* where it was set, */
     ngx_uint_t                   source_line;     /* for later errors */
     ngx_str_t                    bus;
@@ -92,6 +98,8 @@ typedef struct {
      * rules field follow */
     ngx_str_t                    xadd_head;
     ngx_uint_t                   max_json_depth;
+
+    ngx_uint_t                   max_batch;       /* PutEvents entries */
 
     ngx_flag_t                   status;          /* eventbridge_status */
 } ngx_http_eventbridge_loc_conf_t;
@@ -121,6 +129,7 @@ typedef struct {
     ngx_event_t                  timeout;
     ngx_http_eventbridge_answer_pt  answer;
     ngx_uint_t                   nevents;
+    ngx_str_t                    answer_body;     /* PutEvents */
 
     unsigned                     own_response:1;  /* our JSON, not core's */
     unsigned                     rewrite_error:1; /* core error -> JSON */
@@ -139,6 +148,19 @@ void ngx_http_eventbridge_conf_error(ngx_conf_t *cf, const char *fmt, ...);
 /* ngx_http_eventbridge_source.c */
 ngx_int_t ngx_http_eventbridge_source_handler(ngx_http_request_t *r);
 void ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle);
+/* the request body in one buffer (read back from a temp file if need be) */
+ngx_int_t ngx_http_eventbridge_collect_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+/* yajl's allocator hooks onto the request pool */
+void ngx_http_eventbridge_pool_afs(ngx_http_request_t *r,
+    yajl_alloc_funcs *afs);
+/* the event times: local with offset, and UTC */
+void ngx_http_eventbridge_timestamps(ngx_str_t *local, ngx_str_t *utc);
+/* the client address as events publish it (IPv4-mapped as IPv4) */
+void ngx_http_eventbridge_client_addr(ngx_http_request_t *r, ngx_str_t *addr);
+
+/* ngx_http_eventbridge_put_events.c */
+ngx_int_t ngx_http_eventbridge_put_events_handler(ngx_http_request_t *r);
 
 /* ngx_http_eventbridge_append.c */
 ngx_http_eventbridge_ctx_t *ngx_http_eventbridge_get_ctx(

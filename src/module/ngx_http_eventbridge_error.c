@@ -213,7 +213,7 @@ ngx_http_eventbridge_error_header_filter(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
 
-    if (lcf == NULL || lcf->source.len == 0) {
+    if (lcf == NULL || lcf->endpoint.len == 0) {
         return ngx_http_next_header_filter(r);
     }
 

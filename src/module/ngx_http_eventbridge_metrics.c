@@ -23,7 +23,8 @@ static const char  *ngx_http_eventbridge_reject_names[EB_REJECT_MAX] = {
     "invalid_json",
     "json_too_deep",
     "invalid_utf8",
-    "unavailable"
+    "unavailable",
+    "invalid_event"
 };
 
 

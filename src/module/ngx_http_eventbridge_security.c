@@ -451,8 +451,8 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
 
     if (!(r->method & lcf->methods)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "eventbridge source \"%V\": method %V not allowed",
-                      &lcf->source, &r->method_name);
+                      "eventbridge %V: method %V not allowed",
+                      &lcf->endpoint, &r->method_name);
 
         rc = ngx_http_eventbridge_refuse_body(r);
         if (rc != NGX_OK) {
@@ -478,8 +478,8 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
         && ngx_http_eventbridge_check_address(r, lcf->allow_ips) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "eventbridge source \"%V\": address not allowed",
-                      &lcf->source);
+                      "eventbridge %V: address not allowed",
+                      &lcf->endpoint);
         ngx_http_eventbridge_count_reject(EB_REJECT_ADDRESS);
         goto discard_forbidden;
     }
@@ -488,8 +488,8 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
         && ngx_http_eventbridge_check_referer(r, lcf) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "eventbridge source \"%V\": referer not allowed",
-                      &lcf->source);
+                      "eventbridge %V: referer not allowed",
+                      &lcf->endpoint);
         ngx_http_eventbridge_count_reject(EB_REJECT_REFERER);
 
         rc = ngx_http_eventbridge_refuse_body(r);
@@ -510,8 +510,8 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
 
         if (rc != NGX_OK) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "eventbridge source \"%V\": token missing or wrong",
-                          &lcf->source);
+                          "eventbridge %V: token missing or wrong",
+                          &lcf->endpoint);
             ngx_http_eventbridge_count_reject(EB_REJECT_TOKEN);
 
             rc = ngx_http_eventbridge_refuse_body(r);

@@ -97,7 +97,7 @@ ngx_http_eventbridge_body_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
 {
     u_char       *p;
@@ -208,6 +208,16 @@ ngx_http_eventbridge_yajl_realloc(void *ctx, void *ptr, size_t size)
 static void
 ngx_http_eventbridge_yajl_free(void *ctx, void *ptr)
 {
+}
+
+
+void
+ngx_http_eventbridge_pool_afs(ngx_http_request_t *r, yajl_alloc_funcs *afs)
+{
+    afs->malloc = ngx_http_eventbridge_yajl_malloc;
+    afs->realloc = ngx_http_eventbridge_yajl_realloc;
+    afs->free = ngx_http_eventbridge_yajl_free;
+    afs->ctx = r->pool;
 }
 
 
@@ -452,10 +462,7 @@ ngx_http_eventbridge_classify_body(ngx_http_request_t *r,
         }
     }
 
-    afs.malloc = ngx_http_eventbridge_yajl_malloc;
-    afs.realloc = ngx_http_eventbridge_yajl_realloc;
-    afs.free = ngx_http_eventbridge_yajl_free;
-    afs.ctx = r->pool;
+    ngx_http_eventbridge_pool_afs(r, &afs);
 
     jrc = eb_json_validate(body->data, body->len, lcf->max_json_depth, &afs,
                            err, sizeof(err));
@@ -500,6 +507,22 @@ string:
 }
 
 
+void
+ngx_http_eventbridge_client_addr(ngx_http_request_t *r, ngx_str_t *addr)
+{
+    *addr = r->connection->addr_text;
+
+    /* an IPv4 client on a dual-stack socket: "::ffff:192.0.2.7" */
+    if (addr->len > 7
+        && ngx_strncasecmp(addr->data, (u_char *) "::ffff:", 7) == 0
+        && ngx_strlchr(addr->data + 7, addr->data + addr->len, '.'))
+    {
+        addr->data += 7;
+        addr->len -= 7;
+    }
+}
+
+
 /* Generates the event into one request-pool buffer. */
 static ngx_int_t
 ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
@@ -522,10 +545,7 @@ ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
     out.pos = out.start;
     out.end = out.start + size;
 
-    afs.malloc = ngx_http_eventbridge_yajl_malloc;
-    afs.realloc = ngx_http_eventbridge_yajl_realloc;
-    afs.free = ngx_http_eventbridge_yajl_free;
-    afs.ctx = r->pool;
+    ngx_http_eventbridge_pool_afs(r, &afs);
 
     g = yajl_gen_alloc(&afs);
     if (g == NULL) {
@@ -547,7 +567,7 @@ ngx_http_eventbridge_encode(ngx_http_request_t *r, eb_http_event_t *ev,
 
 
 /* Both timestamps change at most once a millisecond: format them then. */
-static void
+void
 ngx_http_eventbridge_timestamps(ngx_str_t *local, ngx_str_t *utc)
 {
     ngx_time_t  *tp;
@@ -582,7 +602,7 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
 {
     int                                is_json;
     ngx_int_t                          rc;
-    ngx_str_t                          body, json, bad, t1, t2;
+    ngx_str_t                          body, json, bad, t1, t2, addr;
     eb_http_event_t                    ev;
     ngx_http_eventbridge_loc_conf_t   *lcf;
 
@@ -650,20 +670,9 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ev.time.len = t1.len;
     ev.publish_time.data = t2.data;
     ev.publish_time.len = t2.len;
-    ev.publish_addr.data = r->connection->addr_text.data;
-    ev.publish_addr.len = r->connection->addr_text.len;
-
-    /* an IPv4 client on a dual-stack socket: "::ffff:192.0.2.7" */
-    if (ev.publish_addr.len > 7
-        && ngx_strncasecmp(r->connection->addr_text.data,
-                           (u_char *) "::ffff:", 7) == 0
-        && ngx_strlchr(r->connection->addr_text.data + 7,
-                       r->connection->addr_text.data + ev.publish_addr.len,
-                       '.'))
-    {
-        ev.publish_addr.data += 7;
-        ev.publish_addr.len -= 7;
-    }
+    ngx_http_eventbridge_client_addr(r, &addr);
+    ev.publish_addr.data = addr.data;
+    ev.publish_addr.len = addr.len;
     ev.path.data = r->uri.data;
     ev.path.len = r->uri.len;
     ev.method.data = r->method_name.data;
