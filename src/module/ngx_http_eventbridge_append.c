@@ -96,7 +96,11 @@ static u_char *
 ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s)
 {
     p = ngx_sprintf(p, "$%uz\r\n", s->len);
-    p = ngx_cpymem(p, s->data, s->len);
+
+    if (s->len) {
+        p = ngx_cpymem(p, s->data, s->len);
+    }
+
     *p++ = '\r';
     *p++ = '\n';
 
