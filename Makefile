@@ -38,7 +38,7 @@ export TEST_EB_MODULE    := $(if $(NGX_STATIC),,$(abspath $(MODULE_SO)))
 export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 
-.PHONY: all module unit deps test test-asan test-static check demo bench clean
+.PHONY: all module unit deps test test-asan test-static check demo bench bench-match clean
 
 all: module unit
 
@@ -64,10 +64,10 @@ $(NGX_DIR)/objs/nginx: $(NGX_DIR)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_
 
 unit: $(UNIT_BINS)
 
-$(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(CORE_SRCS) $(CORE_HDRS)
+$(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
-	    -o $@ $< $(CORE_SRCS) -lyajl
+	    -o $@ $< $(CORE_SRCS) -lyajl -lpcre2-8
 
 # The README's test command: everything, ending with "N passed, N failed".
 test: deps
@@ -97,6 +97,10 @@ demo: deps
 bench: deps
 	$(MAKE) module
 	bash bench/ingest
+
+# events/s of the pattern matcher (src/core/eb_pattern*), 10 to 10,000 rules
+bench-match:
+	bash bench/match
 
 clean:
 	rm -rf build build-asan
