@@ -66,7 +66,8 @@ unit: $(UNIT_BINS)
 
 $(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
+	@echo "CC $@"
+	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
 	    -o $@ $< $(CORE_SRCS) -lyajl -lpcre2-8
 
 # The README's test command: everything, ending with "N passed, N failed".

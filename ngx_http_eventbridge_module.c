@@ -73,6 +73,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eventbridge_config"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_eventbridge_config_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eventbridge_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -375,6 +382,18 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (mcf->config) {
+        conf->bus_conf = ngx_http_eventbridge_find_bus(mcf, &conf->bus);
+
+        if (conf->bus_conf == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "bus \"%V\" is not defined in %V in %s:%ui",
+                          &conf->bus, &mcf->config_file, conf->source_file,
+                          conf->source_line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     /* built once here: per event only the JSON is formatted */
     conf->xadd_head.data = ngx_pnalloc(cf->pool, 128 + conf->stream_key.len);
     if (conf->xadd_head.data == NULL) {
@@ -660,6 +679,12 @@ ngx_http_eventbridge_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_eventbridge_source_init_worker(cycle);
+
+    if (mcf->config
+        && ngx_http_eventbridge_rules_init_worker(cycle) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return ngx_http_eventbridge_redis_init_worker(cycle, mcf);
 }

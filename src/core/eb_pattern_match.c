@@ -17,6 +17,11 @@
  * All memory is the scratch's, grown on first use and kept.
  */
 
+/* memmem() */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 

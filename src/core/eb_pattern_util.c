@@ -4,6 +4,11 @@
  * addresses, wildcards).
  */
 
+/* memmem() */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdlib.h>

@@ -17,6 +17,7 @@
 #include <yajl/yajl_common.h>
 
 #include "eb_rand.h"
+#include "eb_config.h"
 
 
 #define NGX_HTTP_EVENTBRIDGE_RETRY_AFTER  "1"
@@ -56,6 +57,30 @@ typedef struct {
 } ngx_http_eventbridge_counters_t;
 
 
+/* One matched (rule, target): XADD eb:{BUS}:target:TARGET * event JSON
+ * rule NAME, in RESP, built at configuration time around the JSON. */
+typedef struct {
+    ngx_str_t                    head;
+    ngx_str_t                    tail;
+} ngx_http_eventbridge_fanout_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_http_eventbridge_fanout_t  *targets;
+    ngx_uint_t                   ntargets;
+} ngx_http_eventbridge_rule_t;
+
+
+/* A bus of the configuration file, with its compiled rules. */
+typedef struct {
+    ngx_str_t                    name;
+    const eb_config_bus_t       *conf;
+    ngx_http_eventbridge_rule_t *rules;           /* by rule id */
+    ngx_uint_t                   nrules;
+} ngx_http_eventbridge_bus_t;
+
+
 typedef struct {
     /* Redis, resolved at configuration time: workers never resolve */
     ngx_str_t                    redis_addr;      /* as configured */
@@ -66,6 +91,10 @@ typedef struct {
     ngx_int_t                    redis_db;
     ngx_msec_t                   redis_timeout;
     ngx_uint_t                   redis_max_pending;
+
+    ngx_str_t                    config_file;
+    eb_config_t                 *config;          /* eventbridge_config */
+    ngx_array_t                 *buses;           /* ngx_http_eventbridge_bus_t */
 
     ngx_shm_zone_t              *shm_zone;
     ngx_http_eventbridge_counters_t  *counters;
@@ -81,6 +110,7 @@ typedef struct {
     ngx_uint_t                   source_line;     /* for later errors */
     ngx_str_t                    bus;
     ngx_str_t                    stream_key;      /* eb:{BUS}:events */
+    ngx_http_eventbridge_bus_t  *bus_conf;        /* NULL: no rules */
 
     ngx_str_t                    region;
     ngx_str_t                    account;
@@ -161,6 +191,16 @@ void ngx_http_eventbridge_client_addr(ngx_http_request_t *r, ngx_str_t *addr);
 
 /* ngx_http_eventbridge_put_events.c */
 ngx_int_t ngx_http_eventbridge_put_events_handler(ngx_http_request_t *r);
+
+/* ngx_http_eventbridge_rules.c */
+char *ngx_http_eventbridge_config_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_http_eventbridge_bus_t *ngx_http_eventbridge_find_bus(
+    ngx_http_eventbridge_main_conf_t *mcf, ngx_str_t *name);
+ngx_int_t ngx_http_eventbridge_rules_init_worker(ngx_cycle_t *cycle);
+/* matched rule ids of one event, ascending; -1 on error */
+ngx_int_t ngx_http_eventbridge_match(ngx_http_eventbridge_bus_t *bus,
+    ngx_str_t *event, uint32_t *ids, ngx_uint_t max);
 
 /* ngx_http_eventbridge_append.c */
 ngx_http_eventbridge_ctx_t *ngx_http_eventbridge_get_ctx(

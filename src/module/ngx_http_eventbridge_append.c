@@ -111,15 +111,114 @@ ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s)
 #define EB_BULK_OVERHEAD  (1 + NGX_SIZE_T_LEN + 4)
 
 
+/* The commands of one event: its XADD to the events stream, with the
+ * names of the rules it matched, then one XADD per (rule, target). */
+static ngx_int_t
+ngx_http_eventbridge_event_commands(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *event, ngx_array_t *cmds)
+{
+    u_char                         *p;
+    size_t                          size;
+    uint32_t                       *ids;
+    ngx_int_t                       n, i;
+    ngx_str_t                       names, *cmd;
+    ngx_uint_t                      t;
+    ngx_http_eventbridge_bus_t     *bus;
+    ngx_http_eventbridge_rule_t    *rule;
+    ngx_http_eventbridge_fanout_t  *fo;
+
+    bus = lcf->bus_conf;
+    n = 0;
+    ids = NULL;
+    ngx_str_null(&names);
+
+    if (bus && bus->nrules) {
+        ids = ngx_palloc(r->pool, bus->nrules * sizeof(uint32_t));
+        if (ids == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_http_eventbridge_match(bus, event, ids, bus->nrules);
+
+        if (n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "eventbridge: event could not be matched");
+            n = 0;
+        }
+    }
+
+    if (n) {
+        size = 0;
+        for (i = 0; i < n; i++) {
+            size += bus->rules[ids[i]].name.len + 1;
+        }
+
+        names.data = ngx_pnalloc(r->pool, size);
+        if (names.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = names.data;
+        for (i = 0; i < n; i++) {
+            if (i) {
+                *p++ = ',';
+            }
+            p = ngx_cpymem(p, bus->rules[ids[i]].name.data,
+                           bus->rules[ids[i]].name.len);
+        }
+        names.len = p - names.data;
+    }
+
+    /* XADD eb:{BUS}:events MAXLEN ~ N * event JSON rules NAMES */
+    size = lcf->xadd_head.len + 2 * EB_BULK_OVERHEAD + event->len
+           + sizeof("$5\r\nrules\r\n") - 1 + names.len;
+
+    cmd = ngx_array_push(cmds);
+    p = ngx_pnalloc(r->pool, size);
+    if (cmd == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->data = p;
+    p = ngx_cpymem(p, lcf->xadd_head.data, lcf->xadd_head.len);
+    p = ngx_http_eventbridge_bulk(p, event);
+    p = ngx_cpymem(p, "$5\r\nrules\r\n", sizeof("$5\r\nrules\r\n") - 1);
+    p = ngx_http_eventbridge_bulk(p, &names);
+    cmd->len = p - cmd->data;
+
+    for (i = 0; i < n; i++) {
+        rule = &bus->rules[ids[i]];
+
+        for (t = 0; t < rule->ntargets; t++) {
+            fo = &rule->targets[t];
+
+            size = fo->head.len + EB_BULK_OVERHEAD + event->len + fo->tail.len;
+
+            cmd = ngx_array_push(cmds);
+            p = ngx_pnalloc(r->pool, size);
+            if (cmd == NULL || p == NULL) {
+                return NGX_ERROR;
+            }
+
+            cmd->data = p;
+            p = ngx_cpymem(p, fo->head.data, fo->head.len);
+            p = ngx_http_eventbridge_bulk(p, event);
+            p = ngx_cpymem(p, fo->tail.data, fo->tail.len);
+            cmd->len = p - cmd->data;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
     ngx_uint_t n, ngx_http_eventbridge_answer_pt answer)
 {
-    u_char                            *p;
-    size_t                             size;
     ngx_int_t                          rc;
-    ngx_str_t                         *cmds, names;
-    ngx_uint_t                         i, ncmds;
+    ngx_uint_t                         i;
+    ngx_array_t                       *cmds;
     ngx_http_eventbridge_ctx_t        *ctx;
     ngx_http_eventbridge_job_t        *job;
     ngx_http_eventbridge_loc_conf_t   *lcf;
@@ -134,38 +233,23 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    cmds = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    cmds = ngx_array_create(r->pool, n, sizeof(ngx_str_t));
     if (cmds == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ncmds = 0;
-    ngx_str_null(&names);
-
     for (i = 0; i < n; i++) {
-
-        /* XADD eb:{BUS}:events MAXLEN ~ N * event JSON rules NAMES */
-        size = lcf->xadd_head.len + 2 * EB_BULK_OVERHEAD + events[i].len
-               + sizeof("$5\r\nrules\r\n") - 1 + names.len;
-
-        p = ngx_pnalloc(r->pool, size);
-        if (p == NULL) {
+        if (ngx_http_eventbridge_event_commands(r, lcf, &events[i], cmds)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        cmds[ncmds].data = p;
-        p = ngx_cpymem(p, lcf->xadd_head.data, lcf->xadd_head.len);
-        p = ngx_http_eventbridge_bulk(p, &events[i]);
-        p = ngx_cpymem(p, "$5\r\nrules\r\n", sizeof("$5\r\nrules\r\n") - 1);
-        p = ngx_http_eventbridge_bulk(p, &names);
-        cmds[ncmds].len = p - cmds[ncmds].data;
-        ncmds++;
     }
 
     ctx->answer = answer;
     ctx->nevents = n;
 
-    rc = ngx_http_eventbridge_redis_submit(cmds, ncmds,
+    rc = ngx_http_eventbridge_redis_submit(cmds->elts, cmds->nelts,
                                            ngx_http_eventbridge_appended, r,
                                            &job, &err);
 

@@ -1,0 +1,1219 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+#include "eb_buf.h"
+#include "eb_config.h"
+#include "eb_jsonpath.h"
+
+
+#define EB_CONFIG_MAX_SIZE   (16 * 1024 * 1024)
+#define EB_PATH_MAX          512
+
+
+typedef enum {
+    EB_K_STRING = 0,        /* any string */
+    EB_K_NAME,              /* non-empty string */
+    EB_K_URL,               /* http:// or https:// URL */
+    EB_K_INT,               /* integer within min..max */
+    EB_K_NUMBER,            /* number > 0 */
+    EB_K_BOOL,
+    EB_K_DURATION,
+    EB_K_ENUM,
+    EB_K_STRMAP,            /* object of strings */
+    EB_K_PATHMAP,           /* object of JSONPath strings */
+    EB_K_OBJECT,            /* checked by the caller */
+    EB_K_ANY                /* checked by the caller */
+} eb_kind_t;
+
+
+typedef struct {
+    const char          *key;
+    eb_kind_t            kind;
+    int                  required;
+    const char *const   *enums;
+    long long            min;
+    long long            max;
+} eb_key_t;
+
+
+typedef struct {
+    const char  *file;
+    char        *err;
+    size_t       errlen;
+    char         path[EB_PATH_MAX];
+} eb_ctx_t;
+
+
+static const char *const  eb_connection_types[] = {
+    "basic", "api_key", "oauth2", NULL
+};
+
+static const char *const  eb_target_types[] = {
+    "http", "cloudevents", "mysql", "postgresql", "redis", NULL
+};
+
+static const char *const  eb_http_methods[] = {
+    "GET", "POST", "PUT", "PATCH", "DELETE", NULL
+};
+
+static const char *const  eb_strategies[] = {
+    "backoff", "exponential", NULL
+};
+
+static const char *const  eb_fault_tolerance[] = { "ALL", "NONE", NULL };
+static const char *const  eb_ce_modes[] = { "binary", "structured", NULL };
+static const char *const  eb_ce_delivery[] = { "sync", "async", NULL };
+
+static const char *const  eb_transform_forms[] = {
+    "ORIGINAL", "JSONPATH", "CONSTANT", "TEMPLATE", NULL
+};
+
+
+static const eb_key_t  eb_top_keys[] = {
+    { "connections", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { "targets", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { "buses", EB_K_OBJECT, 1, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_basic_keys[] = {
+    { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
+    { "username", EB_K_NAME, 1, NULL, 0, 0 },
+    { "password", EB_K_STRING, 1, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_api_key_keys[] = {
+    { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
+    { "header", EB_K_NAME, 1, NULL, 0, 0 },
+    { "value", EB_K_NAME, 1, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_oauth2_keys[] = {
+    { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
+    { "token_url", EB_K_URL, 1, NULL, 0, 0 },
+    { "client_id", EB_K_NAME, 1, NULL, 0, 0 },
+    { "client_secret", EB_K_NAME, 1, NULL, 0, 0 },
+    { "scope", EB_K_STRING, 0, NULL, 0, 0 },
+    { "method", EB_K_ENUM, 0, eb_http_methods, 0, 0 },
+    { "params", EB_K_STRMAP, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+/* keys every target may have, then each type's own */
+#define EB_TARGET_COMMON_KEYS                                                 \
+    { "type", EB_K_ENUM, 1, eb_target_types, 0, 0 },                          \
+    { "description", EB_K_STRING, 0, NULL, 0, 0 },                            \
+    { "retry", EB_K_OBJECT, 0, NULL, 0, 0 },                                  \
+    { "fault_tolerance", EB_K_ENUM, 0, eb_fault_tolerance, 0, 0 },            \
+    { "dead_letter", EB_K_BOOL, 0, NULL, 0, 0 },                              \
+    { "concurrency", EB_K_INT, 0, NULL, 1, 1024 },                            \
+    { "timeout", EB_K_DURATION, 0, NULL, 0, 0 }
+
+static const eb_key_t  eb_http_keys[] = {
+    EB_TARGET_COMMON_KEYS,
+    { "url", EB_K_URL, 1, NULL, 0, 0 },
+    { "method", EB_K_ENUM, 0, eb_http_methods, 0, 0 },
+    { "headers", EB_K_STRMAP, 0, NULL, 0, 0 },
+    { "query", EB_K_STRMAP, 0, NULL, 0, 0 },
+    { "connection", EB_K_NAME, 0, NULL, 0, 0 },
+    { "rate", EB_K_NUMBER, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_cloudevents_keys[] = {
+    EB_TARGET_COMMON_KEYS,
+    { "url", EB_K_URL, 1, NULL, 0, 0 },
+    { "mode", EB_K_ENUM, 0, eb_ce_modes, 0, 0 },
+    { "delivery", EB_K_ENUM, 0, eb_ce_delivery, 0, 0 },
+    { "headers", EB_K_STRMAP, 0, NULL, 0, 0 },
+    { "connection", EB_K_NAME, 0, NULL, 0, 0 },
+    { "rate", EB_K_NUMBER, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_sql_keys[] = {
+    EB_TARGET_COMMON_KEYS,
+    { "host", EB_K_NAME, 1, NULL, 0, 0 },
+    { "port", EB_K_INT, 0, NULL, 1, 65535 },
+    { "user", EB_K_NAME, 1, NULL, 0, 0 },
+    { "password", EB_K_STRING, 0, NULL, 0, 0 },
+    { "database", EB_K_NAME, 1, NULL, 0, 0 },
+    { "table", EB_K_NAME, 1, NULL, 0, 0 },
+    { "columns", EB_K_PATHMAP, 1, NULL, 0, 0 },
+    { "batch", EB_K_INT, 0, NULL, 1, 10000 },
+    { "pool", EB_K_INT, 0, NULL, 1, 256 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_redis_keys[] = {
+    EB_TARGET_COMMON_KEYS,
+    { "address", EB_K_NAME, 1, NULL, 0, 0 },
+    { "stream", EB_K_NAME, 1, NULL, 0, 0 },
+    { "maxlen", EB_K_INT, 0, NULL, 1, 1000000000 },
+    { "password", EB_K_STRING, 0, NULL, 0, 0 },
+    { "db", EB_K_INT, 0, NULL, 0, 65535 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_retry_keys[] = {
+    { "strategy", EB_K_ENUM, 0, eb_strategies, 0, 0 },
+    { "attempts", EB_K_INT, 0, NULL, 0, 10000 },
+    { "interval", EB_K_DURATION, 0, NULL, 0, 0 },
+    { "max_interval", EB_K_DURATION, 0, NULL, 0, 0 },
+    { "max_age", EB_K_DURATION, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_bus_keys[] = {
+    { "description", EB_K_STRING, 0, NULL, 0, 0 },
+    { "rules", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_rule_keys[] = {
+    { "description", EB_K_STRING, 0, NULL, 0, 0 },
+    { "enabled", EB_K_BOOL, 0, NULL, 0, 0 },
+    { "pattern", EB_K_OBJECT, 1, NULL, 0, 0 },
+    { "targets", EB_K_ANY, 1, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_rule_target_keys[] = {
+    { "target", EB_K_NAME, 1, NULL, 0, 0 },
+    { "transform", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_transform_keys[] = {
+    { "form", EB_K_ENUM, 1, eb_transform_forms, 0, 0 },
+    { "value", EB_K_ANY, 0, NULL, 0, 0 },
+    { "template", EB_K_STRING, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+
+static yajl_val eb_get(yajl_val obj, const char *key);
+
+
+static int
+eb_fail(eb_ctx_t *ctx, const char *fmt, ...)
+{
+    int      n;
+    va_list  args;
+
+    n = snprintf(ctx->err, ctx->errlen, "%s: %s: ", ctx->file,
+                 ctx->path[0] ? ctx->path : "(top level)");
+
+    if (n < 0 || (size_t) n >= ctx->errlen) {
+        return -1;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(ctx->err + n, ctx->errlen - n, fmt, args);
+    va_end(args);
+
+    return -1;
+}
+
+
+/* Appends ".key" (or "key" at the top) to the path; returns the old
+ * length so that the caller can cut it back. */
+static size_t
+eb_path_push(eb_ctx_t *ctx, const char *key)
+{
+    size_t  len;
+
+    len = strlen(ctx->path);
+
+    snprintf(ctx->path + len, sizeof(ctx->path) - len, "%s%s",
+             len ? "." : "", key);
+
+    return len;
+}
+
+
+static size_t
+eb_path_push_index(eb_ctx_t *ctx, size_t i)
+{
+    size_t  len;
+
+    len = strlen(ctx->path);
+    snprintf(ctx->path + len, sizeof(ctx->path) - len, "[%zu]", i);
+
+    return len;
+}
+
+
+static void
+eb_path_pop(eb_ctx_t *ctx, size_t len)
+{
+    ctx->path[len] = '\0';
+}
+
+
+static int
+eb_is_name(const char *s)
+{
+    const char  *p;
+
+    if (*s == '\0' || strlen(s) > 128) {
+        return 0;
+    }
+
+    for (p = s; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
+              || *p == '.'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+eb_config_duration(yajl_val v, uint64_t *ms)
+{
+    char                *end;
+    const char          *s;
+    unsigned long long   n;
+
+    if (YAJL_IS_INTEGER(v)) {
+        if (YAJL_GET_INTEGER(v) < 0) {
+            return -1;
+        }
+        *ms = (uint64_t) YAJL_GET_INTEGER(v);
+        return 0;
+    }
+
+    s = YAJL_GET_STRING(v);
+    if (s == NULL || *s < '0' || *s > '9') {
+        return -1;
+    }
+
+    errno = 0;
+    n = strtoull(s, &end, 10);
+    if (errno || n > 1000ULL * 86400 * 3650) {
+        return -1;
+    }
+
+    if (strcmp(end, "ms") == 0) {
+        *ms = n;
+    } else if (strcmp(end, "s") == 0) {
+        *ms = n * 1000;
+    } else if (strcmp(end, "m") == 0) {
+        *ms = n * 60 * 1000;
+    } else if (strcmp(end, "h") == 0) {
+        *ms = n * 3600 * 1000;
+    } else if (strcmp(end, "d") == 0) {
+        *ms = n * 86400 * 1000;
+    } else {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+eb_check_value(eb_ctx_t *ctx, const eb_key_t *k, yajl_val v)
+{
+    size_t               i;
+    uint64_t             ms;
+    const char          *s;
+    const char *const   *e;
+    eb_jsonpath_t       *jp;
+    char                 jerr[256];
+
+    switch (k->kind) {
+
+    case EB_K_STRING:
+        if (!YAJL_IS_STRING(v)) {
+            return eb_fail(ctx, "must be a string");
+        }
+        return 0;
+
+    case EB_K_NAME:
+        if (!YAJL_IS_STRING(v) || YAJL_GET_STRING(v)[0] == '\0') {
+            return eb_fail(ctx, "must be a non-empty string");
+        }
+        return 0;
+
+    case EB_K_URL:
+        s = YAJL_GET_STRING(v);
+        if (s == NULL
+            || (strncmp(s, "http://", 7) != 0
+                && strncmp(s, "https://", 8) != 0)
+            || strlen(s) < 9)
+        {
+            return eb_fail(ctx, "must be an http:// or https:// URL");
+        }
+        return 0;
+
+    case EB_K_INT:
+        if (!YAJL_IS_INTEGER(v)
+            || YAJL_GET_INTEGER(v) < k->min || YAJL_GET_INTEGER(v) > k->max)
+        {
+            return eb_fail(ctx, "must be an integer from %lld to %lld",
+                           k->min, k->max);
+        }
+        return 0;
+
+    case EB_K_NUMBER:
+        if (!YAJL_IS_NUMBER(v) || !(YAJL_GET_DOUBLE(v) > 0)) {
+            return eb_fail(ctx, "must be a number above 0");
+        }
+        return 0;
+
+    case EB_K_BOOL:
+        if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+            return eb_fail(ctx, "must be true or false");
+        }
+        return 0;
+
+    case EB_K_DURATION:
+        if (eb_config_duration(v, &ms) != 0) {
+            return eb_fail(ctx, "must be a duration: milliseconds, or a "
+                           "string such as \"250ms\", \"10s\", \"5m\", "
+                           "\"2h\", \"1d\"");
+        }
+        return 0;
+
+    case EB_K_ENUM:
+        s = YAJL_GET_STRING(v);
+        for (e = k->enums; s && *e; e++) {
+            if (strcmp(s, *e) == 0) {
+                return 0;
+            }
+        }
+        {
+            char    list[256];
+            size_t  n = 0;
+
+            list[0] = '\0';
+            for (e = k->enums; *e && n < sizeof(list); e++) {
+                n += snprintf(list + n, sizeof(list) - n, "%s\"%s\"",
+                              e == k->enums ? "" : ", ", *e);
+            }
+            return eb_fail(ctx, "must be one of %s", list);
+        }
+
+    case EB_K_STRMAP:
+    case EB_K_PATHMAP:
+        if (!YAJL_IS_OBJECT(v)) {
+            return eb_fail(ctx, "must be an object of strings");
+        }
+        for (i = 0; i < v->u.object.len; i++) {
+            size_t  old = eb_path_push(ctx, v->u.object.keys[i]);
+            yajl_val  m = v->u.object.values[i];
+
+            if (!YAJL_IS_STRING(m)) {
+                return eb_fail(ctx, "must be a string");
+            }
+
+            if (k->kind == EB_K_PATHMAP) {
+                s = m->u.string;
+                jp = eb_jsonpath_compile(s, strlen(s), jerr, sizeof(jerr));
+                if (jp == NULL) {
+                    return eb_fail(ctx, "invalid JSONPath \"%s\": %s", s,
+                                   jerr);
+                }
+                eb_jsonpath_free(jp);
+            }
+
+            eb_path_pop(ctx, old);
+        }
+        return 0;
+
+    case EB_K_OBJECT:
+        if (!YAJL_IS_OBJECT(v)) {
+            return eb_fail(ctx, "must be an object");
+        }
+        return 0;
+
+    case EB_K_ANY:
+        return 0;
+    }
+
+    return 0;
+}
+
+
+/* Checks the members of obj against the key table: unknown keys, value
+ * kinds, then required keys. */
+static int
+eb_check_object(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *keys)
+{
+    size_t           i, old;
+    const eb_key_t  *k;
+
+    if (!YAJL_IS_OBJECT(obj)) {
+        return eb_fail(ctx, "must be an object");
+    }
+
+    for (i = 0; i < obj->u.object.len; i++) {
+
+        for (k = keys; k->key; k++) {
+            if (strcmp(k->key, obj->u.object.keys[i]) == 0) {
+                break;
+            }
+        }
+
+        if (k->key == NULL) {
+            char    list[512];
+            size_t  n = 0;
+
+            list[0] = '\0';
+            for (k = keys; k->key && n < sizeof(list); k++) {
+                n += snprintf(list + n, sizeof(list) - n, "%s%s",
+                              k == keys ? "" : ", ", k->key);
+            }
+
+            return eb_fail(ctx, "unknown key \"%s\" (known: %s)",
+                           obj->u.object.keys[i], list);
+        }
+
+        old = eb_path_push(ctx, k->key);
+
+        if (eb_check_value(ctx, k, obj->u.object.values[i]) != 0) {
+            return -1;
+        }
+
+        eb_path_pop(ctx, old);
+    }
+
+    for (k = keys; k->key; k++) {
+        if (k->required && eb_get(obj, k->key) == NULL) {
+            return eb_fail(ctx, "missing key \"%s\"", k->key);
+        }
+    }
+
+    return 0;
+}
+
+
+static yajl_val
+eb_get(yajl_val obj, const char *key)
+{
+    const char  *path[2];
+
+    path[0] = key;
+    path[1] = NULL;
+
+    return yajl_tree_get(obj, path, yajl_t_any);
+}
+
+
+static int
+eb_enum_index(const char *const *enums, const char *s)
+{
+    int  i;
+
+    for (i = 0; enums[i]; i++) {
+        if (strcmp(enums[i], s) == 0) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+static int
+eb_load_connections(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
+{
+    size_t           i, old;
+    yajl_val         spec, type;
+    const eb_key_t  *keys;
+
+    if (obj == NULL) {
+        return 0;
+    }
+
+    cf->connections = calloc(obj->u.object.len + 1,
+                             sizeof(eb_config_connection_t));
+    if (cf->connections == NULL) {
+        return eb_fail(ctx, "out of memory");
+    }
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        old = eb_path_push(ctx, "connections");
+        eb_path_push(ctx, obj->u.object.keys[i]);
+
+        if (!eb_is_name(obj->u.object.keys[i])) {
+            return eb_fail(ctx, "invalid name: use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"");
+        }
+
+        spec = obj->u.object.values[i];
+        type = eb_get(spec, "type");
+
+        if (!YAJL_IS_OBJECT(spec)) {
+            return eb_fail(ctx, "must be an object");
+        }
+
+        if (!YAJL_IS_STRING(type)
+            || eb_enum_index(eb_connection_types, YAJL_GET_STRING(type)) < 0)
+        {
+            return eb_fail(ctx, "\"type\" must be one of \"basic\", "
+                           "\"api_key\", \"oauth2\"");
+        }
+
+        cf->connections[i].type = eb_enum_index(eb_connection_types,
+                                                YAJL_GET_STRING(type));
+        keys = cf->connections[i].type == EB_CONNECTION_BASIC ? eb_basic_keys
+               : cf->connections[i].type == EB_CONNECTION_API_KEY
+                 ? eb_api_key_keys : eb_oauth2_keys;
+
+        if (eb_check_object(ctx, spec, keys) != 0) {
+            return -1;
+        }
+
+        cf->connections[i].name = obj->u.object.keys[i];
+        cf->connections[i].spec = spec;
+        cf->nconnections++;
+
+        eb_path_pop(ctx, old);
+    }
+
+    return 0;
+}
+
+
+static int
+eb_find_connection(const eb_config_t *cf, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->nconnections; i++) {
+        if (strcmp(cf->connections[i].name, name) == 0) {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
+static int
+eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
+{
+    size_t               i, old, sub;
+    yajl_val             spec, type, v;
+    const eb_key_t      *keys;
+    eb_config_target_t  *t;
+
+    static const eb_key_t  *type_keys[] = {
+        eb_http_keys, eb_cloudevents_keys, eb_sql_keys, eb_sql_keys,
+        eb_redis_keys
+    };
+
+    if (obj == NULL) {
+        return 0;
+    }
+
+    cf->targets = calloc(obj->u.object.len + 1, sizeof(eb_config_target_t));
+    if (cf->targets == NULL) {
+        return eb_fail(ctx, "out of memory");
+    }
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        old = eb_path_push(ctx, "targets");
+        eb_path_push(ctx, obj->u.object.keys[i]);
+
+        if (!eb_is_name(obj->u.object.keys[i])) {
+            return eb_fail(ctx, "invalid name: use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"");
+        }
+
+        spec = obj->u.object.values[i];
+
+        if (!YAJL_IS_OBJECT(spec)) {
+            return eb_fail(ctx, "must be an object");
+        }
+
+        type = eb_get(spec, "type");
+
+        if (!YAJL_IS_STRING(type)
+            || eb_enum_index(eb_target_types, YAJL_GET_STRING(type)) < 0)
+        {
+            return eb_fail(ctx, "\"type\" must be one of \"http\", "
+                           "\"cloudevents\", \"mysql\", \"postgresql\", "
+                           "\"redis\"");
+        }
+
+        t = &cf->targets[i];
+        t->name = obj->u.object.keys[i];
+        t->type = eb_enum_index(eb_target_types, YAJL_GET_STRING(type));
+        t->spec = spec;
+        t->connection = -1;
+
+        keys = type_keys[t->type];
+
+        if (eb_check_object(ctx, spec, keys) != 0) {
+            return -1;
+        }
+
+        v = eb_get(spec, "retry");
+        if (v) {
+            sub = eb_path_push(ctx, "retry");
+            if (eb_check_object(ctx, v, eb_retry_keys) != 0) {
+                return -1;
+            }
+            eb_path_pop(ctx, sub);
+        }
+
+        v = eb_get(spec, "connection");
+        if (v) {
+            t->connection = eb_find_connection(cf, YAJL_GET_STRING(v));
+
+            if (t->connection < 0) {
+                (void) eb_path_push(ctx, "connection");
+                return eb_fail(ctx, "undefined connection \"%s\"",
+                               YAJL_GET_STRING(v));
+            }
+        }
+
+        cf->ntargets++;
+        eb_path_pop(ctx, old);
+    }
+
+    return 0;
+}
+
+
+static int
+eb_find_target(const eb_config_t *cf, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->ntargets; i++) {
+        if (strcmp(cf->targets[i].name, name) == 0) {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
+/* Regenerates a parsed value as JSON text; numbers keep their text. */
+static int
+eb_gen_tree(yajl_gen g, yajl_val v)
+{
+    size_t  i;
+
+    switch (v->type) {
+    case yajl_t_string:
+        return yajl_gen_string(g, (const unsigned char *) v->u.string,
+                               strlen(v->u.string));
+    case yajl_t_number:
+        return yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+    case yajl_t_true:
+        return yajl_gen_bool(g, 1);
+    case yajl_t_false:
+        return yajl_gen_bool(g, 0);
+    case yajl_t_null:
+        return yajl_gen_null(g);
+    case yajl_t_array:
+        if (yajl_gen_array_open(g) != yajl_gen_status_ok) {
+            return -1;
+        }
+        for (i = 0; i < v->u.array.len; i++) {
+            if (eb_gen_tree(g, v->u.array.values[i]) != yajl_gen_status_ok) {
+                return -1;
+            }
+        }
+        return yajl_gen_array_close(g);
+    case yajl_t_object:
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+            return -1;
+        }
+        for (i = 0; i < v->u.object.len; i++) {
+            if (yajl_gen_string(g, (const unsigned char *) v->u.object.keys[i],
+                                strlen(v->u.object.keys[i]))
+                != yajl_gen_status_ok
+                || eb_gen_tree(g, v->u.object.values[i]) != yajl_gen_status_ok)
+            {
+                return -1;
+            }
+        }
+        return yajl_gen_map_close(g);
+    default:
+        return -1;
+    }
+}
+
+
+static int
+eb_to_json(yajl_val v, eb_buf_t *out)
+{
+    int       rc;
+    yajl_gen  g;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return -1;
+    }
+
+    yajl_gen_config(g, yajl_gen_print_callback, eb_buf_yajl_print, out);
+
+    rc = (eb_gen_tree(g, v) == yajl_gen_status_ok && !out->failed) ? 0 : -1;
+
+    yajl_gen_free(g);
+    return rc;
+}
+
+
+static int
+eb_load_transform(eb_ctx_t *ctx, yajl_val spec, eb_transform_t **tp)
+{
+    char             terr[512];
+    eb_transform_t  *tr;
+
+    if (eb_check_object(ctx, spec, eb_transform_keys) != 0) {
+        return -1;
+    }
+
+    tr = eb_transform_compile_tree(YAJL_GET_STRING(eb_get(spec, "form")),
+                                   eb_get(spec, "value"),
+                                   eb_get(spec, "template"),
+                                   terr, sizeof(terr));
+    if (tr == NULL) {
+        return eb_fail(ctx, "%s", terr);
+    }
+
+    *tp = tr;
+    return 0;
+}
+
+
+static int
+eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
+    const char *name, yajl_val spec)
+{
+    int                       idx;
+    char                      perr[512];
+    size_t                    i, old;
+    yajl_val                  targets, pattern, v;
+    eb_buf_t                  text;
+    eb_config_rule_t         *rule;
+    eb_config_rule_target_t  *rt;
+
+    if (!eb_is_name(name)) {
+        return eb_fail(ctx, "invalid rule name: use 1 to 128 letters, "
+                       "digits, \"-\", \"_\" or \".\"");
+    }
+
+    if (eb_check_object(ctx, spec, eb_rule_keys) != 0) {
+        return -1;
+    }
+
+    rule = &bus->rules[bus->nrules];
+    rule->name = name;
+    rule->id = (uint32_t) bus->nrules;
+    v = eb_get(spec, "enabled");
+    rule->enabled = v ? YAJL_IS_TRUE(v) : 1;
+
+    targets = eb_get(spec, "targets");
+
+    old = eb_path_push(ctx, "targets");
+
+    if (!YAJL_IS_ARRAY(targets) || targets->u.array.len == 0) {
+        return eb_fail(ctx, "must be a non-empty array of "
+                       "{\"target\": NAME, \"transform\": {...}}");
+    }
+
+    rule->targets = calloc(targets->u.array.len,
+                           sizeof(eb_config_rule_target_t));
+    if (rule->targets == NULL) {
+        return eb_fail(ctx, "out of memory");
+    }
+
+    bus->nrules++;      /* from here on freed with the bus */
+
+    for (i = 0; i < targets->u.array.len; i++) {
+        size_t  sub = eb_path_push_index(ctx, i);
+
+        v = targets->u.array.values[i];
+
+        if (eb_check_object(ctx, v, eb_rule_target_keys) != 0) {
+            return -1;
+        }
+
+        idx = eb_find_target(cf, YAJL_GET_STRING(eb_get(v, "target")));
+        if (idx < 0) {
+            return eb_fail(ctx, "undefined target \"%s\"",
+                           YAJL_GET_STRING(eb_get(v, "target")));
+        }
+
+        rt = &rule->targets[rule->ntargets];
+        rt->target = (size_t) idx;
+
+        if (eb_get(v, "transform")) {
+            size_t  t = eb_path_push(ctx, "transform");
+
+            if (eb_load_transform(ctx, eb_get(v, "transform"),
+                                  &rt->transform)
+                != 0)
+            {
+                return -1;
+            }
+
+            eb_path_pop(ctx, t);
+        }
+
+        rule->ntargets++;
+        eb_path_pop(ctx, sub);
+    }
+
+    eb_path_pop(ctx, old);
+
+    if (!rule->enabled) {
+        return 0;
+    }
+
+    pattern = eb_get(spec, "pattern");
+    old = eb_path_push(ctx, "pattern");
+
+    eb_buf_init(&text);
+
+    if (eb_to_json(pattern, &text) != 0) {
+        eb_buf_free(&text);
+        return eb_fail(ctx, "out of memory");
+    }
+
+    if (eb_ruleset_add(bus->ruleset, rule->id, text.data, text.len,
+                       perr, sizeof(perr))
+        != 0)
+    {
+        eb_buf_free(&text);
+        return eb_fail(ctx, "%s", perr);
+    }
+
+    eb_buf_free(&text);
+    eb_path_pop(ctx, old);
+
+    return 0;
+}
+
+
+static int
+eb_load_buses(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
+{
+    char              perr[512];
+    size_t            i, j, old, sub;
+    yajl_val          spec, rules;
+    eb_config_bus_t  *bus;
+
+    cf->buses = calloc(obj->u.object.len + 1, sizeof(eb_config_bus_t));
+    if (cf->buses == NULL) {
+        return eb_fail(ctx, "out of memory");
+    }
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        old = eb_path_push(ctx, "buses");
+        eb_path_push(ctx, obj->u.object.keys[i]);
+
+        if (!eb_is_name(obj->u.object.keys[i])) {
+            return eb_fail(ctx, "invalid bus name: use 1 to 128 letters, "
+                           "digits, \"-\", \"_\" or \".\"");
+        }
+
+        spec = obj->u.object.values[i];
+
+        if (eb_check_object(ctx, spec, eb_bus_keys) != 0) {
+            return -1;
+        }
+
+        bus = &cf->buses[i];
+        bus->name = obj->u.object.keys[i];
+        bus->ruleset = eb_ruleset_new();
+        cf->nbuses++;
+
+        if (bus->ruleset == NULL) {
+            return eb_fail(ctx, "out of memory");
+        }
+
+        rules = eb_get(spec, "rules");
+
+        if (rules) {
+            bus->rules = calloc(rules->u.object.len + 1,
+                                sizeof(eb_config_rule_t));
+            if (bus->rules == NULL) {
+                return eb_fail(ctx, "out of memory");
+            }
+
+            for (j = 0; j < rules->u.object.len; j++) {
+                sub = eb_path_push(ctx, "rules");
+                eb_path_push(ctx, rules->u.object.keys[j]);
+
+                if (eb_load_rule(ctx, cf, bus, rules->u.object.keys[j],
+                                 rules->u.object.values[j])
+                    != 0)
+                {
+                    return -1;
+                }
+
+                eb_path_pop(ctx, sub);
+            }
+        }
+
+        if (eb_ruleset_compile(bus->ruleset, perr, sizeof(perr)) != 0) {
+            return eb_fail(ctx, "%s", perr);
+        }
+
+        eb_path_pop(ctx, old);
+    }
+
+    return 0;
+}
+
+
+/* For a JSON syntax error: yajl's message and the line and column of the
+ * byte where parsing stopped. */
+static void
+eb_syntax_error(const char *file, const unsigned char *text, size_t len,
+    char *err, size_t errlen)
+{
+    size_t          at, i, line, col;
+    yajl_handle     h;
+    yajl_status     st;
+    unsigned char  *msg, *nl;
+
+    h = yajl_alloc(NULL, NULL, NULL);
+    if (h == NULL) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return;
+    }
+
+    st = yajl_parse(h, text, len);
+
+    /* yajl counts the offending byte as consumed */
+    at = yajl_get_bytes_consumed(h);
+    at = at ? at - 1 : 0;
+
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+        at = len;
+    }
+
+    msg = yajl_get_error(h, 0, text, len);
+
+    line = 1;
+    col = 1;
+
+    for (i = 0; i < at && i < len; i++) {
+        if (text[i] == '\n') {
+            line++;
+            col = 1;
+
+        } else {
+            col++;
+        }
+    }
+
+    if (msg) {
+        nl = (unsigned char *) strchr((char *) msg, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+    }
+
+    snprintf(err, errlen, "%s:%zu:%zu: invalid JSON: %s", file, line, col,
+             msg ? (char *) msg : "syntax error");
+
+    if (msg) {
+        yajl_free_error(h, msg);
+    }
+
+    yajl_free(h);
+}
+
+
+eb_config_t *
+eb_config_parse(const char *file, const unsigned char *text, size_t len,
+    char *err, size_t errlen)
+{
+    char          *copy, yerr[256];
+    eb_ctx_t       ctx;
+    yajl_val       root;
+    eb_config_t   *cf;
+
+    ctx.file = file;
+    ctx.err = err;
+    ctx.errlen = errlen;
+    ctx.path[0] = '\0';
+
+    /* yajl_tree_parse wants a NUL-terminated string */
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return NULL;
+    }
+
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+
+    if (memchr(text, '\0', len) != NULL) {
+        free(copy);
+        snprintf(err, errlen, "%s: contains a NUL byte", file);
+        return NULL;
+    }
+
+    root = yajl_tree_parse(copy, yerr, sizeof(yerr));
+    free(copy);
+
+    if (root == NULL) {
+        eb_syntax_error(file, text, len, err, errlen);
+        return NULL;
+    }
+
+    cf = calloc(1, sizeof(eb_config_t));
+    if (cf == NULL) {
+        yajl_tree_free(root);
+        snprintf(err, errlen, "%s: out of memory", file);
+        return NULL;
+    }
+
+    cf->root = root;
+    cf->file = strdup(file);
+
+    if (cf->file == NULL
+        || eb_check_object(&ctx, root, eb_top_keys) != 0
+        || eb_load_connections(&ctx, cf, eb_get(root, "connections")) != 0
+        || eb_load_targets(&ctx, cf, eb_get(root, "targets")) != 0
+        || eb_load_buses(&ctx, cf, eb_get(root, "buses")) != 0)
+    {
+        if (cf->file == NULL) {
+            snprintf(err, errlen, "%s: out of memory", file);
+        }
+
+        eb_config_free(cf);
+        return NULL;
+    }
+
+    err[0] = '\0';
+    return cf;
+}
+
+
+eb_config_t *
+eb_config_load(const char *file, char *err, size_t errlen)
+{
+    FILE           *f;
+    long            size;
+    size_t          n;
+    unsigned char  *text;
+    eb_config_t    *cf;
+
+    f = fopen(file, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        return NULL;
+    }
+
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0
+        || fseek(f, 0, SEEK_SET) != 0)
+    {
+        snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+
+    if (size > EB_CONFIG_MAX_SIZE) {
+        snprintf(err, errlen, "%s: larger than %d bytes", file,
+                 EB_CONFIG_MAX_SIZE);
+        fclose(f);
+        return NULL;
+    }
+
+    text = malloc((size_t) size + 1);
+    if (text == NULL) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        fclose(f);
+        return NULL;
+    }
+
+    n = fread(text, 1, (size_t) size, f);
+    fclose(f);
+
+    if (n != (size_t) size) {
+        snprintf(err, errlen, "%s: cannot read", file);
+        free(text);
+        return NULL;
+    }
+
+    cf = eb_config_parse(file, text, n, err, errlen);
+    free(text);
+
+    return cf;
+}
+
+
+const eb_config_bus_t *
+eb_config_bus(const eb_config_t *cf, const char *name, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < cf->nbuses; i++) {
+        if (strlen(cf->buses[i].name) == len
+            && memcmp(cf->buses[i].name, name, len) == 0)
+        {
+            return &cf->buses[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+eb_config_free(eb_config_t *cf)
+{
+    size_t             i, j, k;
+    eb_config_bus_t   *bus;
+    eb_config_rule_t  *rule;
+
+    if (cf == NULL) {
+        return;
+    }
+
+    for (i = 0; i < cf->nbuses; i++) {
+        bus = &cf->buses[i];
+
+        for (j = 0; j < bus->nrules; j++) {
+            rule = &bus->rules[j];
+
+            for (k = 0; k < rule->ntargets; k++) {
+                if (rule->targets[k].transform) {
+                    eb_transform_free(rule->targets[k].transform);
+                }
+            }
+
+            free(rule->targets);
+        }
+
+        free(bus->rules);
+
+        if (bus->ruleset) {
+            eb_ruleset_free(bus->ruleset);
+        }
+    }
+
+    free(cf->buses);
+    free(cf->targets);
+    free(cf->connections);
+    yajl_tree_free(cf->root);
+    free(cf->file);
+    free(cf);
+}
