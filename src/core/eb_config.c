@@ -878,10 +878,6 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
 
     eb_path_pop(ctx, old);
 
-    if (!rule->enabled) {
-        return 0;
-    }
-
     pattern = eb_get(spec, "pattern");
     old = eb_path_push(ctx, "pattern");
 
@@ -892,8 +888,11 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
         return eb_fail(ctx, "out of memory");
     }
 
-    if (eb_ruleset_add(bus->ruleset, rule->id, text.data, text.len,
-                       perr, sizeof(perr))
+    /* a disabled rule is checked all the same, but matches nothing */
+    if ((rule->enabled
+         ? eb_ruleset_add(bus->ruleset, rule->id, text.data, text.len,
+                          perr, sizeof(perr))
+         : eb_pattern_check(text.data, text.len, perr, sizeof(perr)))
         != 0)
     {
         eb_buf_free(&text);

@@ -155,6 +155,12 @@ test_errors(void)
             "[{\"target\": \"t\"}]}}}}}",
             "buses.b.rules.r.pattern: ", "invalid pattern names the rule");
     refused("{\"targets\": {\"t\": {\"type\": \"http\", \"url\": "
+            "\"https://x.example\"}}, \"buses\": {\"b\": {\"rules\": {\"r\": "
+            "{\"enabled\": false, \"pattern\": {\"source\": "
+            "[{\"prefx\": \"a\"}]}, \"targets\": [{\"target\": \"t\"}]}}}}}",
+            "buses.b.rules.r.pattern: ",
+            "a disabled rule's pattern is checked too");
+    refused("{\"targets\": {\"t\": {\"type\": \"http\", \"url\": "
             "\"https://x.example\", \"connection\": \"c\"}}, "
             "\"buses\": {}}",
             "targets.t.connection: undefined connection \"c\"",
