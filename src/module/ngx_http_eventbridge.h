@@ -211,6 +211,9 @@ ngx_http_eventbridge_ctx_t *ngx_http_eventbridge_get_ctx(
  * finalize with it. */
 ngx_int_t ngx_http_eventbridge_append(ngx_http_request_t *r,
     ngx_str_t *events, ngx_uint_t n, ngx_http_eventbridge_answer_pt answer);
+/* security checks, then the body for post(); a content handler's result */
+ngx_int_t ngx_http_eventbridge_read_event(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt post);
 /* 503 with Retry-After */
 ngx_int_t ngx_http_eventbridge_unavailable(ngx_http_request_t *r,
     const char *why);

@@ -68,6 +68,36 @@ ngx_http_eventbridge_cleanup(void *data)
 }
 
 
+/* The content phase of every event endpoint: the security checks, before
+ * any of the body is read, then the body, which post() processes. */
+ngx_int_t
+ngx_http_eventbridge_read_event(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt post)
+{
+    ngx_int_t                         rc;
+    ngx_http_eventbridge_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
+
+    rc = ngx_http_eventbridge_check_access(r, lcf);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_eventbridge_get_ctx(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_read_client_request_body(r, post);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
 ngx_int_t
 ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
 {

@@ -55,28 +55,7 @@ ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_http_eventbridge_source_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc;
-    ngx_http_eventbridge_loc_conf_t  *lcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
-
-    rc = ngx_http_eventbridge_check_access(r, lcf);
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
-    if (ngx_http_eventbridge_get_ctx(r) == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_eventbridge_body_handler);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_eventbridge_read_event(r, ngx_http_eventbridge_body_handler);
 }
 
 
