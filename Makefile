@@ -1,6 +1,7 @@
 # ngx_http_eventbridge: build, test, demo.
 #
-#   make            build the dynamic module (and the unit tests)
+#   make            build the dynamic module, ebd (the dispatcher) and
+#                   the unit tests
 #   make test       install missing packages, build, run the whole suite
 #   make test-asan  the same suite, module built with ASan + UBSan
 #   make demo       run nginx + redis from conf/ on 127.0.0.1
@@ -30,6 +31,13 @@ NGINX_BIN   := $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(shell command -v nginx
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
 MOD_SRCS    := ngx_http_eventbridge_module.c $(wildcard src/module/*.c) $(wildcard src/module/*.h)
+EBD_SRCS    := $(wildcard src/dispatcher/*.c)
+EBD_HDRS    := $(wildcard src/dispatcher/*.h)
+EBD_BIN     := $(BUILD)/ebd
+EBD_CFLAGS  := -D_GNU_SOURCE -Isrc/core -Isrc/dispatcher -I/usr/include/mariadb \
+               -I/usr/include/postgresql
+EBD_LIBS    := -levent -levent_pthreads -lhiredis -lcurl -lmariadb -lpq \
+               -lyajl -lpcre2-8 -lpthread -lm
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
@@ -37,10 +45,11 @@ export TEST_NGINX_BINARY := $(abspath $(NGINX_BIN))
 export TEST_EB_MODULE    := $(if $(NGX_STATIC),,$(abspath $(MODULE_SO)))
 export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
+export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module unit deps test test-asan test-static check demo bench bench-match clean
+.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-match clean
 
-all: module unit
+all: module ebd unit
 
 deps:
 	@bash .ci/deps
@@ -61,6 +70,15 @@ $(MODULE_SO): $(NGX_DIR)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
 
 $(NGX_DIR)/objs/nginx: $(NGX_DIR)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MOD_SRCS)
 	$(MAKE) -C $(NGX_DIR) -f objs/Makefile >/dev/null
+
+ebd: $(EBD_BIN)
+
+# the dispatcher: src/dispatcher + the shared core
+$(EBD_BIN): $(EBD_SRCS) $(EBD_HDRS) $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	@echo "CC $@"
+	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) $(EBD_CFLAGS) -o $@ $(EBD_SRCS) \
+	    $(CORE_SRCS) $(EBD_LIBS)
 
 unit: $(UNIT_BINS)
 

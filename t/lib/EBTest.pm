@@ -126,6 +126,10 @@ sub http {
 
 require Encode;
 
+# Other harness objects (database servers, ...) with a stop method: stopped
+# with the rest at exit.
+sub register { push @started, $_[0]; return $_[0] }
+
 sub cleanup_all {
     for my $o (reverse @started) {
         $o->stop if $o && $o->{pid};
@@ -465,6 +469,133 @@ sub finish {
     my @bad = $self->log_problems;
     @bad = grep { !/$o{allow}/ } @bad if $o{allow};
     ok(!@bad, 'error log clean') or diag join "\n", @bad;
+}
+
+1;
+
+
+package EBTest::Ebd;
+
+# The dispatcher, as a child process: EBTest::Ebd->start(config => PATH,
+# redis => EBTest::Redis, [name => CONSUMER], [args => [...]]).
+# Its log (stderr) goes to DIR/ebd.log; sanitizer reports are problems.
+
+use strict;
+use warnings;
+use File::Spec;
+use File::Temp qw(tempdir);
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(sleep time);
+use Test::More;
+
+sub binary {
+    return $ENV{TEST_EB_EBD} if $ENV{TEST_EB_EBD};
+    my $b = 'build/ebd';
+    return File::Spec->rel2abs($b);
+}
+
+sub start {
+    my ($class, %o) = @_;
+    my $self = bless { %o }, $class;
+    $self->{dir} //= tempdir('eb-ebd-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    $self->{name} //= 'ebd-test';
+    $self->_spawn;
+    push @started, $self;
+    return $self;
+}
+
+sub _spawn {
+    my ($self) = @_;
+    my @args = (binary(), '-c', $self->{config}, '-r', $self->{redis}->addr,
+                '-n', $self->{name}, '-l', $self->{level} // 'info',
+                @{ $self->{args} // [] });
+    push @args, '-a', $self->{redis}{password} if $self->{redis}{password};
+    my $dir = $self->{dir};
+    my %env = EBTest::Nginx::san_env($dir);
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        @ENV{keys %env} = values %env;
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$dir/ebd.log";
+        open STDERR, '>>', "$dir/ebd.log";
+        exec @args or POSIX::_exit(127);
+    }
+    $self->{pid} = $pid;
+    # ready once it says so in its log
+    my $mark = $self->{ready_mark} // 'ebd: ready';
+    EBTest::wait_for(sub { $self->log =~ /\Q$mark\E/ || !$self->alive }, 10);
+}
+
+sub pid { $_[0]{pid} }
+sub dir { $_[0]{dir} }
+
+sub alive {
+    my ($self) = @_;
+    return 0 unless $self->{pid};
+    return waitpid($self->{pid}, WNOHANG) == 0;
+}
+
+sub log {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/ebd.log" or return '';
+    local $/;
+    return <$fh>;
+}
+
+# SIGTERM and wait (up to 30 s, then SIGKILL); returns the exit status.
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{pid} or return;
+    kill 'TERM', $pid;
+    my $end = time + 30;
+    while (time < $end) {
+        my $r = waitpid $pid, WNOHANG;
+        return $? if $r == $pid || $r < 0;
+        sleep 0.05;
+    }
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+    return $?;
+}
+
+sub kill9 {
+    my ($self) = @_;
+    my $pid = delete $self->{pid} or return;
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+}
+
+sub restart {
+    my ($self) = @_;
+    $self->stop;
+    $self->_spawn;
+}
+
+sub reload {
+    my ($self) = @_;
+    kill 'HUP', $self->{pid};
+}
+
+sub log_problems {
+    my ($self) = @_;
+    my @bad = grep { /AddressSanitizer|runtime error:|LeakSanitizer|\] error .*(assert|panic)/ }
+        split /\n/, $self->log;
+    for my $f (glob("$self->{dir}/asan.*"), glob("$self->{dir}/ubsan.*")) {
+        open my $fh, '<', $f or next;
+        local $/;
+        push @bad, "$f: " . <$fh>;
+    }
+    return @bad;
+}
+
+# Stops ebd (SIGTERM) and checks it exited 0 with a clean log; one test.
+sub finish {
+    my ($self, %o) = @_;
+    my $st = $self->stop // 0;
+    my @bad = $self->log_problems;
+    @bad = grep { !/$o{allow}/ } @bad if $o{allow};
+    push @bad, "ebd exit status $st" if $st;
+    ok(!@bad, 'ebd exited cleanly, log clean') or diag join "\n", @bad;
 }
 
 1;

@@ -1,0 +1,1037 @@
+/*
+ * The dispatcher: routes, reading, claiming, draining, reloading.
+ *
+ * Each route (target stream) has its own Redis connection for a blocking
+ * XREADGROUP, so that one target's stream never waits behind another's;
+ * acknowledgements, dead letters and the trace share one command
+ * connection. A route first reads its own pending entries (id 0: what
+ * this consumer held when it stopped or crashed), then new ones (">").
+ * Entries other consumers left pending longer than claim_idle are taken
+ * over with XAUTOCLAIM; entries this consumer holds (in flight or
+ * waiting for a retry) are kept fresh with XCLAIM ... JUSTID so that
+ * nobody else takes them while they are in good hands.
+ */
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/thread.h>
+
+#include "ebd_core.h"
+#include "ebd_log.h"
+
+
+#define EBD_TICK_MS      100
+#define EBD_TRIM_MS      5000
+#define EBD_STATS_MS     10000
+#define EBD_CMD_STALL_MS 10000
+
+static const char  ebd_trim_script[] =
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
+    "local min = nil\n"
+    "if p[1] > 0 then min = p[2] else\n"
+    "  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
+    "    local name, last\n"
+    "    for i = 1, #g, 2 do\n"
+    "      if g[i] == 'name' then name = g[i + 1] end\n"
+    "      if g[i] == 'last-delivered-id' then last = g[i + 1] end\n"
+    "    end\n"
+    "    if name == ARGV[1] then min = last end\n"
+    "  end\n"
+    "end\n"
+    "if not min or min == '0-0' then return 0 end\n"
+    "return redis.call('XTRIM', KEYS[1], 'MINID', min)\n";
+
+
+/* ---- the held set: entries this consumer has in memory ------------ */
+
+static unsigned
+ebd_hash(const char *id)
+{
+    unsigned  h = 2166136261u;
+
+    while (*id) {
+        h = (h ^ (unsigned char) *id++) * 16777619u;
+    }
+
+    return h % EBD_HELD_BUCKETS;
+}
+
+
+static ebd_item_t *
+ebd_held_find(ebd_route_t *r, const char *id, size_t len)
+{
+    char         buf[EBD_ID_MAX];
+    ebd_item_t  *it;
+
+    if (len >= EBD_ID_MAX) {
+        return NULL;
+    }
+
+    memcpy(buf, id, len);
+    buf[len] = '\0';
+
+    for (it = r->held[ebd_hash(buf)]; it; it = it->hnext) {
+        if (strcmp(it->id, buf) == 0) {
+            return it;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ebd_held_add(ebd_route_t *r, ebd_item_t *it)
+{
+    unsigned  h = ebd_hash(it->id);
+
+    it->hnext = r->held[h];
+    r->held[h] = it;
+    r->nheld++;
+}
+
+
+void
+ebd_held_remove(ebd_route_t *r, ebd_item_t *it)
+{
+    ebd_item_t  **p;
+
+    for (p = &r->held[ebd_hash(it->id)]; *p; p = &(*p)->hnext) {
+        if (*p == it) {
+            *p = it->hnext;
+            r->nheld--;
+            return;
+        }
+    }
+}
+
+
+/* ---- reading ------------------------------------------------------ */
+
+static void
+ebd_announce(ebd_disp_t *dp)
+{
+    size_t  i;
+
+    for (i = 0; i < dp->nroutes; i++) {
+        if (!dp->routes[i]->announced) {
+            return;
+        }
+    }
+
+    if (!dp->ready_logged) {
+        dp->ready_logged = 1;
+        ebd_log(EBD_LOG_INFO, "ebd: ready: consumer \"%s\", %zu route(s)",
+                dp->opts->consumer, dp->nroutes);
+    }
+}
+
+
+/* Takes entries of an XREADGROUP or XAUTOCLAIM reply; returns how many
+ * there were, and the last id in last. */
+static size_t
+ebd_route_take(ebd_route_t *r, redisReply *entries, char *last)
+{
+    size_t        i, n;
+    ebd_item_t   *it;
+    redisReply   *e, *id;
+
+    n = 0;
+
+    for (i = 0; i < entries->elements; i++) {
+        e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2
+            || e->element[0]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        id = e->element[0];
+        n++;
+
+        if (last && id->len < EBD_ID_MAX) {
+            memcpy(last, id->str, id->len);
+            last[id->len] = '\0';
+        }
+
+        if (e->element[1]->type != REDIS_REPLY_ARRAY) {
+            /* deleted from the stream while pending: nothing to deliver */
+            char  buf[EBD_ID_MAX];
+            if (id->len < EBD_ID_MAX) {
+                memcpy(buf, id->str, id->len);
+                buf[id->len] = '\0';
+                ebd_ack(r, buf);
+            }
+            continue;
+        }
+
+        if (ebd_held_find(r, id->str, id->len)) {
+            continue;           /* already ours, in memory */
+        }
+
+        it = ebd_item_new(r, id->str, id->len, e->element[1]);
+        if (it == NULL) {
+            ebd_log(EBD_LOG_ERROR, "route %s: out of memory; entry left "
+                    "pending", r->stream);
+            continue;
+        }
+
+        ebd_held_add(r, it);
+        ebd_item_enqueue(it, 0);
+    }
+
+    return n;
+}
+
+
+static void
+ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    size_t        n;
+    redisReply   *rep = reply, *s;
+    ebd_route_t  *r = privdata;
+    ebd_tcore_t  *tc = r->target->core;
+
+    r->reading = 0;
+
+    if (rep == NULL || r->dp->state != EBD_RUNNING) {
+        return;                 /* gone: read again once reconnected */
+    }
+
+    if (rep->type == REDIS_REPLY_ERROR) {
+        ebd_log(EBD_LOG_ERROR, "route %s: XREADGROUP: %s", r->stream,
+                rep->str);
+        if (strncmp(rep->str, "NOGROUP", 7) == 0) {
+            /* the stream was deleted: make it again */
+            ebd_conn_reset(r->reader);
+        }
+        return;
+    }
+
+    n = 0;
+
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
+        s = rep->element[0];
+        if (s->type == REDIS_REPLY_ARRAY && s->elements == 2
+            && s->element[1]->type == REDIS_REPLY_ARRAY)
+        {
+            n = ebd_route_take(r, s->element[1],
+                               r->history ? r->cursor : NULL);
+        }
+    }
+
+    if (r->history && n == 0) {
+        r->history = 0;         /* our own pending entries are all read */
+    }
+
+    ebd_target_pump(tc);
+    ebd_route_read(r);
+}
+
+
+void
+ebd_route_read(ebd_route_t *r)
+{
+    int           argc;
+    char          count[16], block[32];
+    unsigned      room;
+    const char   *argv[12];
+    ebd_tcore_t  *tc = r->target->core;
+    ebd_disp_t   *dp = r->dp;
+
+    if (r->reading || !r->group_ok || dp->state != EBD_RUNNING
+        || r->reader == NULL || !r->reader->ready)
+    {
+        return;
+    }
+
+    room = ebd_target_room(tc);
+    if (room == 0) {
+        return;
+    }
+
+    snprintf(count, sizeof(count), "%u", room);
+    snprintf(block, sizeof(block), "%llu",
+             (unsigned long long) dp->opts->block_ms);
+
+    argc = 0;
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = EBD_GROUP;
+    argv[argc++] = dp->opts->consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = count;
+    if (!r->history) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
+    argv[argc++] = "STREAMS";
+    argv[argc++] = r->stream;
+    argv[argc++] = r->history ? r->cursor : ">";
+
+    if (ebd_conn_command(r->reader, ebd_route_read_reply, r, argc, argv, NULL)
+        == 0)
+    {
+        r->reading = 1;
+    }
+}
+
+
+void
+ebd_target_wants_more(ebd_tcore_t *tc)
+{
+    size_t      i;
+    ebd_disp_t  *dp = tc->dp;
+
+    for (i = 0; i < dp->nroutes; i++) {
+        if (dp->routes[i]->target == &tc->target) {
+            ebd_route_read(dp->routes[i]);
+        }
+    }
+}
+
+
+static void
+ebd_route_group_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply   *rep = reply;
+    ebd_route_t  *r = privdata;
+
+    if (rep == NULL) {
+        return;
+    }
+
+    if (rep->type == REDIS_REPLY_ERROR
+        && strncmp(rep->str, "BUSYGROUP", 9) != 0)
+    {
+        ebd_log(EBD_LOG_ERROR, "route %s: XGROUP CREATE: %s", r->stream,
+                rep->str);
+        return;
+    }
+
+    r->group_ok = 1;
+
+    if (!r->announced) {
+        r->announced = 1;
+        ebd_log(EBD_LOG_INFO, "route %s: consuming as \"%s\" in group "
+                "\"" EBD_GROUP "\"", r->stream, r->dp->opts->consumer);
+        ebd_announce(r->dp);
+    }
+
+    ebd_route_read(r);
+}
+
+
+/* After every (re)connection: our pending entries first, from 0. */
+static void
+ebd_route_ready(ebd_conn_t *c, void *data)
+{
+    ebd_route_t  *r = data;
+    const char   *argv[] = { "XGROUP", "CREATE", r->stream, EBD_GROUP, "0",
+                             "MKSTREAM" };
+
+    r->reading = 0;
+    r->claiming = 0;
+    r->group_ok = 0;
+    r->history = 1;
+    strcpy(r->cursor, "0");
+
+    (void) ebd_conn_command(c, ebd_route_group_reply, r, 6, argv, NULL);
+}
+
+
+/* ---- claiming, keeping ours fresh, trimming ------------------------ */
+
+static void
+ebd_route_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    size_t        n;
+    redisReply   *rep = reply;
+    ebd_route_t  *r = privdata;
+
+    r->claiming = 0;
+
+    if (rep == NULL || r->dp->state != EBD_RUNNING) {
+        return;
+    }
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2
+        || rep->element[0]->type != REDIS_REPLY_STRING
+        || rep->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        if (rep->type == REDIS_REPLY_ERROR) {
+            ebd_log(EBD_LOG_ERROR, "route %s: XAUTOCLAIM: %s", r->stream,
+                    rep->str);
+        }
+        return;
+    }
+
+    if (rep->element[0]->len < EBD_ID_MAX) {
+        memcpy(r->claim_cursor, rep->element[0]->str, rep->element[0]->len);
+        r->claim_cursor[rep->element[0]->len] = '\0';
+    }
+
+    n = ebd_route_take(r, rep->element[1], NULL);
+    if (n) {
+        ebd_log(EBD_LOG_INFO, "route %s: claimed %zu entr%s idle for more "
+                "than %llu ms", r->stream, n, n == 1 ? "y" : "ies",
+                (unsigned long long) r->dp->opts->claim_idle_ms);
+    }
+
+    ebd_target_pump(r->target->core);
+}
+
+
+static void
+ebd_route_claim(ebd_route_t *r)
+{
+    char          idle[32], count[16];
+    unsigned      room;
+    const char   *argv[9];
+
+    if (r->claiming || !r->group_ok || r->reader == NULL) {
+        return;
+    }
+
+    room = ebd_target_room(r->target->core);
+    if (room == 0) {
+        return;
+    }
+
+    snprintf(idle, sizeof(idle), "%llu",
+             (unsigned long long) r->dp->opts->claim_idle_ms);
+    snprintf(count, sizeof(count), "%u", room);
+
+    argv[0] = "XAUTOCLAIM";
+    argv[1] = r->stream;
+    argv[2] = EBD_GROUP;
+    argv[3] = r->dp->opts->consumer;
+    argv[4] = idle;
+    argv[5] = r->claim_cursor;
+    argv[6] = "COUNT";
+    argv[7] = count;
+
+    /* on the command connection: the reader may be blocked in a read */
+    if (ebd_conn_command(r->dp->cmd, ebd_route_claim_reply, r, 8, argv, NULL)
+        == 0)
+    {
+        r->claiming = 1;
+    }
+}
+
+
+static void
+ebd_route_refresh(ebd_route_t *r)
+{
+    int          argc;
+    size_t       b;
+    ebd_item_t  *it;
+    const char  *argv[256 + 7];
+
+    argc = 0;
+
+    for (b = 0; b < EBD_HELD_BUCKETS; b++) {
+        for (it = r->held[b]; it; it = it->hnext) {
+            if (argc == 0) {
+                argv[argc++] = "XCLAIM";
+                argv[argc++] = r->stream;
+                argv[argc++] = EBD_GROUP;
+                argv[argc++] = r->dp->opts->consumer;
+                argv[argc++] = "0";
+            }
+            argv[argc++] = it->id;
+            if (argc == 256 + 5) {
+                argv[argc++] = "JUSTID";
+                (void) ebd_conn_command(r->dp->cmd, NULL, NULL, argc, argv,
+                                        NULL);
+                argc = 0;
+            }
+        }
+    }
+
+    if (argc) {
+        argv[argc++] = "JUSTID";
+        (void) ebd_conn_command(r->dp->cmd, NULL, NULL, argc, argv, NULL);
+    }
+}
+
+
+static void
+ebd_route_trim(ebd_route_t *r)
+{
+    const char  *argv[] = { "EVAL", ebd_trim_script, "1", r->stream,
+                            EBD_GROUP };
+
+    if (r->group_ok) {
+        (void) ebd_conn_command(r->dp->cmd, NULL, NULL, 5, argv, NULL);
+    }
+}
+
+
+/* ---- setting up and tearing down ---------------------------------- */
+
+static const ebd_driver_t *
+ebd_driver(eb_target_type_t type)
+{
+    switch (type) {
+    case EB_TARGET_HTTP:
+        return &ebd_http_driver;
+    case EB_TARGET_CLOUDEVENTS:
+        return &ebd_cloudevents_driver;
+    case EB_TARGET_MYSQL:
+        return &ebd_mysql_driver;
+    case EB_TARGET_POSTGRESQL:
+        return &ebd_postgresql_driver;
+    case EB_TARGET_REDIS:
+        return &ebd_redis_driver;
+    }
+
+    return NULL;
+}
+
+
+static yajl_val
+ebd_get(yajl_val obj, const char *key)
+{
+    const char  *path[] = { key, NULL };
+
+    return obj ? yajl_tree_get(obj, path, yajl_t_any) : NULL;
+}
+
+
+static char *
+ebd_key(const char *bus, const char *kind, const char *target)
+{
+    size_t  n = strlen(bus) + strlen(kind) + (target ? strlen(target) : 0)
+                + 16;
+    char   *k = malloc(n);
+
+    if (k) {
+        if (target) {
+            snprintf(k, n, "eb:{%s}:%s:%s", bus, kind, target);
+        } else {
+            snprintf(k, n, "eb:{%s}:%s", bus, kind);
+        }
+    }
+
+    return k;
+}
+
+
+static ebd_route_t *
+ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
+{
+    ebd_route_t  *r;
+
+    r = calloc(1, sizeof(ebd_route_t));
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->dp = dp;
+    r->bus = bus;
+    r->target = t;
+    r->stream = ebd_key(bus, "target", t->name);
+    r->dlq = ebd_key(bus, "dlq", t->name);
+    r->trace = ebd_key(bus, "trace", NULL);
+    r->conn_name = ebd_key(bus, "target", t->name);
+    strcpy(r->claim_cursor, "0-0");
+
+    if (!r->stream || !r->dlq || !r->trace || !r->conn_name) {
+        free(r->stream);
+        free(r->dlq);
+        free(r->trace);
+        free(r->conn_name);
+        free(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+
+static void
+ebd_route_free(ebd_route_t *r)
+{
+    size_t       b;
+    ebd_item_t  *it, *next;
+
+    if (r->reader) {
+        ebd_conn_free(r->reader);
+        r->reader = NULL;
+    }
+
+    for (b = 0; b < EBD_HELD_BUCKETS; b++) {
+        for (it = r->held[b]; it; it = next) {
+            next = it->hnext;
+            ebd_item_free(it);
+        }
+    }
+
+    free(r->stream);
+    free(r->dlq);
+    free(r->trace);
+    free(r->conn_name);
+    free(r);
+}
+
+
+static int
+ebd_setup(ebd_disp_t *dp)
+{
+    size_t                i, j, k, n;
+    char                  err[512];
+    yajl_val              v;
+    ebd_tcore_t          *tc;
+    ebd_route_t          *r;
+    eb_config_t          *cf = dp->cf;
+    const eb_config_bus_t *bus;
+    const eb_config_target_t *ct;
+
+    dp->ntargets = cf->ntargets;
+    dp->targets = calloc(cf->ntargets ? cf->ntargets : 1, sizeof(ebd_tcore_t));
+    n = 0;
+    for (i = 0; i < cf->nbuses; i++) {
+        for (j = 0; j < cf->buses[i].nrules; j++) {
+            n += cf->buses[i].rules[j].ntargets;
+        }
+    }
+    dp->routes = calloc(n ? n : 1, sizeof(ebd_route_t *));
+    dp->nroutes = 0;
+
+    if (dp->targets == NULL || dp->routes == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < cf->ntargets; i++) {
+        ct = &cf->targets[i];
+        tc = &dp->targets[i];
+        tc->dp = dp;
+        tc->target.name = ct->name;
+        tc->target.conf = ct;
+        tc->target.connection = ct->connection >= 0
+                                ? &cf->connections[ct->connection] : NULL;
+        tc->target.base = dp->base;
+        tc->target.driver = ebd_driver(ct->type);
+        tc->target.core = tc;
+
+        tc->target.timeout_ms = 10000;
+        if (eb_config_duration(ebd_get(ct->spec, "timeout"),
+                               &tc->target.timeout_ms) != 0
+            || tc->target.timeout_ms == 0)
+        {
+            tc->target.timeout_ms = 10000;
+        }
+
+        v = ebd_get(ct->spec, "fault_tolerance");
+        tc->fault_none = v && YAJL_IS_STRING(v)
+                         && strcmp(v->u.string, "NONE") == 0;
+
+        v = ebd_get(ct->spec, "concurrency");
+        tc->target.concurrency = v && YAJL_IS_INTEGER(v)
+                                 ? (unsigned) YAJL_GET_INTEGER(v) : 16;
+        if (tc->fault_none) {
+            /* order is kept by delivering one at a time */
+            tc->target.concurrency = 1;
+        }
+
+        v = ebd_get(ct->spec, "dead_letter");
+        tc->dead_letter = !(v && YAJL_IS_FALSE(v));
+
+        ebd_retry_from_config(&tc->retry, ebd_get(ct->spec, "retry"));
+    }
+
+    /* a route per (bus, target) some rule sends to */
+    for (i = 0; i < cf->nbuses; i++) {
+        bus = &cf->buses[i];
+        for (j = 0; j < bus->nrules; j++) {
+            for (k = 0; k < bus->rules[j].ntargets; k++) {
+                ebd_target_t  *t = &dp->targets[bus->rules[j].targets[k].target]
+                                    .target;
+                size_t         x;
+
+                for (x = 0; x < dp->nroutes; x++) {
+                    if (dp->routes[x]->target == t
+                        && strcmp(dp->routes[x]->bus, bus->name) == 0)
+                    {
+                        break;
+                    }
+                }
+                if (x < dp->nroutes) {
+                    continue;
+                }
+
+                r = ebd_route_new(dp, bus->name, t);
+                if (r == NULL) {
+                    return -1;
+                }
+                dp->routes[dp->nroutes++] = r;
+            }
+        }
+    }
+
+    /* drivers of the targets in use */
+    for (i = 0; i < dp->nroutes; i++) {
+        tc = dp->routes[i]->target->core;
+        if (tc->opened) {
+            continue;
+        }
+        err[0] = '\0';
+        if (tc->target.driver->open(&tc->target, err, sizeof(err)) != 0) {
+            ebd_log(EBD_LOG_ERROR, "target %s: %s", tc->target.name, err);
+            return -1;
+        }
+        tc->opened = 1;
+    }
+
+    for (i = 0; i < dp->nroutes; i++) {
+        r = dp->routes[i];
+        r->reader = ebd_conn_new(dp->base, r->conn_name, dp->opts, &dp->addr,
+                                 ebd_route_ready, r);
+        if (r->reader == NULL) {
+            return -1;
+        }
+    }
+
+    ebd_announce(dp);
+    return 0;
+}
+
+
+static void
+ebd_teardown(ebd_disp_t *dp)
+{
+    size_t        i;
+    ebd_tcore_t  *tc;
+
+    for (i = 0; i < dp->nroutes; i++) {
+        ebd_route_free(dp->routes[i]);
+    }
+
+    for (i = 0; i < dp->ntargets; i++) {
+        tc = &dp->targets[i];
+        if (tc->opened) {
+            tc->target.driver->close(&tc->target);
+            tc->opened = 0;
+        }
+    }
+
+    free(dp->routes);
+    free(dp->targets);
+    dp->routes = NULL;
+    dp->targets = NULL;
+    dp->nroutes = 0;
+    dp->ntargets = 0;
+}
+
+
+/* ---- draining: SIGTERM and SIGHUP ---------------------------------- */
+
+static void
+ebd_finish(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_disp_t  *dp = arg;
+
+    ebd_teardown(dp);
+
+    if (dp->state == EBD_STOPPING) {
+        ebd_log(EBD_LOG_INFO, "ebd: stopped (delivered %llu, retried %llu, "
+                "dead-lettered %llu, discarded %llu)",
+                (unsigned long long) dp->delivered,
+                (unsigned long long) dp->retried,
+                (unsigned long long) dp->dead_lettered,
+                (unsigned long long) dp->discarded);
+        event_base_loopexit(dp->base, NULL);
+        return;
+    }
+
+    eb_config_free(dp->cf);
+    dp->cf = dp->next_cf;
+    dp->next_cf = NULL;
+    dp->state = EBD_RUNNING;
+    dp->ready_logged = 0;
+
+    if (ebd_setup(dp) != 0) {
+        ebd_log(EBD_LOG_ERROR, "ebd: the new configuration cannot be "
+                "started; stopping");
+        dp->exit_code = 1;
+        dp->state = EBD_STOPPING;
+        ebd_teardown(dp);
+        event_base_loopexit(dp->base, NULL);
+        return;
+    }
+
+    ebd_log(EBD_LOG_INFO, "ebd: configuration reloaded from %s",
+            dp->opts->config_file);
+}
+
+
+void
+ebd_drained_check(ebd_disp_t *dp)
+{
+    size_t          i;
+    struct timeval  now = { 0, 0 };
+
+    if (dp->state == EBD_RUNNING || dp->drain_deadline == 0) {
+        return;
+    }
+
+    if (ebd_now_ms() < dp->drain_deadline) {
+        for (i = 0; i < dp->ntargets; i++) {
+            if (dp->targets[i].inflight) {
+                return;
+            }
+        }
+        if (dp->cmd->pending) {
+            return;             /* acknowledgements still on their way */
+        }
+
+    } else {
+        ebd_log(EBD_LOG_WARN, "ebd: deliveries still in flight after %llu "
+                "ms; their entries stay pending and are delivered again",
+                (unsigned long long) dp->opts->grace_ms);
+    }
+
+    /* outside of any callback of what is torn down */
+    dp->drain_deadline = 0;
+    event_base_once(dp->base, -1, EV_TIMEOUT, ebd_finish, dp, &now);
+}
+
+
+static void
+ebd_drain(ebd_disp_t *dp, ebd_disp_state_t state)
+{
+    size_t        i;
+    ebd_item_t   *it, *next;
+    ebd_route_t  *r;
+
+    dp->state = state;
+    dp->drain_deadline = ebd_now_ms() + dp->opts->grace_ms;
+
+    for (i = 0; i < dp->nroutes; i++) {
+        r = dp->routes[i];
+        if (r->reader) {
+            ebd_conn_free(r->reader);
+            r->reader = NULL;
+        }
+    }
+
+    /* what is not in flight stays pending in Redis, read again later */
+    for (i = 0; i < dp->ntargets; i++) {
+        for (it = dp->targets[i].head; it; it = next) {
+            next = it->next;
+            ebd_item_release(it);
+        }
+    }
+
+    for (i = 0; i < dp->nroutes; i++) {
+        size_t  b;
+        r = dp->routes[i];
+        for (b = 0; b < EBD_HELD_BUCKETS; b++) {
+            for (it = r->held[b]; it; it = next) {
+                next = it->hnext;
+                if (it->state == EBD_ITEM_WAITING) {
+                    ebd_item_release(it);
+                }
+            }
+        }
+    }
+
+    ebd_drained_check(dp);
+}
+
+
+static void
+ebd_signal(evutil_socket_t sig, short what, void *arg)
+{
+    char          err[EB_CONFIG_ERROR_MAX];
+    ebd_disp_t   *dp = arg;
+    eb_config_t  *cf;
+
+    if (sig == SIGHUP) {
+        if (dp->state == EBD_STOPPING) {
+            return;
+        }
+
+        cf = eb_config_load(dp->opts->config_file, err, sizeof(err));
+        if (cf == NULL) {
+            ebd_log(EBD_LOG_ERROR, "ebd: reload refused, keeping the running "
+                    "configuration: %s", err);
+            return;
+        }
+
+        ebd_log(EBD_LOG_INFO, "ebd: reloading %s: finishing deliveries in "
+                "flight", dp->opts->config_file);
+
+        if (dp->next_cf) {
+            eb_config_free(dp->next_cf);
+        }
+        dp->next_cf = cf;
+
+        if (dp->state == EBD_RUNNING) {
+            ebd_drain(dp, EBD_RELOADING);
+        }
+        return;
+    }
+
+    if (dp->state == EBD_STOPPING) {
+        return;
+    }
+
+    ebd_log(EBD_LOG_INFO, "ebd: %s: stopping: finishing deliveries in flight",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+    if (dp->state == EBD_RELOADING) {
+        dp->state = EBD_STOPPING;
+        return;
+    }
+
+    ebd_drain(dp, EBD_STOPPING);
+}
+
+
+static void
+ebd_tick(evutil_socket_t fd, short what, void *arg)
+{
+    size_t        i;
+    uint64_t      now;
+    ebd_route_t  *r;
+    ebd_disp_t   *dp = arg;
+
+    now = ebd_now_ms();
+
+    if (ebd_conn_stalled(dp->cmd, EBD_CMD_STALL_MS)) {
+        ebd_conn_reset(dp->cmd);
+    }
+
+    if (dp->state != EBD_RUNNING) {
+        ebd_drained_check(dp);
+        return;
+    }
+
+    for (i = 0; i < dp->nroutes; i++) {
+        r = dp->routes[i];
+        if (r->reader && ebd_conn_stalled(r->reader,
+                                          dp->opts->block_ms + 10000))
+        {
+            ebd_conn_reset(r->reader);
+        }
+        ebd_route_read(r);
+    }
+
+    if (now - dp->last_claim_ms >= dp->opts->claim_idle_ms / 2) {
+        dp->last_claim_ms = now;
+        for (i = 0; i < dp->nroutes; i++) {
+            ebd_route_claim(dp->routes[i]);
+        }
+    }
+
+    if (now - dp->last_refresh_ms >= dp->opts->claim_idle_ms / 3) {
+        dp->last_refresh_ms = now;
+        for (i = 0; i < dp->nroutes; i++) {
+            ebd_route_refresh(dp->routes[i]);
+        }
+    }
+
+    if (now - dp->last_trim_ms >= EBD_TRIM_MS) {
+        dp->last_trim_ms = now;
+        for (i = 0; i < dp->nroutes; i++) {
+            ebd_route_trim(dp->routes[i]);
+        }
+    }
+
+    if (now - dp->last_stats_ms >= EBD_STATS_MS) {
+        dp->last_stats_ms = now;
+        if (dp->delivered != dp->logged_delivered
+            || dp->retried != dp->logged_retried
+            || dp->dead_lettered != dp->logged_dead_lettered
+            || dp->discarded != dp->logged_discarded)
+        {
+            ebd_log(EBD_LOG_INFO, "ebd: delivered %llu, retried %llu, "
+                    "dead-lettered %llu, discarded %llu",
+                    (unsigned long long) dp->delivered,
+                    (unsigned long long) dp->retried,
+                    (unsigned long long) dp->dead_lettered,
+                    (unsigned long long) dp->discarded);
+            dp->logged_delivered = dp->delivered;
+            dp->logged_retried = dp->retried;
+            dp->logged_dead_lettered = dp->dead_lettered;
+            dp->logged_discarded = dp->discarded;
+        }
+    }
+}
+
+
+int
+ebd_run(ebd_opts_t *o)
+{
+    int              i, sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    char             err[EB_CONFIG_ERROR_MAX];
+    ebd_disp_t       dp;
+    struct timeval   tv = { 0, EBD_TICK_MS * 1000 };
+
+    memset(&dp, 0, sizeof(dp));
+    dp.opts = o;
+
+    if (ebd_addr_parse(o->redis_addr, &dp.addr, err, sizeof(err)) != 0) {
+        ebd_log(EBD_LOG_ERROR, "ebd: -r: %s", err);
+        return 1;
+    }
+
+    dp.cf = eb_config_load(o->config_file, err, sizeof(err));
+    if (dp.cf == NULL) {
+        ebd_log(EBD_LOG_ERROR, "ebd: %s", err);
+        return 1;
+    }
+
+    /* drivers with threads of their own hand results back with
+     * event_active() */
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+
+    dp.base = event_base_new();
+    if (dp.base == NULL || eb_rand_seed_os(&dp.rand) != 0) {
+        ebd_log(EBD_LOG_ERROR, "ebd: cannot set up the event loop");
+        return 1;
+    }
+
+    dp.cmd = ebd_conn_new(dp.base, "commands", o, &dp.addr, NULL, NULL);
+    if (dp.cmd == NULL) {
+        return 1;
+    }
+
+    for (i = 0; i < 3; i++) {
+        dp.sigs[i] = evsignal_new(dp.base, sigs[i], ebd_signal, &dp);
+        evsignal_add(dp.sigs[i], NULL);
+    }
+
+    dp.tick = event_new(dp.base, -1, EV_PERSIST, ebd_tick, &dp);
+    event_add(dp.tick, &tv);
+
+    ebd_log(EBD_LOG_INFO, "ebd: starting: configuration %s, Redis %s",
+            o->config_file, o->redis_addr);
+
+    if (ebd_setup(&dp) != 0) {
+        ebd_teardown(&dp);
+        dp.exit_code = 1;
+
+    } else {
+        event_base_dispatch(dp.base);
+    }
+
+    for (i = 0; i < 3; i++) {
+        event_free(dp.sigs[i]);
+    }
+    event_free(dp.tick);
+    ebd_conn_free(dp.cmd);
+    eb_config_free(dp.cf);
+    if (dp.next_cf) {
+        eb_config_free(dp.next_cf);
+    }
+    event_base_free(dp.base);
+
+    return dp.exit_code;
+}

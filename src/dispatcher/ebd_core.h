@@ -1,0 +1,140 @@
+/*
+ * ebd's core, internal: the dispatcher, its routes (one per target
+ * stream), the per-target bookkeeping and the items (stream entries
+ * being delivered). ebd_core.c reads the streams; ebd_deliver.c runs
+ * the attempts, retries, acknowledgements, dead letters and the trace.
+ */
+
+#ifndef EBD_CORE_H
+#define EBD_CORE_H
+
+#include "ebd.h"
+#include "eb_rand.h"
+
+
+typedef struct ebd_item_s     ebd_item_t;
+typedef struct ebd_route_s    ebd_route_t;
+typedef struct ebd_tcore_s    ebd_tcore_t;
+typedef struct ebd_disp_s     ebd_disp_t;
+
+
+typedef enum {
+    EBD_ITEM_QUEUED = 0,
+    EBD_ITEM_INFLIGHT,
+    EBD_ITEM_WAITING            /* for its retry timer */
+} ebd_item_state_t;
+
+
+struct ebd_item_s {
+    ebd_delivery_t       d;             /* first: ebd_delivery_done() casts */
+    ebd_route_t         *route;
+    ebd_item_t          *prev, *next;   /* the target's queue */
+    ebd_item_t          *hnext;         /* the route's held set */
+    ebd_item_state_t     state;
+    int                  undeliverable; /* dead-letter at once */
+    char                 id[EBD_ID_MAX];
+    char                *rule;
+    char                *event_id;
+    unsigned char       *event;
+    size_t               event_len;
+    yajl_val             tree;
+    eb_buf_t             payload;
+    uint64_t             entered_ms;    /* the entry id's time */
+    uint64_t             start_us;      /* of the attempt in flight */
+    struct event        *timer;         /* retry wait */
+    ebd_result_t         last;          /* the last attempt's result */
+};
+
+
+#define EBD_HELD_BUCKETS  4096
+
+struct ebd_route_s {
+    ebd_disp_t          *dp;
+    const char          *bus;
+    ebd_target_t        *target;
+    char                *stream;        /* eb:{BUS}:target:TARGET */
+    char                *dlq;           /* eb:{BUS}:dlq:TARGET */
+    char                *trace;         /* eb:{BUS}:trace */
+    char                *conn_name;
+    ebd_conn_t          *reader;
+    int                  reading;       /* an XREADGROUP is out */
+    int                  claiming;      /* an XAUTOCLAIM is out */
+    int                  group_ok;      /* the group exists */
+    int                  history;       /* reading our own pending first */
+    int                  announced;
+    char                 cursor[EBD_ID_MAX];    /* of the history read */
+    char                 claim_cursor[EBD_ID_MAX];
+    size_t               nheld;
+    ebd_item_t          *held[EBD_HELD_BUCKETS];
+};
+
+
+struct ebd_tcore_s {
+    ebd_target_t         target;
+    ebd_disp_t          *dp;
+    ebd_retry_t          retry;
+    int                  fault_none;    /* block and keep order */
+    int                  dead_letter;
+    int                  opened;
+    int                  pumping;
+    unsigned             inflight;
+    unsigned             queued;
+    unsigned             waiting;
+    ebd_item_t          *head, *tail;   /* queued, in order */
+};
+
+
+typedef enum {
+    EBD_RUNNING = 0,
+    EBD_RELOADING,              /* draining, then the new configuration */
+    EBD_STOPPING                /* draining, then exit */
+} ebd_disp_state_t;
+
+
+struct ebd_disp_s {
+    ebd_opts_t          *opts;
+    struct event_base   *base;
+    ebd_addr_t           addr;
+    eb_config_t         *cf;
+    eb_config_t         *next_cf;       /* waiting for the drain */
+    ebd_tcore_t         *targets;       /* one per configured target */
+    size_t               ntargets;
+    ebd_route_t        **routes;
+    size_t               nroutes;
+    ebd_conn_t          *cmd;           /* XACK, dead letters, trace */
+    ebd_disp_state_t     state;
+    int                  ready_logged;
+    int                  exit_code;
+    uint64_t             drain_deadline;
+    uint64_t             last_claim_ms;
+    uint64_t             last_refresh_ms;
+    uint64_t             last_trim_ms;
+    uint64_t             last_stats_ms;
+    struct event        *tick;
+    struct event        *sigs[4];
+    eb_rand_t            rand;
+
+    /* counters for the log */
+    uint64_t             delivered, retried, dead_lettered, discarded;
+    uint64_t             logged_delivered, logged_retried,
+                         logged_dead_lettered, logged_discarded;
+};
+
+
+/* ebd_core.c */
+void ebd_route_read(ebd_route_t *r);
+void ebd_target_wants_more(ebd_tcore_t *tc);
+void ebd_held_remove(ebd_route_t *r, ebd_item_t *it);
+void ebd_drained_check(ebd_disp_t *dp);
+
+/* ebd_deliver.c */
+ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,
+    redisReply *fields);
+void ebd_item_free(ebd_item_t *it);
+void ebd_item_enqueue(ebd_item_t *it, int front);
+void ebd_item_release(ebd_item_t *it);
+void ebd_target_pump(ebd_tcore_t *tc);
+unsigned ebd_target_room(const ebd_tcore_t *tc);
+void ebd_ack(ebd_route_t *r, const char *id);
+
+#endif /* EBD_CORE_H */

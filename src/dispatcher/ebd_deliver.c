@@ -1,0 +1,680 @@
+/*
+ * Deliveries: an item is one stream entry of a route. It is queued on
+ * its target, goes out when the target has room (t->concurrency), and
+ * ends in exactly one of:
+ *
+ *   delivered     XACK (the target confirmed)
+ *   dead-lettered MULTI; XADD eb:{BUS}:dlq:TARGET ...; XACK; EXEC
+ *   discarded     XACK (given up, the target keeps no dead letters)
+ *   dropped       nothing: the entry stays pending in the group (ebd is
+ *                 stopping or reloading, or Redis failed); it is read
+ *                 again from our own pending entries, or claimed by
+ *                 another consumer once idle (at least once)
+ *
+ * Between attempts it waits for its retry timer. Every attempt is
+ * recorded in the bus's trace stream.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eb_json.h"
+#include "eb_transform.h"
+#include "ebd_core.h"
+#include "ebd_log.h"
+
+
+static uint64_t
+ebd_now_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+
+ebd_result_t *
+ebd_result_set(ebd_result_t *r, ebd_outcome_t outcome, int status,
+    const char *fmt, ...)
+{
+    va_list  ap;
+
+    r->outcome = outcome;
+    r->status = status;
+    r->retry_after_ms = -1;
+    r->error[0] = '\0';
+
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(r->error, sizeof(r->error), fmt, ap);
+        va_end(ap);
+    }
+
+    return r;
+}
+
+
+static const eb_config_rule_target_t *
+ebd_rule_target(ebd_route_t *r, const char *rule)
+{
+    size_t                     i, j;
+    const eb_config_bus_t     *bus;
+    const eb_config_rule_t    *ru;
+    const ebd_tcore_t         *tc = r->target->core;
+    size_t                     tidx = (size_t) (tc - r->dp->targets);
+
+    bus = eb_config_bus(r->dp->cf, r->bus, strlen(r->bus));
+    if (bus == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < bus->nrules; i++) {
+        ru = &bus->rules[i];
+        if (strcmp(ru->name, rule) != 0) {
+            continue;
+        }
+        for (j = 0; j < ru->ntargets; j++) {
+            if (ru->targets[j].target == tidx) {
+                return &ru->targets[j];
+            }
+        }
+        return NULL;
+    }
+
+    return NULL;
+}
+
+
+static char *
+ebd_strndup(const char *s, size_t n)
+{
+    char  *p = malloc(n + 1);
+
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+
+    return p;
+}
+
+
+/* The entry's time: the first part of its id, in ms */
+static uint64_t
+ebd_entry_ms(const char *id)
+{
+    return strtoull(id, NULL, 10);
+}
+
+
+ebd_item_t *
+ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
+{
+    size_t                          i;
+    char                            err[256];
+    yajl_val                        v;
+    ebd_item_t                     *it;
+    redisReply                     *f, *val;
+    eb_transform_rc_t               rc;
+    const eb_config_rule_target_t  *rt;
+
+    it = calloc(1, sizeof(ebd_item_t));
+    if (it == NULL || idlen >= EBD_ID_MAX) {
+        free(it);
+        return NULL;
+    }
+
+    memcpy(it->id, id, idlen);
+    it->route = r;
+    it->entered_ms = ebd_entry_ms(it->id);
+    eb_buf_init(&it->payload);
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        f = fields->element[i];
+        val = fields->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (f->len == 5 && memcmp(f->str, "event", 5) == 0 && !it->event) {
+            it->event = (unsigned char *) ebd_strndup(val->str, val->len);
+            it->event_len = val->len;
+        } else if (f->len == 4 && memcmp(f->str, "rule", 4) == 0 && !it->rule)
+        {
+            it->rule = ebd_strndup(val->str, val->len);
+        }
+    }
+
+    if (it->rule == NULL) {
+        it->rule = ebd_strndup("", 0);
+    }
+
+    if (it->event == NULL) {
+        it->event = (unsigned char *) ebd_strndup("", 0);
+    }
+
+    if (it->rule == NULL || it->event == NULL) {
+        ebd_item_free(it);
+        return NULL;
+    }
+
+    it->d.target = r->target;
+    it->d.bus = r->bus;
+    it->d.rule = it->rule;
+    it->d.entry_id = it->id;
+    it->d.event = it->event;
+    it->d.event_len = it->event_len;
+
+    /* what cannot be delivered is decided now: the first attempt then
+     * fails at once and the entry is dead-lettered with the reason */
+    it->tree = eb_transform_parse_event(it->event, it->event_len, err,
+                                        sizeof(err));
+    if (it->tree == NULL) {
+        it->undeliverable = 1;
+        ebd_result_set(&it->last, EBD_REJECTED, 0,
+                       "stored event: %s", err);
+        goto done;
+    }
+
+    v = yajl_tree_get(it->tree, (const char *[]) { "id", NULL },
+                      yajl_t_string);
+    it->event_id = ebd_strndup(v ? v->u.string : "",
+                               v ? strlen(v->u.string) : 0);
+    if (it->event_id == NULL) {
+        ebd_item_free(it);
+        return NULL;
+    }
+
+    rt = ebd_rule_target(r, it->rule);
+    if (rt == NULL) {
+        it->undeliverable = 1;
+        ebd_result_set(&it->last, EBD_REJECTED, 0,
+                       "rule \"%.64s\" of bus \"%s\" no longer sends to "
+                       "target \"%s\" in the configuration", it->rule, r->bus,
+                       r->target->name);
+        goto done;
+    }
+
+    if (rt->transform == NULL) {
+        it->d.payload = it->event;
+        it->d.payload_len = it->event_len;
+        it->d.payload_is_json = 1;
+        goto done;
+    }
+
+    rc = eb_transform_apply_tree(rt->transform, it->tree, it->event,
+                                 it->event_len, &it->payload, err,
+                                 sizeof(err));
+    if (rc == EB_TRANSFORM_ERROR || it->payload.failed) {
+        it->undeliverable = 1;
+        ebd_result_set(&it->last, EBD_REJECTED, 0, "transform failed: %s",
+                       err);
+        goto done;
+    }
+
+    it->d.payload = it->payload.data ? it->payload.data
+                                     : (const unsigned char *) "";
+    it->d.payload_len = it->payload.len;
+
+    switch (eb_transform_form(rt->transform)) {
+    case EB_TRANSFORM_ORIGINAL:
+        it->d.payload_is_json = 1;
+        break;
+    case EB_TRANSFORM_TEMPLATE:
+        it->d.payload_is_json = eb_transform_is_json(rt->transform);
+        break;
+    default:
+        it->d.payload_is_json = it->payload.len
+            && eb_json_validate(it->d.payload, it->d.payload_len, 1000, NULL,
+                                err, sizeof(err)) == EB_JSON_OK;
+    }
+
+done:
+
+    if (it->event_id == NULL) {
+        it->event_id = ebd_strndup("", 0);
+    }
+    it->d.event_id = it->event_id ? it->event_id : "";
+    it->d.tree = it->tree;
+    return it;
+}
+
+
+void
+ebd_item_free(ebd_item_t *it)
+{
+    if (it->timer) {
+        event_free(it->timer);
+    }
+    if (it->tree) {
+        yajl_tree_free(it->tree);
+    }
+    eb_buf_free(&it->payload);
+    free(it->rule);
+    free(it->event_id);
+    free(it->event);
+    free(it);
+}
+
+
+void
+ebd_item_enqueue(ebd_item_t *it, int front)
+{
+    ebd_tcore_t  *tc = it->route->target->core;
+
+    it->state = EBD_ITEM_QUEUED;
+    it->prev = it->next = NULL;
+
+    if (tc->head == NULL) {
+        tc->head = tc->tail = it;
+
+    } else if (front) {
+        it->next = tc->head;
+        tc->head->prev = it;
+        tc->head = it;
+
+    } else {
+        it->prev = tc->tail;
+        tc->tail->next = it;
+        tc->tail = it;
+    }
+
+    tc->queued++;
+}
+
+
+static void
+ebd_item_dequeue(ebd_item_t *it)
+{
+    ebd_tcore_t  *tc = it->route->target->core;
+
+    if (it->prev) {
+        it->prev->next = it->next;
+    } else {
+        tc->head = it->next;
+    }
+
+    if (it->next) {
+        it->next->prev = it->prev;
+    } else {
+        tc->tail = it->prev;
+    }
+
+    it->prev = it->next = NULL;
+    tc->queued--;
+}
+
+
+/* Forgets an item whatever its state but in flight: its entry stays
+ * pending in the group. */
+void
+ebd_item_release(ebd_item_t *it)
+{
+    ebd_tcore_t  *tc = it->route->target->core;
+
+    if (it->state == EBD_ITEM_QUEUED) {
+        ebd_item_dequeue(it);
+
+    } else if (it->state == EBD_ITEM_WAITING) {
+        tc->waiting--;
+    }
+
+    ebd_held_remove(it->route, it);
+    ebd_item_free(it);
+}
+
+
+/* How many more entries the target wants read: enough to keep a queue
+ * of its concurrency ready while as many are in flight. A target that
+ * keeps order (NONE) counts those waiting to be retried too; others
+ * stop reading when too many wait (a dead target). */
+unsigned
+ebd_target_room(const ebd_tcore_t *tc)
+{
+    unsigned  have, cap;
+
+    cap = tc->target.concurrency * 2;
+    have = tc->inflight + tc->queued;
+
+    if (tc->fault_none) {
+        have += tc->waiting;
+    } else if (tc->waiting >= 10000) {
+        return 0;
+    }
+
+    return have >= cap ? 0 : cap - have;
+}
+
+
+/* ---------------------------------------------------------------- */
+
+static void
+ebd_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply  *r = reply;
+    const char  *what = privdata;
+
+    if (r == NULL) {
+        ebd_log(EBD_LOG_WARN, "redis: %s: no reply (connection lost); the "
+                "entry stays pending and is delivered again", what);
+
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        ebd_log(EBD_LOG_ERROR, "redis: %s: %s", what, r->str);
+
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        size_t  i;
+        for (i = 0; i < r->elements; i++) {
+            if (r->element[i]->type == REDIS_REPLY_ERROR) {
+                ebd_log(EBD_LOG_ERROR, "redis: %s: %s", what,
+                        r->element[i]->str);
+            }
+        }
+    }
+}
+
+
+void
+ebd_ack(ebd_route_t *r, const char *id)
+{
+    const char  *argv[] = { "XACK", r->stream, EBD_GROUP, id };
+
+    if (ebd_conn_command(r->dp->cmd, ebd_cmd_reply, "XACK", 4, argv, NULL)
+        != 0)
+    {
+        ebd_log(EBD_LOG_WARN, "route %s: cannot acknowledge %s now (Redis "
+                "down); it is delivered again later", r->stream, id);
+    }
+}
+
+
+static void
+ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
+{
+    int            argc;
+    char           attempt[16], status[16], latency[32], maxlen[32];
+    const char    *argv[24];
+    ebd_route_t   *r = it->route;
+
+    snprintf(attempt, sizeof(attempt), "%u", it->d.attempt);
+    snprintf(status, sizeof(status), "%d", it->last.status);
+    snprintf(latency, sizeof(latency), "%llu",
+             (unsigned long long) latency_us);
+    snprintf(maxlen, sizeof(maxlen), "%lld", r->dp->opts->trace_maxlen);
+
+    argc = 0;
+    argv[argc++] = "XADD";
+    argv[argc++] = r->trace;
+    argv[argc++] = "MAXLEN";
+    argv[argc++] = "~";
+    argv[argc++] = maxlen;
+    argv[argc++] = "*";
+    argv[argc++] = "event";
+    argv[argc++] = it->d.event_id;
+    argv[argc++] = "target";
+    argv[argc++] = r->target->name;
+    argv[argc++] = "rule";
+    argv[argc++] = it->rule;
+    argv[argc++] = "entry";
+    argv[argc++] = it->id;
+    argv[argc++] = "attempt";
+    argv[argc++] = attempt;
+    argv[argc++] = "outcome";
+    argv[argc++] = outcome;
+    argv[argc++] = "status";
+    argv[argc++] = status;
+    argv[argc++] = "latency_us";
+    argv[argc++] = latency;
+    argv[argc++] = "error";
+    argv[argc++] = it->last.error;
+
+    (void) ebd_conn_command(r->dp->cmd, ebd_cmd_reply, "trace XADD", argc,
+                            argv, NULL);
+}
+
+
+static void
+ebd_dead_letter(ebd_item_t *it)
+{
+    int             ok;
+    char            attempts[16], status[16], failed[32];
+    const char     *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+    const char     *ack[] = { "XACK", NULL, EBD_GROUP, NULL };
+    const char     *argv[20];
+    size_t          argvlen[20];
+    ebd_route_t    *r = it->route;
+    ebd_tcore_t    *tc = r->target->core;
+    ebd_disp_t     *dp = r->dp;
+
+    if (!tc->dead_letter) {
+        ebd_log(EBD_LOG_WARN, "target %s: gave up on event %s (entry %s of "
+                "%s) after %u attempt(s), discarded (dead_letter false): %s",
+                r->target->name, it->d.event_id, it->id, r->stream,
+                it->d.attempt, it->last.error);
+        dp->discarded++;
+        ebd_ack(r, it->id);
+        return;
+    }
+
+    snprintf(attempts, sizeof(attempts), "%u", it->d.attempt);
+    snprintf(status, sizeof(status), "%d", it->last.status);
+    snprintf(failed, sizeof(failed), "%llu",
+             (unsigned long long) ebd_now_ms());
+
+    argv[0] = "XADD";
+    argv[1] = r->dlq;
+    argv[2] = "*";
+    argv[3] = "event";
+    argv[4] = (const char *) it->event;
+    argv[5] = "rule";
+    argv[6] = it->rule;
+    argv[7] = "target";
+    argv[8] = r->target->name;
+    argv[9] = "entry";
+    argv[10] = it->id;
+    argv[11] = "attempts";
+    argv[12] = attempts;
+    argv[13] = "status";
+    argv[14] = status;
+    argv[15] = "error";
+    argv[16] = it->last.error;
+    argv[17] = "failed_ms";
+    argv[18] = failed;
+
+    for (int i = 0; i < 19; i++) {
+        argvlen[i] = i == 4 ? it->event_len : strlen(argv[i]);
+    }
+
+    ack[1] = r->stream;
+    ack[3] = it->id;
+
+    /* the dead letter and the acknowledgement, both or neither */
+    ok = ebd_conn_command(dp->cmd, NULL, NULL, 1, multi, NULL) == 0
+         && ebd_conn_command(dp->cmd, NULL, NULL, 19, argv, argvlen) == 0
+         && ebd_conn_command(dp->cmd, NULL, NULL, 4, ack, NULL) == 0
+         && ebd_conn_command(dp->cmd, ebd_cmd_reply, "dead letter", 1, exec,
+                             NULL) == 0;
+
+    if (!ok) {
+        ebd_log(EBD_LOG_WARN, "target %s: cannot dead-letter entry %s now "
+                "(Redis down); it is delivered again later", r->target->name,
+                it->id);
+        return;
+    }
+
+    dp->dead_lettered++;
+    ebd_log(EBD_LOG_WARN, "target %s: event %s (entry %s of %s) "
+            "dead-lettered to %s after %u attempt(s): %s", r->target->name,
+            it->d.event_id, it->id, r->stream, r->dlq, it->d.attempt,
+            it->last.error);
+}
+
+
+static void
+ebd_retry_handler(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_item_t   *it = arg;
+    ebd_tcore_t  *tc = it->route->target->core;
+
+    tc->waiting--;
+    ebd_item_enqueue(it, 1);
+    ebd_target_pump(tc);
+}
+
+
+static void
+ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
+{
+    struct timeval   tv;
+    ebd_tcore_t     *tc = it->route->target->core;
+
+    if (it->timer == NULL) {
+        it->timer = evtimer_new(tc->dp->base, ebd_retry_handler, it);
+    }
+
+    if (it->timer == NULL) {
+        /* no memory: the entry stays pending and is claimed again */
+        ebd_held_remove(it->route, it);
+        ebd_item_free(it);
+        return;
+    }
+
+    it->state = EBD_ITEM_WAITING;
+    tc->waiting++;
+    tv.tv_sec = delay_ms / 1000;
+    tv.tv_usec = (delay_ms % 1000) * 1000;
+    evtimer_add(it->timer, &tv);
+}
+
+
+static double
+ebd_random(ebd_disp_t *dp)
+{
+    return (double) (eb_rand_next(&dp->rand) >> 11) / 9007199254740992.0;
+}
+
+
+void
+ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
+{
+    uint64_t       latency, delay, now, age;
+    unsigned       retries;
+    ebd_item_t    *it = (ebd_item_t *) d;
+    ebd_route_t   *r = it->route;
+    ebd_tcore_t   *tc = r->target->core;
+    ebd_disp_t    *dp = r->dp;
+
+    latency = ebd_now_us() - it->start_us;
+    it->last = *res;
+    tc->inflight--;
+
+    if (res->outcome == EBD_DELIVERED) {
+        it->last.error[0] = '\0';
+        ebd_trace(it, "delivered", latency);
+        ebd_ack(r, it->id);
+        dp->delivered++;
+        ebd_log_debug("target %s: event %s delivered (attempt %u, %llu us)",
+                      r->target->name, d->event_id, d->attempt,
+                      (unsigned long long) latency);
+        goto release;
+    }
+
+    retries = d->attempt;     /* retries done so far + 1 = the next one */
+    delay = ebd_retry_delay(&tc->retry, retries, ebd_random(dp));
+
+    if (res->retry_after_ms >= 0) {
+        /* the target knows best when it can take more, within a day */
+        uint64_t  ra = (uint64_t) res->retry_after_ms;
+        delay = ra > 86400000 ? 86400000 : (ra > delay ? ra : delay);
+    }
+
+    now = ebd_now_ms();
+    age = now + delay > it->entered_ms ? now + delay - it->entered_ms : 0;
+
+    if ((!tc->fault_none || it->undeliverable)
+        && (res->outcome == EBD_REJECTED
+            || retries > tc->retry.attempts
+            || (tc->retry.max_age_ms && age > tc->retry.max_age_ms)))
+    {
+        ebd_trace(it, tc->dead_letter ? "dead-lettered" : "discarded",
+                  latency);
+        if (res->outcome != EBD_REJECTED) {
+            char  e[sizeof(it->last.error)];
+            snprintf(e, sizeof(e), "%.200s; gave up after %u attempt(s)",
+                     res->error, d->attempt);
+            memcpy(it->last.error, e, sizeof(e));
+        }
+        ebd_dead_letter(it);
+        goto release;
+    }
+
+    ebd_trace(it, "retry", latency);
+    dp->retried++;
+
+    if (dp->state != EBD_RUNNING) {
+        /* stopping: the entry stays pending, read again on restart */
+        goto release;
+    }
+
+    ebd_log(EBD_LOG_INFO, "target %s: event %s attempt %u failed (%s), "
+            "retry in %llu ms", r->target->name, d->event_id, d->attempt,
+            res->error, (unsigned long long) delay);
+
+    ebd_schedule_retry(it, delay);
+    goto next;
+
+release:
+
+    ebd_held_remove(r, it);
+    ebd_item_free(it);
+
+next:
+
+    if (dp->state != EBD_RUNNING) {
+        ebd_drained_check(dp);
+        return;
+    }
+
+    ebd_target_pump(tc);
+}
+
+
+void
+ebd_target_pump(ebd_tcore_t *tc)
+{
+    ebd_item_t  *it;
+
+    if (tc->pumping) {
+        return;
+    }
+
+    tc->pumping = 1;
+
+    while (tc->head && tc->inflight < tc->target.concurrency
+           && tc->dp->state == EBD_RUNNING)
+    {
+        it = tc->head;
+        ebd_item_dequeue(it);
+        it->state = EBD_ITEM_INFLIGHT;
+        it->d.attempt++;
+        it->d.driver_data = NULL;
+        it->start_us = ebd_now_us();
+        tc->inflight++;
+
+        if (it->undeliverable) {
+            /* undeliverable as stored: fail now with the reason */
+            ebd_result_t  res = it->last;
+            ebd_delivery_done(&it->d, &res);
+            continue;
+        }
+
+        tc->target.driver->deliver(&tc->target, &it->d);
+    }
+
+    tc->pumping = 0;
+
+    if (tc->dp->state == EBD_RUNNING) {
+        ebd_target_wants_more(tc);
+    }
+}

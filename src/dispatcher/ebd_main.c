@@ -1,0 +1,261 @@
+/*
+ * ebd: the dispatcher's command line. See docs/ebd.md.
+ *
+ *   ebd [options]                          deliver (the daemon)
+ *   ebd redrive [options] BUS TARGET       dead letters back to their target
+ *   ebd trace [options] --bus BUS --event ID
+ *   ebd trace [options] --bus BUS [--since T] [--until T] [--target NAME]
+ */
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ebd.h"
+#include "ebd_log.h"
+
+
+#define EBD_VERSION  "0.1.0"
+
+
+static const char  ebd_usage[] =
+"usage: ebd [options]                       run the dispatcher\n"
+"       ebd redrive [options] BUS TARGET    send BUS's dead letters of TARGET\n"
+"                                           back to TARGET\n"
+"       ebd trace [options] --bus BUS --event ID\n"
+"       ebd trace [options] --bus BUS [--since TIME] [--until TIME]\n"
+"                 [--target NAME] [--limit N]\n"
+"       ebd redrive ... [--limit N]: at most N dead letters\n"
+"\n"
+"options:\n"
+"  -c, --config FILE      the bus configuration (default " 
+                          "/etc/nginx/eventbridge.json)\n"
+"  -r, --redis ADDR       host:port or /path/to.sock (default 127.0.0.1:6379)\n"
+"  -a, --password PASS    Redis password (or the EBD_REDIS_PASSWORD variable)\n"
+"  -d, --db N             Redis database (default 0)\n"
+"  -n, --consumer NAME    this process's name in the consumer groups\n"
+"                         (default: the host name; unique per process)\n"
+"  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
+"      --claim-idle DUR   take over entries other consumers left pending\n"
+"                         longer than this (default 60s)\n"
+"      --block DUR        how long one read waits for new entries (2s)\n"
+"      --trace-maxlen N   approximate length cap of eb:{BUS}:trace (100000)\n"
+"      --grace DUR        SIGTERM/SIGHUP: wait this long for deliveries in\n"
+"                         flight (default 30s)\n"
+"  -h, --help, -V, --version\n"
+"\n"
+"DUR: a number of milliseconds or 250ms, 10s, 5m, 2h, 1d.\n"
+"TIME: ms since the epoch, RFC 3339 (2026-11-23T10:00:00Z), or -10m, now.\n"
+"Signals: SIGTERM/SIGINT stop (deliveries in flight finish, the rest stays\n"
+"pending in Redis); SIGHUP reloads the configuration.\n";
+
+
+static int
+ebd_duration_arg(const char *name, const char *s, uint64_t *ms)
+{
+    char               *end;
+    unsigned long long  n;
+
+    n = strtoull(s, &end, 10);
+    if (end == s) {
+        goto bad;
+    }
+
+    if (*end == '\0' || strcmp(end, "ms") == 0) {
+        *ms = n;
+    } else if (strcmp(end, "s") == 0) {
+        *ms = n * 1000;
+    } else if (strcmp(end, "m") == 0) {
+        *ms = n * 60000;
+    } else if (strcmp(end, "h") == 0) {
+        *ms = n * 3600000;
+    } else if (strcmp(end, "d") == 0) {
+        *ms = n * 86400000;
+    } else {
+        goto bad;
+    }
+
+    return 0;
+
+bad:
+    fprintf(stderr, "ebd: %s: invalid duration \"%s\"\n", name, s);
+    return -1;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int          c, idx;
+    char         host[256], *end;
+    const char  *cmd;
+    ebd_opts_t   o;
+
+    enum { O_CLAIM = 256, O_BLOCK, O_TRACE_MAXLEN, O_GRACE, O_BUS, O_EVENT,
+           O_SINCE, O_UNTIL, O_TARGET, O_LIMIT };
+
+    static const struct option  longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "redis", required_argument, NULL, 'r' },
+        { "password", required_argument, NULL, 'a' },
+        { "db", required_argument, NULL, 'd' },
+        { "consumer", required_argument, NULL, 'n' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "claim-idle", required_argument, NULL, O_CLAIM },
+        { "block", required_argument, NULL, O_BLOCK },
+        { "trace-maxlen", required_argument, NULL, O_TRACE_MAXLEN },
+        { "grace", required_argument, NULL, O_GRACE },
+        { "bus", required_argument, NULL, O_BUS },
+        { "event", required_argument, NULL, O_EVENT },
+        { "since", required_argument, NULL, O_SINCE },
+        { "until", required_argument, NULL, O_UNTIL },
+        { "target", required_argument, NULL, O_TARGET },
+        { "limit", required_argument, NULL, O_LIMIT },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    memset(&o, 0, sizeof(o));
+    o.config_file = "/etc/nginx/eventbridge.json";
+    o.redis_addr = "127.0.0.1:6379";
+    o.redis_password = getenv("EBD_REDIS_PASSWORD");
+    o.claim_idle_ms = 60000;
+    o.block_ms = 2000;
+    o.trace_maxlen = 100000;
+    o.grace_ms = 30000;
+
+    if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0') {
+        strcpy(host, "ebd");
+    }
+    host[sizeof(host) - 1] = '\0';
+    o.consumer = host;
+
+    cmd = NULL;
+    if (argc > 1 && (strcmp(argv[1], "redrive") == 0
+                     || strcmp(argv[1], "trace") == 0))
+    {
+        cmd = argv[1];
+        argv++;
+        argc--;
+    }
+
+    while ((c = getopt_long(argc, argv, "c:r:a:d:n:l:hV", longopts, &idx))
+           != -1)
+    {
+        switch (c) {
+        case 'c':
+            o.config_file = optarg;
+            break;
+        case 'r':
+            o.redis_addr = optarg;
+            break;
+        case 'a':
+            o.redis_password = optarg;
+            break;
+        case 'd':
+            o.redis_db = (int) strtol(optarg, &end, 10);
+            if (*end || o.redis_db < 0) {
+                fprintf(stderr, "ebd: -d: invalid database \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n':
+            o.consumer = optarg;
+            break;
+        case 'l':
+            if (ebd_log_set_level(optarg) != 0) {
+                fprintf(stderr, "ebd: -l: unknown level \"%s\" (error, warn, "
+                        "info, debug)\n", optarg);
+                return 2;
+            }
+            break;
+        case O_CLAIM:
+            if (ebd_duration_arg("--claim-idle", optarg, &o.claim_idle_ms)) {
+                return 2;
+            }
+            if (o.claim_idle_ms < 100) {
+                o.claim_idle_ms = 100;
+            }
+            break;
+        case O_BLOCK:
+            if (ebd_duration_arg("--block", optarg, &o.block_ms)) {
+                return 2;
+            }
+            if (o.block_ms == 0) {
+                o.block_ms = 1;  /* BLOCK 0 would wait for ever */
+            }
+            break;
+        case O_TRACE_MAXLEN:
+            o.trace_maxlen = strtoll(optarg, &end, 10);
+            if (*end || o.trace_maxlen < 1) {
+                fprintf(stderr, "ebd: --trace-maxlen: invalid \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case O_GRACE:
+            if (ebd_duration_arg("--grace", optarg, &o.grace_ms)) {
+                return 2;
+            }
+            break;
+        case O_BUS:
+            o.bus = optarg;
+            break;
+        case O_EVENT:
+            o.event = optarg;
+            break;
+        case O_SINCE:
+            o.since = optarg;
+            break;
+        case O_UNTIL:
+            o.until = optarg;
+            break;
+        case O_TARGET:
+            o.target = optarg;
+            break;
+        case O_LIMIT:
+            o.limit = strtoll(optarg, &end, 10);
+            if (*end || o.limit < 1) {
+                fprintf(stderr, "ebd: --limit: invalid \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            fputs(ebd_usage, stdout);
+            return 0;
+        case 'V':
+            puts("ebd " EBD_VERSION);
+            return 0;
+        default:
+            fputs(ebd_usage, stderr);
+            return 2;
+        }
+    }
+
+    if (cmd == NULL && (o.bus || o.event || o.since || o.until || o.target
+                        || o.limit))
+    {
+        fprintf(stderr, "ebd: --bus, --event, --since, --until, --target and "
+                "--limit are options of \"ebd trace\"\n");
+        return 2;
+    }
+
+    if (cmd && strcmp(cmd, "redrive") == 0) {
+        return ebd_redrive_main(&o, argc - optind, argv + optind);
+    }
+
+    if (cmd && strcmp(cmd, "trace") == 0) {
+        return ebd_trace_main(&o, argc - optind, argv + optind);
+    }
+
+    if (optind < argc) {
+        fprintf(stderr, "ebd: unexpected argument \"%s\"\n%s", argv[optind],
+                ebd_usage);
+        return 2;
+    }
+
+    return ebd_run(&o);
+}

@@ -1,0 +1,242 @@
+/*
+ * The `redis` target: appends each event (the rule's transform output) to
+ * a stream of another Redis, or of the same one, with XADD [MAXLEN ~ N]:
+ * fields `event` (the payload) and `from` ("BUS/RULE"), so that another
+ * system, or another bus's reader, takes over from there.
+ *
+ * One connection per target (pipelined); each attempt has its own
+ * timer, since hiredis 0.14 has no command timeout: an attempt that
+ * times out is retried, and a connection that stopped answering is
+ * dropped and made again.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ebd.h"
+#include "ebd_log.h"
+
+
+typedef struct {
+    ebd_conn_t        *conn;
+    ebd_opts_t         opts;       /* password and db of the target */
+    char               maxlen[24];
+    const char        *stream;
+    char              *name;
+} ebd_rt_t;
+
+
+typedef struct {
+    ebd_delivery_t    *d;
+    ebd_rt_t          *rt;
+    struct event      *timer;
+    int                done;
+} ebd_rt_req_t;
+
+
+static yajl_val
+ebd_rt_get(yajl_val obj, const char *key)
+{
+    const char  *path[] = { key, NULL };
+
+    return yajl_tree_get(obj, path, yajl_t_any);
+}
+
+
+static int
+ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
+{
+    char        e[256];
+    yajl_val    spec = t->conf->spec, v;
+    ebd_rt_t   *rt;
+    ebd_addr_t  addr;
+
+    if (ebd_addr_parse(YAJL_GET_STRING(ebd_rt_get(spec, "address")), &addr,
+                       e, sizeof(e)) != 0)
+    {
+        snprintf(err, errlen, "address: %s", e);
+        return -1;
+    }
+
+    rt = calloc(1, sizeof(ebd_rt_t));
+    if (rt == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    rt->stream = YAJL_GET_STRING(ebd_rt_get(spec, "stream"));
+
+    v = ebd_rt_get(spec, "maxlen");
+    if (v && YAJL_IS_INTEGER(v)) {
+        snprintf(rt->maxlen, sizeof(rt->maxlen), "%lld", YAJL_GET_INTEGER(v));
+    }
+
+    v = ebd_rt_get(spec, "password");
+    rt->opts.redis_password = v ? YAJL_GET_STRING(v) : NULL;
+    v = ebd_rt_get(spec, "db");
+    rt->opts.redis_db = v && YAJL_IS_INTEGER(v) ? (int) YAJL_GET_INTEGER(v)
+                                                 : 0;
+
+    rt->name = malloc(strlen(t->name) + 16);
+    if (rt->name == NULL) {
+        free(rt);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sprintf(rt->name, "target %s", t->name);
+
+    rt->conn = ebd_conn_new(t->base, rt->name, &rt->opts, &addr, NULL, NULL);
+    if (rt->conn == NULL) {
+        free(rt->name);
+        free(rt);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    t->data = rt;
+    return 0;
+}
+
+
+static void
+ebd_rt_finish(ebd_rt_req_t *q, ebd_result_t *res)
+{
+    q->done = 1;
+    evtimer_del(q->timer);
+    ebd_delivery_done(q->d, res);
+}
+
+
+static void
+ebd_rt_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_result_t   res;
+    ebd_rt_req_t  *q = arg;
+
+    ebd_result_set(&res, EBD_RETRY, 0, "no reply from Redis within %llu ms",
+                   (unsigned long long) q->d->target->timeout_ms);
+    ebd_rt_finish(q, &res);
+
+    /* the reply may still come: the request is freed then */
+    ebd_conn_reset(q->rt->conn);
+}
+
+
+static void
+ebd_rt_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply    *r = reply;
+    ebd_result_t   res;
+    ebd_rt_req_t  *q = privdata;
+
+    if (!q->done) {
+        if (r == NULL) {
+            ebd_result_set(&res, EBD_RETRY, 0, "connection to Redis lost");
+
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            /* a busy, loading or read-only server comes back; anything
+             * else (WRONGTYPE, a bad stream name) will not */
+            int  transient = strncmp(r->str, "LOADING", 7) == 0
+                             || strncmp(r->str, "OOM", 3) == 0
+                             || strncmp(r->str, "READONLY", 8) == 0
+                             || strncmp(r->str, "MASTERDOWN", 10) == 0
+                             || strncmp(r->str, "BUSY", 4) == 0
+                             || strncmp(r->str, "TRYAGAIN", 8) == 0
+                             || strncmp(r->str, "CLUSTERDOWN", 11) == 0
+                             || strncmp(r->str, "NOAUTH", 6) == 0;
+            ebd_result_set(&res, transient ? EBD_RETRY : EBD_REJECTED, 0,
+                           "Redis: %.200s", r->str);
+
+        } else {
+            ebd_result_set(&res, EBD_DELIVERED, 0, NULL);
+        }
+
+        ebd_rt_finish(q, &res);
+    }
+
+    event_free(q->timer);
+    free(q);
+}
+
+
+static void
+ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
+{
+    int             argc;
+    char            from[512];
+    size_t          argvlen[10];
+    const char     *argv[10];
+    ebd_rt_t       *rt = t->data;
+    ebd_result_t    res;
+    ebd_rt_req_t   *q;
+    struct timeval  tv;
+
+    q = calloc(1, sizeof(ebd_rt_req_t));
+    if (q == NULL || (q->timer = evtimer_new(t->base, ebd_rt_timeout, q))
+                     == NULL)
+    {
+        free(q);
+        ebd_delivery_done(d, ebd_result_set(&res, EBD_RETRY, 0,
+                                            "out of memory"));
+        return;
+    }
+
+    q->d = d;
+    q->rt = rt;
+
+    snprintf(from, sizeof(from), "%s/%s", d->bus, d->rule);
+
+    argc = 0;
+    argv[argc++] = "XADD";
+    argv[argc++] = rt->stream;
+    if (rt->maxlen[0]) {
+        argv[argc++] = "MAXLEN";
+        argv[argc++] = "~";
+        argv[argc++] = rt->maxlen;
+    }
+    argv[argc++] = "*";
+    argv[argc++] = "event";
+    argv[argc++] = (const char *) d->payload;
+    argv[argc++] = "from";
+    argv[argc++] = from;
+
+    for (int i = 0; i < argc; i++) {
+        argvlen[i] = argv[i] == (const char *) d->payload ? d->payload_len
+                                                          : strlen(argv[i]);
+    }
+
+    if (ebd_conn_command(rt->conn, ebd_rt_reply, q, argc, argv, argvlen)
+        != 0)
+    {
+        event_free(q->timer);
+        free(q);
+        ebd_delivery_done(d, ebd_result_set(&res, EBD_RETRY, 0,
+                                            "not connected to Redis"));
+        return;
+    }
+
+    tv.tv_sec = t->timeout_ms / 1000;
+    tv.tv_usec = (t->timeout_ms % 1000) * 1000;
+    evtimer_add(q->timer, &tv);
+}
+
+
+static void
+ebd_rt_close(ebd_target_t *t)
+{
+    ebd_rt_t  *rt = t->data;
+
+    if (rt) {
+        /* replies still due free their requests from here */
+        ebd_conn_free(rt->conn);
+        free(rt->name);
+        free(rt);
+        t->data = NULL;
+    }
+}
+
+
+const ebd_driver_t  ebd_redis_driver = {
+    "redis", ebd_rt_open, ebd_rt_deliver, ebd_rt_close
+};

@@ -1,0 +1,301 @@
+/*
+ * ebd trace: follows events, like the seed's event trace pages.
+ *
+ *   --bus BUS --event ID   the event's acceptance (its entry in
+ *                          eb:{BUS}:events, written by nginx: time,
+ *                          source, type, matched rules), then every
+ *                          delivery attempt ebd recorded in eb:{BUS}:trace
+ *   --bus BUS [--since T] [--until T] [--target NAME] [--limit N]
+ *                          the attempts in a time range, oldest first
+ *
+ * One line each: time, what, and its details. Both streams are bounded,
+ * so old events fall out of the trace.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_tree.h>
+
+#include "ebd.h"
+
+
+static const char *
+ebd_f(redisReply *fields, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        if (strcmp(fields->element[i]->str, name) == 0) {
+            return fields->element[i + 1]->str;
+        }
+    }
+
+    return "";
+}
+
+
+static void
+ebd_time(const char *id, char *buf, size_t len)
+{
+    time_t     sec;
+    uint64_t   ms = strtoull(id, NULL, 10);
+    struct tm  tm;
+
+    sec = (time_t) (ms / 1000);
+    gmtime_r(&sec, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + strlen(buf), len - strlen(buf), ".%03uZ",
+             (unsigned) (ms % 1000));
+}
+
+
+static void
+ebd_print_attempt(redisReply *e)
+{
+    char         t[40];
+    double       ms;
+    redisReply  *f = e->element[1];
+
+    ebd_time(e->element[0]->str, t, sizeof(t));
+    ms = strtod(ebd_f(f, "latency_us"), NULL) / 1000.0;
+
+    printf("%s  %-13s target %s  attempt %s  status %s  %.1f ms  event %s  "
+           "rule %s", t, ebd_f(f, "outcome"), ebd_f(f, "target"),
+           ebd_f(f, "attempt"), ebd_f(f, "status"), ms, ebd_f(f, "event"),
+           ebd_f(f, "rule"));
+
+    if (*ebd_f(f, "error")) {
+        printf("  error: %s", ebd_f(f, "error"));
+    }
+
+    putchar('\n');
+}
+
+
+/* Pages through XRANGE/XREVRANGE key from start to end; calls cb for
+ * each entry until it returns non-zero. Returns 0, or -1 on errors. */
+static int
+ebd_scan(redisContext *c, const char *cmd, const char *key,
+    const char *start, const char *end,
+    int (*cb)(redisReply *e, void *ctx), void *ctx)
+{
+    int          stop;
+    char         from[EBD_ID_MAX + 1];
+    size_t       i;
+    redisReply  *r;
+
+    snprintf(from, sizeof(from), "%s", start);
+    stop = 0;
+
+    while (!stop) {
+        r = redisCommand(c, "%s %s %s %s COUNT 1000", cmd, key, from, end);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "ebd trace: %s %s: %s\n", cmd, key,
+                    r ? r->str : c->errstr);
+            if (r) {
+                freeReplyObject(r);
+            }
+            return -1;
+        }
+
+        for (i = 0; i < r->elements && !stop; i++) {
+            stop = cb(r->element[i], ctx);
+        }
+
+        if (r->elements < 1000) {
+            stop = 1;
+        } else {
+            snprintf(from, sizeof(from), "(%s",
+                     r->element[r->elements - 1]->element[0]->str);
+        }
+
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+
+typedef struct {
+    const char   *event;
+    size_t        needle_len;
+    char         *needle;
+    char          accepted[EBD_ID_MAX];
+    int           found;
+    long long     n;
+    long long     limit;
+    const char   *target;
+    uint64_t      until;
+} ebd_trace_ctx_t;
+
+
+static int
+ebd_find_accepted(redisReply *e, void *arg)
+{
+    char              t[40];
+    const char       *ev, *path[] = { "id", NULL };
+    yajl_val          tree, v;
+    ebd_trace_ctx_t  *x = arg;
+
+    ev = ebd_f(e->element[1], "event");
+    if (strstr(ev, x->needle) == NULL) {
+        return 0;
+    }
+
+    tree = yajl_tree_parse(ev, NULL, 0);
+    v = tree ? yajl_tree_get(tree, path, yajl_t_string) : NULL;
+
+    if (v == NULL || strcmp(v->u.string, x->event) != 0) {
+        yajl_tree_free(tree);
+        return 0;
+    }
+
+    ebd_time(e->element[0]->str, t, sizeof(t));
+    printf("%s  %-13s source %s  type %s  rules %s  entry %s\n", t,
+           "accepted",
+           YAJL_GET_STRING(yajl_tree_get(tree, (const char *[]) { "source",
+                                         NULL }, yajl_t_string)) ?: "",
+           YAJL_GET_STRING(yajl_tree_get(tree, (const char *[]) { "type",
+                                         NULL }, yajl_t_string)) ?: "",
+           *ebd_f(e->element[1], "rules") ? ebd_f(e->element[1], "rules")
+                                          : "(none matched)",
+           e->element[0]->str);
+
+    yajl_tree_free(tree);
+    snprintf(x->accepted, sizeof(x->accepted), "%s", e->element[0]->str);
+    x->found = 1;
+    return 1;
+}
+
+
+static int
+ebd_print_event_attempts(redisReply *e, void *arg)
+{
+    ebd_trace_ctx_t  *x = arg;
+
+    if (strcmp(ebd_f(e->element[1], "event"), x->event) == 0) {
+        ebd_print_attempt(e);
+        x->n++;
+    }
+
+    return 0;
+}
+
+
+static int
+ebd_print_range(redisReply *e, void *arg)
+{
+    ebd_trace_ctx_t  *x = arg;
+
+    if (x->target && strcmp(ebd_f(e->element[1], "target"), x->target) != 0) {
+        return 0;
+    }
+
+    ebd_print_attempt(e);
+    x->n++;
+    return x->limit && x->n >= x->limit;
+}
+
+
+int
+ebd_trace_main(ebd_opts_t *o, int argc, char **argv)
+{
+    int               rc;
+    char              err[512], events[600], trace[600];
+    char              since[32], until[32];
+    uint64_t          now, s, u;
+    redisContext     *c;
+    ebd_trace_ctx_t   x;
+
+    if (argc != 0 || o->bus == NULL || strlen(o->bus) > 256) {
+        fprintf(stderr, "usage: ebd trace [options] --bus BUS --event ID\n"
+                "       ebd trace [options] --bus BUS [--since TIME] "
+                "[--until TIME] [--target NAME] [--limit N]\n");
+        return 2;
+    }
+
+    snprintf(events, sizeof(events), "eb:{%s}:events", o->bus);
+    snprintf(trace, sizeof(trace), "eb:{%s}:trace", o->bus);
+    memset(&x, 0, sizeof(x));
+
+    now = ebd_now_ms();
+    s = 0;
+    u = now + 86400000;
+
+    if ((o->since && ebd_parse_time(o->since, now, &s) != 0)
+        || (o->until && ebd_parse_time(o->until, now, &u) != 0))
+    {
+        fprintf(stderr, "ebd trace: invalid time \"%s\" (ms since the epoch, "
+                "2026-11-23T10:00:00Z, -10m, now)\n",
+                o->since && ebd_parse_time(o->since, now, &s) != 0
+                ? o->since : o->until);
+        return 2;
+    }
+
+    c = ebd_redis_connect_sync(o, err, sizeof(err));
+    if (c == NULL) {
+        fprintf(stderr, "ebd trace: %s\n", err);
+        return 1;
+    }
+
+    if (o->event) {
+        x.event = o->event;
+        x.needle_len = strlen(o->event) + 8;
+        x.needle = malloc(x.needle_len + 1);
+        if (x.needle == NULL) {
+            redisFree(c);
+            return 1;
+        }
+        /* a cheap filter before parsing: the id's text, in quotes */
+        snprintf(x.needle, x.needle_len + 1, "\"%s\"", o->event);
+
+        /* newest first: recent events are found sooner */
+        rc = ebd_scan(c, "XREVRANGE", events, "+", "-", ebd_find_accepted,
+                      &x);
+
+        if (rc == 0) {
+            rc = ebd_scan(c, "XRANGE", trace, x.found ? x.accepted : "-", "+",
+                          ebd_print_event_attempts, &x);
+        }
+
+        free(x.needle);
+        redisFree(c);
+
+        if (rc != 0) {
+            return 1;
+        }
+
+        if (!x.found && x.n == 0) {
+            fprintf(stderr, "ebd trace: event %s: not in %s nor in %s\n",
+                    o->event, events, trace);
+            return 1;
+        }
+
+        if (!x.found) {
+            printf("(acceptance no longer in %s)\n", events);
+        }
+
+        if (x.n == 0) {
+            printf("(no delivery attempt recorded yet)\n");
+        }
+
+        return 0;
+    }
+
+    snprintf(since, sizeof(since), "%llu", (unsigned long long) s);
+    snprintf(until, sizeof(until), "%llu", (unsigned long long) u);
+    x.limit = o->limit;
+    x.target = o->target;
+
+    rc = ebd_scan(c, "XRANGE", trace, since, until, ebd_print_range, &x);
+    redisFree(c);
+
+    if (rc != 0) {
+        return 1;
+    }
+
+    fprintf(stderr, "%lld attempt%s\n", x.n, x.n == 1 ? "" : "s");
+    return 0;
+}
