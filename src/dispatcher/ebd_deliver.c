@@ -651,8 +651,10 @@ ebd_target_pump(ebd_tcore_t *tc)
 
     tc->pumping = 1;
 
+    /* NONE: nothing overtakes an event waiting for its retry */
     while (tc->head && tc->inflight < tc->target.concurrency
-           && tc->dp->state == EBD_RUNNING)
+           && tc->dp->state == EBD_RUNNING
+           && !(tc->fault_none && tc->waiting))
     {
         it = tc->head;
         ebd_item_dequeue(it);

@@ -133,15 +133,6 @@ main(int argc, char **argv)
     host[sizeof(host) - 1] = '\0';
     o.consumer = host;
 
-    cmd = NULL;
-    if (argc > 1 && (strcmp(argv[1], "redrive") == 0
-                     || strcmp(argv[1], "trace") == 0))
-    {
-        cmd = argv[1];
-        argv++;
-        argc--;
-    }
-
     while ((c = getopt_long(argc, argv, "c:r:a:d:n:l:hV", longopts, &idx))
            != -1)
     {
@@ -233,6 +224,15 @@ main(int argc, char **argv)
             fputs(ebd_usage, stderr);
             return 2;
         }
+    }
+
+    /* options may come before or after the subcommand: getopt has put
+     * the other words last */
+    cmd = NULL;
+    if (optind < argc && (strcmp(argv[optind], "redrive") == 0
+                          || strcmp(argv[optind], "trace") == 0))
+    {
+        cmd = argv[optind++];
     }
 
     if (cmd == NULL && (o.bus || o.event || o.since || o.until || o.target

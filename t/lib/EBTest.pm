@@ -151,7 +151,8 @@ use IO::Socket::IP;
 use Time::HiRes qw(sleep time);
 use File::Temp qw(tempdir);
 
-# EBTest::Redis->start(%opts): opts appendonly => 'yes', password => P
+# EBTest::Redis->start(%opts): opts appendonly => 'yes', password => P,
+# port => N, args => [more redis-server arguments]
 sub start {
     my ($class, %o) = @_;
     my $self = bless { %o }, $class;
@@ -170,6 +171,7 @@ sub _spawn {
                 '--logfile', "$self->{dir}/redis.log",
                 '--daemonize', 'no');
     push @args, '--requirepass', $self->{password} if $self->{password};
+    push @args, @{ $self->{args} } if $self->{args};
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>', '/dev/null';
@@ -203,6 +205,34 @@ sub restart {
     my ($self) = @_;
     $self->stop;
     $self->_spawn;
+}
+
+# A crash: no shutdown, no final write of the append-only file.
+sub kill9 {
+    my ($self) = @_;
+    return unless $self->{pid};
+    kill 'KILL', $self->{pid};
+    waitpid $self->{pid}, 0;
+    delete $self->{pid};
+    delete $self->{sock};
+}
+
+# Runs many commands in one write; returns the replies.
+sub pipeline {
+    my ($self, @cmds) = @_;
+    my $s = $self->_sock;
+    my $req = '';
+    for my $c (@cmds) {
+        $req .= '*' . scalar(@$c) . "\r\n";
+        for my $a (@$c) {
+            my $b = $a;
+            utf8::encode($b) if utf8::is_utf8($b);
+            $req .= '$' . length($b) . "\r\n$b\r\n";
+        }
+    }
+    local $SIG{PIPE} = 'IGNORE';
+    print {$s} $req or die "redis write failed";
+    return [ map { _read_reply($s) } @cmds ];
 }
 
 sub _sock {

@@ -1,0 +1,375 @@
+#!/usr/bin/perl
+# ebd's core, end to end with a real nginx, real redis-servers and a real
+# ebd: what nginx accepts reaches the target (here `redis` targets, which
+# need no other server); at least once through crashes (kill -9 of ebd in
+# the middle of 10,000 events, of Redis with AOF), restarts, SIGTERM and
+# SIGHUP; retries, giving up, dead letters and redrive; fault tolerance
+# NONE keeps order; another consumer takes over a dead one's entries;
+# `ebd trace`; no secret in logs, traces or dead letters.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use JSON::PP;
+use Encode ();
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use EBTest qw(wait_for);
+
+my $JSON = JSON::PP->new->utf8->canonical;
+my $EBD = EBTest::Ebd::binary();
+plan skip_all => "ebd not built ($EBD)" unless -x $EBD;
+
+my @children;
+END { my $rc = $?; for (@children) { kill 'KILL', $_; waitpid $_, 0 } $? = $rc; }
+
+sub write_file {
+    my ($path, $text) = @_;
+    open my $fh, '>:raw', "$path.tmp" or die "$path.tmp: $!";
+    print {$fh} $text;
+    close $fh or die "$path.tmp: $!";
+    rename "$path.tmp", $path or die "rename $path: $!";
+}
+
+sub post {
+    my ($ngx, $path, $body) = @_;
+    my $r = $ngx->request(method => 'POST', path => $path, body => $body,
+                          headers => [ 'Content-Type' => 'application/json' ]);
+    $r->{json} = EBTest::json_decode($r->{body} // '');
+    return $r;
+}
+
+# Entries of a stream as [id, {fields}]
+sub entries { $_[0]->xrange($_[1]) }
+
+sub pending_count {
+    my ($redis, $stream) = @_;
+    my $r = $redis->cmd('XPENDING', $stream, 'ebd');
+    return ref $r eq 'ARRAY' ? $r->[0] : -1;
+}
+
+sub ebd_run {
+    my ($redis, @args) = @_;
+    my $cmd = join ' ', map { "'$_'" } $EBD, '-r', $redis->addr, @args;
+    my $out = `$cmd 2>&1`;
+    return ($? >> 8, $out);
+}
+
+my $dir = tempdir('eb-072-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $redis = EBTest::Redis->start(appendonly => 'yes',
+                                 args => [ '--appendfsync', 'always' ]);
+my $port2 = EBTest::free_port();      # a second Redis, started later
+my $port3 = EBTest::free_port();
+my $SECRET = 'pw-Zq8-never-logged';
+
+my $retry_fast = { strategy => 'backoff', attempts => 1000,
+                   interval => '50ms', max_interval => '100ms' };
+
+my $cfg = {
+    targets => {
+        chain   => { type => 'redis', address => $redis->addr, stream => 'out:chain' },
+        typed   => { type => 'redis', address => $redis->addr, stream => 'out:typed',
+                     retry => $retry_fast },
+        remote  => { type => 'redis', address => "127.0.0.1:$port2", stream => 'out:remote',
+                     password => $SECRET, retry => $retry_fast },
+        dead    => { type => 'redis', address => '127.0.0.1:1', stream => 'x',
+                     retry => { strategy => 'backoff', attempts => 2,
+                                interval => '20ms', max_interval => '30ms' } },
+        dropper => { type => 'redis', address => '127.0.0.1:1', stream => 'x',
+                     dead_letter => JSON::PP::false,
+                     retry => { attempts => 0, interval => '10ms' } },
+        ordered => { type => 'redis', address => "127.0.0.1:$port2", stream => 'out:ordered',
+                     password => $SECRET, fault_tolerance => 'NONE',
+                     retry => { strategy => 'exponential', attempts => 1,
+                                interval => '20ms', max_interval => '80ms' } },
+        sink    => { type => 'redis', address => $redis->addr, stream => 'out:sink',
+                     concurrency => 64 },
+        later   => { type => 'redis', address => "127.0.0.1:$port3", stream => 'out:later',
+                     retry => $retry_fast },
+    },
+    buses => {
+        hr => { rules => {
+            'new-employee' => {
+                pattern => { source => ['my.dingtalk'],
+                             data => { body => { syncAction => ['user_add_org'] } } },
+                targets => [
+                    { target => 'chain',
+                      transform => { form => 'TEMPLATE',
+                                     value => { name => '$.data.body.name',
+                                                id => '$.data.body.userId' },
+                                     template => '{"user":"${name}","id":"${id}"}' } },
+                ] },
+            'typed'  => { pattern => { data => { body => { kind => ['typed'] } } },
+                          targets => [ { target => 'typed' } ] },
+            'remote' => { pattern => { data => { body => { kind => ['remote'] } } },
+                          targets => [ { target => 'remote' } ] },
+            'dead'   => { pattern => { data => { body => { kind => ['dead'] } } },
+                          targets => [ { target => 'dead' }, { target => 'dropper' } ] },
+            'ordered' => { pattern => { data => { body => { kind => ['ordered'] } } },
+                           targets => [ { target => 'ordered',
+                                          transform => { form => 'JSONPATH',
+                                                         value => '$.data.body.seq' } } ] },
+        } },
+        burst => { rules => {
+            all => { pattern => { source => [{ prefix => '' }] },
+                     targets => [ { target => 'sink' } ] },
+        } },
+        claim => { rules => {
+            all => { pattern => { source => [{ prefix => '' }] },
+                     targets => [ { target => 'later' } ] },
+        } },
+    },
+};
+my $cfg_path = "$dir/buses.json";
+write_file($cfg_path, $JSON->encode($cfg));
+
+my $ngx = EBTest::Nginx->new(redis => $redis, workers => 2, http => <<'EOF');
+    eventbridge_redis %%REDIS%%;
+    eventbridge_config %%DIR%%/buses.json;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /hr    { eventbridge_source my.dingtalk bus=hr; }
+        location /burst { eventbridge_source burst.src bus=burst; }
+    }
+EOF
+write_file($ngx->dir . '/buses.json', $JSON->encode($cfg));
+$ngx->start;
+
+my $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1',
+                             level => 'debug', args => [ '--claim-idle', '60s' ]);
+like($ebd->log, qr/ebd: ready: consumer "c1", 8 route\(s\)/, 'ebd ready with a route per (bus, target)');
+
+# --- 1. nginx -> Redis -> ebd -> target, with a transform ---------------------
+
+my $ding = do { local $/; open my $fh, '<', 't/data/dingtalk_user_add_org.json' or die; <$fh> };
+my $body = EBTest::json_decode($ding);
+my $r = post($ngx, '/hr', $ding);
+is($r->{status}, 200, 'walkthrough event accepted');
+my $eid = $r->{json}{eventId} // '';
+ok(wait_for(sub { @{ entries($redis, 'out:chain') } == 1 }, 10), 'delivered to the chain target');
+my $got = entries($redis, 'out:chain')->[0][1] // {};
+is_deeply(EBTest::json_decode($got->{event} // ''),
+          { user => $body->{name}, id => $body->{userId} },
+          'the target received the rule\'s TEMPLATE output');
+is($got->{from}, 'hr/new-employee', 'the target entry says where it came from');
+ok(wait_for(sub { pending_count($redis, 'eb:{hr}:target:chain') == 0 }, 5),
+   'the entry is acknowledged');
+ok(wait_for(sub { $redis->xlen('eb:{hr}:target:chain') <= 1 }, 12),
+   'acknowledged entries are trimmed from the target stream');
+
+# the trace: accepted (nginx) + delivered (ebd)
+{
+    my ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--event', $eid);
+    is($rc, 0, 'ebd trace --event exits 0') or diag $out;
+    like($out, qr/accepted\s+source my\.dingtalk .*rules new-employee/, 'trace: accepted, with source and matched rules');
+    like($out, qr/delivered\s+target chain\s+attempt 1 .*event \Q$eid\E\s+rule new-employee/, 'trace: the delivery');
+    ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--since', '-1m', '--target', 'chain');
+    like($out, qr/delivered\s+target chain/, 'trace: a time range');
+    ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--event', 'no-such-event');
+    is($rc, 1, 'trace: an unknown event exits 1');
+    ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--since', 'yesterday');
+    is($rc, 2, 'trace: a bad time exits 2');
+}
+
+# --- 2. a permanent error: dead letter at once, then redrive ------------------
+
+$redis->cmd('SET', 'out:typed', 'a string, not a stream');
+$r = post($ngx, '/hr', '{"kind":"typed","n":1}');
+is($r->{status}, 200, 'typed event accepted');
+ok(wait_for(sub { @{ entries($redis, 'eb:{hr}:dlq:typed') } == 1 }, 10), 'WRONGTYPE: dead-lettered');
+{
+    my $d = entries($redis, 'eb:{hr}:dlq:typed')->[0][1] // {};
+    is($d->{attempts}, 1, 'dead letter: after one attempt (no retry for a permanent error)');
+    like($d->{error}, qr/WRONGTYPE/, 'dead letter: the last error');
+    is($d->{rule}, 'typed', 'dead letter: the rule');
+    is($d->{target}, 'typed', 'dead letter: the target');
+    is(EBTest::json_decode($d->{event})->{id}, $r->{json}{eventId}, 'dead letter: the event');
+    ok(wait_for(sub { pending_count($redis, 'eb:{hr}:target:typed') == 0 }, 5),
+       'dead letter: the entry is acknowledged');
+
+    $redis->cmd('DEL', 'out:typed');
+    my ($rc, $out) = ebd_run($redis, '-c', $cfg_path, 'redrive', 'hr', 'typed');
+    is($rc, 0, 'redrive exits 0') or diag $out;
+    like($out, qr/redriven 1 dead letter from eb:\{hr\}:dlq:typed/, 'redrive says what it moved');
+    is($redis->xlen('eb:{hr}:dlq:typed'), 0, 'redrive: the dead-letter stream is empty');
+    ok(wait_for(sub { @{ entries($redis, 'out:typed') } == 1 }, 10), 'redrive: delivered');
+    ($rc, $out) = ebd_run($redis, '-c', $cfg_path, 'redrive', 'hr', 'nosuch');
+    is($rc, 1, 'redrive: an unknown target is refused');
+    like($out, qr/no target "nosuch"/, 'redrive: and says so');
+}
+
+# --- 3. target down, then up; giving up; discarding ----------------------------
+
+$r = post($ngx, '/hr', '{"kind":"remote","n":1}');
+my $remote_id = $r->{json}{eventId};
+sleep 0.5;
+like($ebd->log, qr/target remote: event \Q$remote_id\E attempt \d+ failed .*retry in \d+ ms/,
+     'target down: the attempt failed and is retried');
+my $redis2 = EBTest::Redis->start(port => $port2, password => $SECRET);
+ok(wait_for(sub { @{ $redis2->xrange('out:remote') } == 1 }, 10), 'target up: delivered after retries');
+
+$r = post($ngx, '/hr', '{"kind":"dead","n":1}');
+my $dead_id = $r->{json}{eventId};
+ok(wait_for(sub { @{ entries($redis, 'eb:{hr}:dlq:dead') } == 1 }, 10), 'retries exhausted: dead-lettered');
+{
+    my $d = entries($redis, 'eb:{hr}:dlq:dead')->[0][1] // {};
+    is($d->{attempts}, 3, 'dead letter after 1 + 2 retries');
+    like($d->{error}, qr/gave up after 3 attempt/, 'dead letter says it gave up');
+}
+ok(wait_for(sub { $ebd->log =~ /target dropper: gave up on event \Q$dead_id\E .*discarded/ }, 10),
+   'dead_letter false: given up and discarded, as logged');
+is($redis->xlen('eb:{hr}:dlq:dropper'), 0, 'dead_letter false: no dead-letter stream');
+ok(wait_for(sub { pending_count($redis, 'eb:{hr}:target:dropper') == 0 }, 5),
+   'dead_letter false: the entry is acknowledged');
+
+# --- 4. fault tolerance NONE: blocked while down, order kept -----------------
+
+$redis2->stop;
+for my $i (1 .. 20) {
+    post($ngx, '/hr', qq({"kind":"ordered","seq":$i}));
+}
+sleep 0.5;
+is(pending_count($redis, 'eb:{hr}:target:ordered') >= 1, 1, 'NONE: the target is down, nothing acknowledged');
+$redis2 = EBTest::Redis->start(port => $port2, password => $SECRET);
+ok(wait_for(sub { @{ $redis2->xrange('out:ordered') } == 20 }, 15), 'NONE: all delivered once it is up');
+is(join(',', map { $_->[1]{event} } @{ $redis2->xrange('out:ordered') }),
+   join(',', 1 .. 20), 'NONE: in order, each once');
+is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
+
+# --- 5. kill -9 in the middle of 10,000 events ------------------------------
+
+{
+    my @cmds;
+    for my $i (1 .. 10000) {
+        push @cmds, [ 'XADD', 'eb:{burst}:target:sink', '*', 'rule', 'all',
+                      'event', qq({"id":"b$i","source":"burst.src","data":{"i":$i}}) ];
+    }
+    $redis->pipeline(@cmds);
+    ok(wait_for(sub { $redis->xlen('out:sink') >= 2000 }, 20), 'burst: delivery under way');
+    $ebd->kill9;
+    my $at_kill = $redis->xlen('out:sink');
+    cmp_ok($at_kill, '<', 10000, "burst: killed (-9) after $at_kill of 10000");
+    $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1',
+                              args => [ '--claim-idle', '60s' ]);
+    ok(wait_for(sub { pending_count($redis, 'eb:{burst}:target:sink') == 0
+                      && $redis->xlen('out:sink') >= 10000 }, 60),
+       'burst: restarted, the rest delivered');
+    my %seen;
+    $seen{ EBTest::json_decode($_->[1]{event})->{id} }++ for @{ $redis->xrange('out:sink') };
+    is(scalar(keys %seen), 10000, 'burst: every one of the 10,000 events delivered');
+    my $dups = grep { $_ > 1 } values %seen;
+    diag "burst: $dups duplicate(s) after kill -9 (at least once: in flight when killed)";
+    cmp_ok($dups, '<=', 64 * 3, 'burst: duplicates bounded by what was in flight or read ahead');
+}
+
+# --- 6. another consumer takes over a dead one's entries -----------------------
+
+{
+    for my $i (1 .. 50) {
+        $redis->cmd('XADD', 'eb:{claim}:target:later', '*', 'rule', 'all',
+                    'event', qq({"id":"c$i","source":"claim.src"}));
+    }
+    ok(wait_for(sub { $ebd->log =~ /target later: event c\d+ attempt \d+ failed/ }, 10),
+       'claim: c1 holds the entries (its target is down)');
+    $ebd->kill9;
+    my $redis3 = EBTest::Redis->start(port => $port3);
+    my $c2 = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c2',
+                                args => [ '--claim-idle', '500ms' ]);
+    ok(wait_for(sub { @{ $redis3->xrange('out:later') } >= 50 }, 20), 'claim: c2 delivered c1\'s entries');
+    like($c2->log, qr/route eb:\{claim\}:target:later: claimed \d+ entr/, 'claim: c2 says it claimed them');
+    ok(wait_for(sub { pending_count($redis, 'eb:{claim}:target:later') == 0 }, 10), 'claim: nothing left pending');
+    my %ids = map { EBTest::json_decode($_->[1]{event})->{id} => 1 } @{ $redis3->xrange('out:later') };
+    is(scalar keys %ids, 50, 'claim: all 50 events');
+    $c2->finish;
+    $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1',
+                              args => [ '--claim-idle', '60s' ]);
+}
+
+# --- 7. SIGTERM while delivering, Redis crash with AOF ---------------------
+
+{
+    my @cmds;
+    for my $i (1 .. 3000) {
+        push @cmds, [ 'XADD', 'eb:{burst}:target:sink', '*', 'rule', 'all',
+                      'event', qq({"id":"t$i","source":"burst.src"}) ];
+    }
+    $redis->pipeline(@cmds);
+    sleep 0.05;
+    my $st = $ebd->stop;
+    is($st, 0, 'SIGTERM: ebd exits 0');
+    like($ebd->log, qr/ebd: stopped \(delivered \d+/, 'SIGTERM: it says what it did');
+    $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1');
+    ok(wait_for(sub { pending_count($redis, 'eb:{burst}:target:sink') == 0
+                      && (grep { /"id":"t/ } map { $_->[1]{event} } @{ $redis->xrange('out:sink') }) >= 3000 }, 60),
+       'SIGTERM: after a restart every event is delivered');
+}
+
+{
+    # events accepted by nginx (2xx) while Redis crashes and comes back
+    my $pid = fork // die;
+    if ($pid == 0) {
+        open my $log, '>', "$dir/accepted" or POSIX::_exit(1);
+        $log->autoflush(1);
+        for my $i (1 .. 1500) {
+            my $x = post($ngx, '/burst', qq({"n":$i}));
+            print {$log} "$x->{json}{eventId}\n" if $x->{status} == 200;
+        }
+        POSIX::_exit(0);
+    }
+    push @children, $pid;
+    sleep 0.5;
+    $redis->kill9;
+    sleep 0.3;
+    $redis->restart;
+    waitpid $pid, 0;
+    @children = grep { $_ != $pid } @children;
+    open my $fh, '<', "$dir/accepted" or die;
+    chomp(my @acc = <$fh>);
+    cmp_ok(scalar @acc, '>', 100, scalar(@acc) . ' events accepted around the Redis crash');
+    ok(wait_for(sub { pending_count($redis, 'eb:{burst}:target:sink') == 0
+                      && $redis->xlen('eb:{burst}:target:sink') <= 1 }, 60),
+       'Redis crash: ebd reconnected and drained the stream');
+    my %out = map { (EBTest::json_decode($_->[1]{event}) // {})->{id} => 1 }
+              @{ $redis->xrange('out:sink') };
+    my @lost = grep { !$out{$_} } @acc;
+    is(scalar @lost, 0, 'Redis crash (AOF, fsync always): no acknowledged event lost')
+        or diag "lost: @lost[0 .. ($#lost < 9 ? $#lost : 9)]";
+}
+
+# --- 8. SIGHUP: reload ----------------------------------------------------------
+
+{
+    my $c = $JSON->decode($JSON->encode($cfg));
+    $c->{buses}{hr}{rules}{'new-employee'}{targets}[0]{transform}{template} = 'v2 ${name}';
+    write_file($cfg_path, $JSON->encode($c));
+    $ebd->reload;
+    ok(wait_for(sub { $ebd->log =~ /configuration reloaded/ }, 10), 'SIGHUP: reloaded');
+    my $n = @{ entries($redis, 'out:chain') };
+    post($ngx, '/hr', $ding);
+    ok(wait_for(sub { @{ entries($redis, 'out:chain') } == $n + 1 }, 10), 'after the reload: delivered');
+    is(Encode::decode_utf8(entries($redis, "out:chain")->[-1][1]{event}), "v2 $body->{name}", 'after the reload: the new transform');
+
+    write_file($cfg_path, '{"buses": {');
+    $ebd->reload;
+    ok(wait_for(sub { $ebd->log =~ /reload refused, keeping the running configuration: .*buses\.json/ }, 10),
+       'SIGHUP with a broken file: refused, with the file named');
+    post($ngx, '/hr', $ding);
+    ok(wait_for(sub { @{ entries($redis, 'out:chain') } == $n + 2 }, 10), 'still delivering with the old configuration');
+    ok($ebd->alive, 'ebd still runs');
+}
+
+# --- 9. secrets ---------------------------------------------------------------
+
+{
+    my $all = $ebd->log;
+    my $trace = join "\n", map { join ' ', %{ $_->[1] } } @{ entries($redis, 'eb:{hr}:trace') };
+    my $dlq = join "\n", map { join ' ', %{ $_->[1] } }
+              map { @{ entries($redis, "eb:{hr}:dlq:$_") } } qw(typed dead remote ordered);
+    unlike($all, qr/\Q$SECRET\E/, 'no password in the log');
+    unlike($trace, qr/\Q$SECRET\E/, 'no password in the trace');
+    unlike($dlq, qr/\Q$SECRET\E/, 'no password in dead letters');
+}
+
+$ebd->finish;
+$ngx->finish;
+done_testing;
