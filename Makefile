@@ -82,11 +82,15 @@ $(EBD_BIN): $(EBD_SRCS) $(EBD_HDRS) $(CORE_SRCS) $(CORE_HDRS)
 
 unit: $(UNIT_BINS)
 
-$(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS)
+# ebd's pure parts (no I/O) are unit-tested with the core
+EBD_PURE    := src/dispatcher/ebd_retry.c src/dispatcher/ebd_parse.c
+
+$(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS) \
+        $(EBD_PURE) $(EBD_HDRS)
 	@mkdir -p $(BUILD)/unit
 	@echo "CC $@"
 	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
-	    -o $@ $< $(CORE_SRCS) -lyajl -lpcre2-8
+	    -Isrc/dispatcher -o $@ $< $(CORE_SRCS) $(EBD_PURE) -lyajl -lpcre2-8
 
 # The README's test command: everything, ending with "N passed, N failed".
 test: deps

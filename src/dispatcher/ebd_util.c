@@ -1,12 +1,9 @@
 /*
- * Small things the dispatcher's parts share: the clock, Redis addresses,
- * times on the command line.
+ * Small things the dispatcher's parts share: the clock, a synchronous
+ * Redis connection for the subcommands.
  */
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,62 +17,6 @@ ebd_now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-
-int
-ebd_addr_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen)
-{
-    const char  *colon;
-    char        *end;
-    long         port;
-    size_t       hlen;
-
-    memset(a, 0, sizeof(*a));
-
-    if (strncmp(s, "unix:", 5) == 0) {
-        s += 5;
-    }
-
-    if (s[0] == '/') {
-        if (strlen(s) >= sizeof(a->path)) {
-            snprintf(err, errlen, "unix socket path too long: \"%s\"", s);
-            return -1;
-        }
-        strcpy(a->path, s);
-        return 0;
-    }
-
-    colon = strrchr(s, ':');
-    if (colon == NULL) {
-        a->port = 6379;
-        hlen = strlen(s);
-
-    } else {
-        errno = 0;
-        port = strtol(colon + 1, &end, 10);
-        if (errno || *end || end == colon + 1 || port < 1 || port > 65535) {
-            snprintf(err, errlen, "invalid port in \"%s\"", s);
-            return -1;
-        }
-        a->port = (int) port;
-        hlen = (size_t) (colon - s);
-    }
-
-    /* [::1]:6379 */
-    if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
-        s++;
-        hlen -= 2;
-    }
-
-    if (hlen == 0 || hlen >= sizeof(a->host)) {
-        snprintf(err, errlen, "invalid host in Redis address");
-        return -1;
-    }
-
-    memcpy(a->host, s, hlen);
-    a->host[hlen] = '\0';
-    return 0;
 }
 
 
@@ -133,115 +74,4 @@ ebd_redis_connect_sync(const ebd_opts_t *o, char *err, size_t errlen)
     }
 
     return c;
-}
-
-
-/* days since 1970-01-01 of a proleptic Gregorian date */
-static long long
-ebd_days(long long y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    long long  era = (y >= 0 ? y : y - 399) / 400;
-    unsigned   yoe = (unsigned) (y - era * 400);
-    unsigned   doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned   doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-    return era * 146097 + (long long) doe - 719468;
-}
-
-
-int
-ebd_parse_time(const char *s, uint64_t now_ms, uint64_t *ms)
-{
-    int                 n;
-    char               *end;
-    unsigned            y, mo, d, h, mi, sec;
-    long long           t, frac, scale;
-    unsigned long long  v, unit;
-
-    if (strcmp(s, "now") == 0) {
-        *ms = now_ms;
-        return 0;
-    }
-
-    if (s[0] == '-') {
-        errno = 0;
-        v = strtoull(s + 1, &end, 10);
-        if (errno || end == s + 1) {
-            return -1;
-        }
-        unit = strcmp(end, "ms") == 0 ? 1
-               : strcmp(end, "s") == 0 ? 1000
-               : strcmp(end, "m") == 0 ? 60000
-               : strcmp(end, "h") == 0 ? 3600000
-               : strcmp(end, "d") == 0 ? 86400000 : 0;
-        if (unit == 0 || v * unit > now_ms) {
-            return -1;
-        }
-        *ms = now_ms - v * unit;
-        return 0;
-    }
-
-    if (strchr(s, '-') == NULL) {
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno || *end || end == s) {
-            return -1;
-        }
-        *ms = v;
-        return 0;
-    }
-
-    n = 0;
-    if (sscanf(s, "%4u-%2u-%2uT%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &sec,
-               &n) != 6 || n == 0)
-    {
-        return -1;
-    }
-
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59
-        || sec > 60)
-    {
-        return -1;
-    }
-
-    s += n;
-    frac = 0;
-
-    if (*s == '.') {
-        s++;
-        scale = 100;
-        while (isdigit((unsigned char) *s)) {
-            frac += (*s - '0') * scale;
-            scale /= 10;
-            s++;
-        }
-    }
-
-    t = (ebd_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000
-        + frac;
-
-    if (*s == 'Z' || *s == 'z') {
-        s++;
-
-    } else if (*s == '+' || *s == '-') {
-        unsigned  oh, om;
-        int       sign = *s == '-' ? -1 : 1;
-
-        if (sscanf(s + 1, "%2u:%2u%n", &oh, &om, &n) != 2) {
-            return -1;
-        }
-        t -= sign * (long long) (oh * 3600 + om * 60) * 1000;
-        s += 1 + n;
-
-    } else if (*s != '\0') {
-        return -1;
-    }
-
-    if (*s != '\0' || t < 0) {
-        return -1;
-    }
-
-    *ms = (uint64_t) t;
-    return 0;
 }
