@@ -4,7 +4,7 @@
 #                   the unit tests
 #   make test       install missing packages, build, run the whole suite
 #   make test-asan  the same suite, module built with ASan + UBSan
-#   make demo       run nginx + redis from conf/ on 127.0.0.1
+#   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
 #   make test-static  fetch a full nginx source tree, build nginx with the
 #                   module compiled in, and run the suite against it
@@ -114,11 +114,11 @@ test-static: deps
 	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static check
 
 demo: deps
-	$(MAKE) module
+	$(MAKE) module ebd
 	bash conf/demo
 
 bench: deps
-	$(MAKE) module
+	$(MAKE) module ebd
 	bash bench/ingest
 
 # events/s of the pattern matcher (src/core/eb_pattern*), 10 to 10,000 rules
