@@ -1,0 +1,1582 @@
+/*
+ * ebd's http and cloudevents target drivers: one HTTP request per
+ * delivery attempt, made with libcurl's multi interface on ebd's
+ * libevent loop (never a blocking call), over one multi handle shared by
+ * all such targets so that keep-alive connections are reused.
+ *
+ * http         url (+ "query", URL-encoded), "method" (POST), "headers";
+ *              the body is the rule's payload (the event, or what its
+ *              transform made), Content-Type application/json when it is
+ *              JSON, else text/plain; charset=utf-8; GET and DELETE send
+ *              no body. Every request carries "ce-id" and
+ *              "Idempotency-Key": the event id, for de-duplication.
+ *
+ * cloudevents  The CloudEvents 1.0 HTTP binding.
+ *              binary (default): the event's attributes as ce-* headers
+ *                (percent-encoded), datacontenttype as Content-Type, the
+ *                data as the body. Without a transform the body is the
+ *                event's "data" (its JSON text when the data is JSON,
+ *                the string itself otherwise, data_base64 decoded); with
+ *                a transform it is the transform's output and the
+ *                Content-Type says what that is (application/json or
+ *                text/plain; charset=utf-8).
+ *              structured: Content-Type application/cloudevents+json,
+ *                the body the event as stored; with a transform, the
+ *                event whose data (and datacontenttype) are replaced by
+ *                the transform's output (JSON as JSON, text as a string).
+ *              delivery sync (default) and async both take any 2xx as
+ *                delivered (a 202 included); async also asks the sink
+ *                with "Prefer: respond-async" to answer before it is done.
+ *
+ * Authentication by connection: basic (the Authorization header libcurl
+ * makes), api_key (one header), oauth2 (ebd_oauth.c; a 401 invalidates
+ * the token and the attempt is sent once more with a new one).
+ *
+ * Outcomes: 2xx delivered; transport errors, timeouts, 408, 429 and 5xx
+ * retried (Retry-After in seconds or as an HTTP-date is passed on); any
+ * other status, 3xx included (redirects are not followed), rejected.
+ *
+ * "rate" (attempts per second, fractional allowed): attempts are spaced
+ * at least 1/rate apart (a token bucket holding one token); those that
+ * wait do so on a libevent timer and count as in flight.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <yajl/yajl_tree.h>
+
+#include "eb_buf.h"
+#include "eb_json.h"
+#include "eb_jsonpath.h"
+#include "ebd_log.h"
+#include "ebd_target.h"
+#include "ebd_http.h"
+#include "ebd_oauth.h"
+
+
+/* ------------------------------------------------------------------------
+ * The multi handle on the loop
+ */
+
+typedef struct ebd_http_sock_s  ebd_http_sock_t;
+
+struct ebd_http_sock_s {
+    ebd_http_sock_t   *prev;
+    ebd_http_sock_t   *next;
+    curl_socket_t      fd;
+    struct event      *ev;
+};
+
+
+static struct {
+    CURLM               *multi;
+    struct event_base   *base;
+    struct event        *timer;
+    ebd_http_sock_t     *socks;        /* events of libcurl's sockets */
+    unsigned             refs;
+    unsigned             busy;         /* inside our own event callbacks */
+    int                  global_init;
+} ebd_http;
+
+
+static void ebd_http_multi_cleanup(void);
+
+
+uint64_t
+ebd_http_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+
+/* Hands finished transfers to their owners. Owners may start or stop
+ * transfers, and drop the last reference, from their callbacks. */
+static void
+ebd_http_check(void)
+{
+    int               left;
+    CURL             *easy;
+    CURLcode          rc;
+    CURLMsg          *msg;
+    ebd_http_xfer_t  *x;
+
+    while (ebd_http.multi != NULL
+           && (msg = curl_multi_info_read(ebd_http.multi, &left)) != NULL)
+    {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        /* msg does not survive curl_multi_remove_handle() */
+        easy = msg->easy_handle;
+        rc = msg->data.result;
+        x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &x);
+
+        curl_multi_remove_handle(ebd_http.multi, easy);
+
+        if (x != NULL) {
+            x->active = 0;
+            x->done(x, rc);
+        }
+    }
+}
+
+
+static void
+ebd_http_leave(void)
+{
+    if (--ebd_http.busy == 0 && ebd_http.refs == 0
+        && ebd_http.multi != NULL)
+    {
+        ebd_http_multi_cleanup();
+    }
+}
+
+
+static void
+ebd_http_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    int  running, action;
+
+    action = ((what & EV_READ) ? CURL_CSELECT_IN : 0)
+             | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+
+    ebd_http.busy++;
+    curl_multi_socket_action(ebd_http.multi, fd, action, &running);
+    ebd_http_check();
+    ebd_http_leave();
+}
+
+
+static void
+ebd_http_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+    int  running;
+
+    ebd_http.busy++;
+    curl_multi_socket_action(ebd_http.multi, CURL_SOCKET_TIMEOUT, 0,
+                             &running);
+    ebd_http_check();
+    ebd_http_leave();
+}
+
+
+/* CURLMOPT_TIMERFUNCTION: libcurl wants to be called after timeout_ms
+ * (-1: never). Never calls libcurl back from here. */
+static int
+ebd_http_timer(CURLM *multi, long timeout_ms, void *data)
+{
+    struct timeval  tv;
+
+    if (timeout_ms < 0) {
+        evtimer_del(ebd_http.timer);
+        return 0;
+    }
+
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    evtimer_add(ebd_http.timer, &tv);
+    return 0;
+}
+
+
+static void
+ebd_http_sock_free(ebd_http_sock_t *s)
+{
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        ebd_http.socks = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+
+    if (s->ev != NULL) {
+        event_free(s->ev);
+    }
+    free(s);
+}
+
+
+/* CURLMOPT_SOCKETFUNCTION: what to wait for on a socket */
+static int
+ebd_http_socket(CURL *easy, curl_socket_t fd, int what, void *data,
+    void *sockp)
+{
+    short             kind;
+    ebd_http_sock_t  *s = sockp;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            curl_multi_assign(ebd_http.multi, fd, NULL);
+            ebd_http_sock_free(s);
+        }
+        return 0;
+    }
+
+    if (s == NULL) {
+        s = calloc(1, sizeof(ebd_http_sock_t));
+        if (s == NULL) {
+            return -1;
+        }
+        s->fd = fd;
+        s->next = ebd_http.socks;
+        if (s->next != NULL) {
+            s->next->prev = s;
+        }
+        ebd_http.socks = s;
+        curl_multi_assign(ebd_http.multi, fd, s);
+    }
+
+    kind = EV_PERSIST
+           | ((what & CURL_POLL_IN) ? EV_READ : 0)
+           | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+
+    if (s->ev != NULL) {
+        event_free(s->ev);
+    }
+
+    s->ev = event_new(ebd_http.base, fd, kind, ebd_http_socket_event, NULL);
+    if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+ebd_http_multi_ref(struct event_base *base)
+{
+    if (ebd_http.multi != NULL) {
+        ebd_http.refs++;
+        return 0;
+    }
+
+    if (!ebd_http.global_init) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            return -1;
+        }
+        ebd_http.global_init = 1;
+    }
+
+    ebd_http.base = base;
+    ebd_http.timer = evtimer_new(base, ebd_http_timer_event, NULL);
+    ebd_http.multi = curl_multi_init();
+
+    if (ebd_http.timer == NULL || ebd_http.multi == NULL) {
+        ebd_http_multi_cleanup();
+        return -1;
+    }
+
+    curl_multi_setopt(ebd_http.multi, CURLMOPT_SOCKETFUNCTION,
+                      ebd_http_socket);
+    curl_multi_setopt(ebd_http.multi, CURLMOPT_TIMERFUNCTION,
+                      ebd_http_timer);
+
+    ebd_http.refs = 1;
+    return 0;
+}
+
+
+static void
+ebd_http_multi_cleanup(void)
+{
+    if (ebd_http.multi != NULL) {
+        /* closes the cached connections (their sockets' events may be
+         * removed through ebd_http_socket meanwhile) */
+        curl_multi_cleanup(ebd_http.multi);
+        ebd_http.multi = NULL;
+    }
+
+    while (ebd_http.socks != NULL) {
+        ebd_http_sock_free(ebd_http.socks);
+    }
+
+    if (ebd_http.timer != NULL) {
+        event_free(ebd_http.timer);
+        ebd_http.timer = NULL;
+    }
+
+    ebd_http.base = NULL;
+}
+
+
+void
+ebd_http_multi_unref(void)
+{
+    if (ebd_http.refs == 0 || --ebd_http.refs > 0) {
+        return;
+    }
+
+    /* inside a callback of ours: after it (ebd_http_leave) */
+    if (ebd_http.busy == 0) {
+        ebd_http_multi_cleanup();
+    }
+}
+
+
+int
+ebd_http_xfer_start(ebd_http_xfer_t *x)
+{
+    if (ebd_http.multi == NULL) {
+        return -1;
+    }
+
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *) x);
+
+    if (curl_multi_add_handle(ebd_http.multi, x->easy) != CURLM_OK) {
+        return -1;
+    }
+
+    x->active = 1;
+    return 0;
+}
+
+
+void
+ebd_http_xfer_stop(ebd_http_xfer_t *x)
+{
+    if (x->active && ebd_http.multi != NULL) {
+        curl_multi_remove_handle(ebd_http.multi, x->easy);
+    }
+
+    x->active = 0;
+}
+
+
+static size_t
+ebd_http_discard(char *p, size_t size, size_t n, void *data)
+{
+    return n;
+}
+
+
+void
+ebd_http_easy_setup(CURL *easy, uint64_t timeout_ms, char *errbuf)
+{
+    errbuf[0] = '\0';
+
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "ebd");
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, ebd_http_discard);
+}
+
+
+void
+ebd_http_safe_url(const char *url, char *buf, size_t size)
+{
+    char  *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    CURLU *u;
+
+    snprintf(buf, size, "(invalid URL)");
+
+    u = curl_url();
+    if (u == NULL) {
+        return;
+    }
+
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)
+           == CURLUE_OK
+        && curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK)
+    {
+        snprintf(buf, size, "%s://%s:%s%s", scheme, host, port, path);
+    }
+
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+}
+
+
+/* ------------------------------------------------------------------------
+ * Targets
+ */
+
+typedef struct ebd_http_req_s  ebd_http_req_t;
+
+typedef struct {
+    ebd_target_t         *target;
+    int                   ce;           /* a cloudevents target */
+    int                   structured;
+    int                   async;
+    const char           *method;
+    int                   has_body;     /* not GET or DELETE */
+    char                 *url;          /* with the query */
+    char                  safe_url[512];
+    char                 *url_secret;   /* user info and query, if any */
+    struct curl_slist    *headers;      /* "headers", as lines */
+    int                   has_ct;       /* they set Content-Type */
+
+    int                   auth;         /* -1 none, or the connection type */
+    const char           *username;
+    const char           *password;
+    char                 *api_key;      /* "Name: value" */
+    ebd_oauth_t          *oauth;
+
+    uint64_t              interval_us;  /* 1/rate; 0: no limit */
+    uint64_t              next_us;      /* the next attempt not before */
+    ebd_http_req_t       *rate_head;    /* attempts waiting for the rate */
+    ebd_http_req_t       *rate_tail;
+    struct event         *rate_ev;
+
+    unsigned              in_flight;
+} ebd_http_target_t;
+
+
+struct ebd_http_req_s {
+    ebd_http_xfer_t       xfer;
+    ebd_http_target_t    *ht;
+    ebd_delivery_t       *d;
+    ebd_http_req_t       *rate_next;
+    ebd_oauth_wait_t      wait;
+
+    struct curl_slist    *evh;          /* this event's own headers */
+    struct curl_slist    *all;          /* what is sent */
+    eb_buf_t              body;         /* when not the payload as is */
+    const unsigned char  *bp;
+    size_t                blen;
+    int                   send_body;
+
+    uint64_t              generation;   /* of the token sent */
+    int                   reauth;       /* sent again after a 401 */
+    int64_t               retry_after_ms;
+    uint64_t              start_ms;
+    char                  errbuf[CURL_ERROR_SIZE];
+};
+
+
+static void ebd_http_send(ebd_http_req_t *r);
+static void ebd_http_close(ebd_target_t *t);
+static void ebd_http_rate_event(evutil_socket_t fd, short what, void *arg);
+static void ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res);
+
+
+static const char *
+ebd_http_str(yajl_val obj, const char *key)
+{
+    const char  *path[2] = { key, NULL };
+    yajl_val     v;
+
+    v = yajl_tree_get(obj, path, yajl_t_string);
+    return v != NULL ? YAJL_GET_STRING(v) : NULL;
+}
+
+
+/* whether s may go into a header line */
+static int
+ebd_http_header_safe(const char *s, int name)
+{
+    if (name && *s == '\0') {
+        return 0;
+    }
+
+    for ( /* void */ ; *s; s++) {
+        if ((unsigned char) *s < 0x20 || *s == 0x7f
+            || (name && (*s == ':' || *s == ' ' || *s == '\t')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static struct curl_slist *
+ebd_http_header_add(struct curl_slist *l, int *failed, const char *name,
+    const char *value)
+{
+    eb_buf_t            b;
+    struct curl_slist  *n;
+
+    if (*failed) {
+        return l;
+    }
+
+    eb_buf_init(&b);
+    eb_buf_append_str(&b, name);
+    /* "Name;" is libcurl's way to send a header with an empty value */
+    eb_buf_append_str(&b, value[0] ? ": " : ";");
+    eb_buf_append_str(&b, value);
+    eb_buf_append(&b, "", 1);
+
+    n = b.failed ? NULL : curl_slist_append(l, (char *) b.data);
+    eb_buf_free(&b);
+
+    if (n == NULL) {
+        *failed = 1;
+        return l;
+    }
+
+    return n;
+}
+
+
+static int
+ebd_http_slist_add(struct curl_slist **l, const char *line)
+{
+    struct curl_slist  *n;
+
+    n = curl_slist_append(*l, line);
+    if (n == NULL) {
+        return 1;
+    }
+
+    *l = n;
+    return 0;
+}
+
+
+/* The CloudEvents HTTP binding (3.1.3.2): space, '"', '%' and everything
+ * outside printable ASCII percent-encoded, UTF-8 byte by byte. */
+static int
+ebd_http_pct_encode(eb_buf_t *b, const unsigned char *p, size_t len)
+{
+    static const char  hex[] = "0123456789ABCDEF";
+    char               e[3];
+    size_t             i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] <= 0x20 || p[i] >= 0x7f || p[i] == '"' || p[i] == '%') {
+            e[0] = '%';
+            e[1] = hex[p[i] >> 4];
+            e[2] = hex[p[i] & 0xf];
+            eb_buf_append(b, e, 3);
+
+        } else {
+            eb_buf_append(b, &p[i], 1);
+        }
+    }
+
+    return b->failed ? -1 : 0;
+}
+
+
+static int
+ebd_http_open(ebd_target_t *t, char *err, size_t errlen)
+{
+    size_t               i;
+    int                  failed = 0;
+    double               rate;
+    char                *k, *v;
+    const char          *s, *url, *qpath[2] = { "query", NULL },
+                        *hpath[2] = { "headers", NULL },
+                        *rpath[2] = { "rate", NULL };
+    yajl_val             obj, val, spec = t->conf->spec;
+    eb_buf_t             q;
+    CURLU               *u;
+    ebd_http_target_t   *ht;
+
+    ht = calloc(1, sizeof(ebd_http_target_t));
+    if (ht == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    ht->target = t;
+    ht->auth = -1;
+    ht->ce = (t->conf->type == EB_TARGET_CLOUDEVENTS);
+    t->data = ht;
+
+    if (ebd_http_multi_ref(t->base) != 0) {
+        free(ht);
+        t->data = NULL;
+        snprintf(err, errlen, "libcurl could not be set up");
+        return -1;
+    }
+
+    s = ebd_http_str(spec, "method");
+    ht->method = (!ht->ce && s != NULL) ? s : "POST";
+    ht->has_body = strcmp(ht->method, "GET") != 0
+                   && strcmp(ht->method, "DELETE") != 0;
+
+    s = ebd_http_str(spec, "mode");
+    ht->structured = ht->ce && s != NULL && strcmp(s, "structured") == 0;
+    s = ebd_http_str(spec, "delivery");
+    ht->async = ht->ce && s != NULL && strcmp(s, "async") == 0;
+
+    /* the URL with the query appended, each name and value encoded */
+    url = ebd_http_str(spec, "url");
+    ebd_http_safe_url(url != NULL ? url : "", ht->safe_url,
+                      sizeof(ht->safe_url));
+
+    u = curl_url();
+    if (u == NULL || url == NULL
+        || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+    {
+        curl_url_cleanup(u);
+        snprintf(err, errlen, "invalid url %s", ht->safe_url);
+        goto failed;
+    }
+
+    obj = yajl_tree_get(spec, qpath, yajl_t_object);
+    for (i = 0; obj != NULL && i < YAJL_GET_OBJECT(obj)->len; i++) {
+        val = YAJL_GET_OBJECT(obj)->values[i];
+        if (!YAJL_IS_STRING(val)) {
+            continue;
+        }
+        k = curl_easy_escape(NULL, YAJL_GET_OBJECT(obj)->keys[i], 0);
+        v = curl_easy_escape(NULL, YAJL_GET_STRING(val), 0);
+        eb_buf_init(&q);
+        eb_buf_append_str(&q, k ? k : "");
+        eb_buf_append_str(&q, "=");
+        eb_buf_append_str(&q, v ? v : "");
+        eb_buf_append(&q, "", 1);
+        if (k == NULL || v == NULL || q.failed
+            || curl_url_set(u, CURLUPART_QUERY, (char *) q.data,
+                            CURLU_APPENDQUERY) != CURLUE_OK)
+        {
+            failed = 1;
+        }
+        curl_free(k);
+        curl_free(v);
+        eb_buf_free(&q);
+    }
+
+    if (failed || curl_url_get(u, CURLUPART_URL, &k, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        snprintf(err, errlen, "url %s: the query could not be added",
+                 ht->safe_url);
+        goto failed;
+    }
+
+    ht->url = strdup(k);
+    curl_free(k);
+
+    /* what an error message of libcurl must not repeat */
+    if (curl_url_get(u, CURLUPART_QUERY, &k, 0) == CURLUE_OK) {
+        ht->url_secret = strdup(k);
+        curl_free(k);
+    } else if (curl_url_get(u, CURLUPART_USER, &k, 0) == CURLUE_OK) {
+        ht->url_secret = strdup(k);
+        curl_free(k);
+    }
+
+    curl_url_cleanup(u);
+
+    if (ht->url == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto failed;
+    }
+
+    /* "headers" */
+    obj = yajl_tree_get(spec, hpath, yajl_t_object);
+    for (i = 0; obj != NULL && i < YAJL_GET_OBJECT(obj)->len; i++) {
+        val = YAJL_GET_OBJECT(obj)->values[i];
+        k = (char *) YAJL_GET_OBJECT(obj)->keys[i];
+        if (!YAJL_IS_STRING(val)) {
+            continue;
+        }
+        if (!ebd_http_header_safe(k, 1)
+            || !ebd_http_header_safe(YAJL_GET_STRING(val), 0))
+        {
+            /* the value is not shown: it may be a secret */
+            snprintf(err, errlen, "headers: \"%.64s\" is not a valid header "
+                     "name or has a control character in its value", k);
+            goto failed;
+        }
+        if (strcasecmp(k, "Content-Type") == 0) {
+            ht->has_ct = 1;
+        }
+        ht->headers = ebd_http_header_add(ht->headers, &failed, k,
+                                          YAJL_GET_STRING(val));
+    }
+
+    if (failed) {
+        snprintf(err, errlen, "out of memory");
+        goto failed;
+    }
+
+    /* "rate" */
+    val = yajl_tree_get(spec, rpath, yajl_t_number);
+    if (val != NULL) {
+        rate = YAJL_IS_DOUBLE(val) ? YAJL_GET_DOUBLE(val)
+                                   : (double) YAJL_GET_INTEGER(val);
+        if (!(rate > 0)) {
+            snprintf(err, errlen, "rate must be more than 0");
+            goto failed;
+        }
+        ht->interval_us = (uint64_t) (1e6 / rate);
+        ht->rate_ev = evtimer_new(t->base, ebd_http_rate_event, ht);
+        if (ht->rate_ev == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+    }
+
+    /* the connection */
+    if (t->connection != NULL) {
+        ht->auth = (int) t->connection->type;
+
+        switch (t->connection->type) {
+
+        case EB_CONNECTION_BASIC:
+            ht->username = ebd_http_str(t->connection->spec, "username");
+            ht->password = ebd_http_str(t->connection->spec, "password");
+            if (ht->username == NULL) {
+                ht->username = "";
+            }
+            if (ht->password == NULL) {
+                ht->password = "";
+            }
+            break;
+
+        case EB_CONNECTION_API_KEY:
+            s = ebd_http_str(t->connection->spec, "header");
+            v = (char *) ebd_http_str(t->connection->spec, "value");
+            if (s == NULL || v == NULL || !ebd_http_header_safe(s, 1)
+                || !ebd_http_header_safe(v, 0))
+            {
+                snprintf(err, errlen, "connection %s: invalid header name "
+                         "or value", t->connection->name);
+                goto failed;
+            }
+            ht->api_key = (char *) ebd_http_header_add(NULL, &failed, s, v);
+            if (failed) {
+                snprintf(err, errlen, "out of memory");
+                goto failed;
+            }
+            break;
+
+        case EB_CONNECTION_OAUTH2:
+            ht->oauth = ebd_oauth_acquire(t->connection, err, errlen);
+            if (ht->oauth == NULL) {
+                goto failed;
+            }
+            break;
+        }
+    }
+
+    ebd_log_debug("target %s: %s %s %s%s", t->name,
+                  ht->ce ? (ht->structured ? "cloudevents structured"
+                                           : "cloudevents binary")
+                         : "http",
+                  ht->method, ht->safe_url,
+                  ht->interval_us ? " (rate limited)" : "");
+
+    return 0;
+
+failed:
+
+    ebd_http_close(t);
+    return -1;
+}
+
+
+static void
+ebd_http_close(ebd_target_t *t)
+{
+    ebd_http_target_t  *ht = t->data;
+
+    if (ht == NULL) {
+        return;
+    }
+
+    if (ht->rate_ev != NULL) {
+        event_free(ht->rate_ev);
+    }
+    if (ht->oauth != NULL) {
+        ebd_oauth_release(ht->oauth);
+    }
+
+    /* api_key is a one-element curl_slist */
+    curl_slist_free_all((struct curl_slist *) ht->api_key);
+    curl_slist_free_all(ht->headers);
+    free(ht->url);
+    free(ht->url_secret);
+    free(ht);
+    t->data = NULL;
+
+    ebd_http_multi_unref();
+}
+
+
+/* ------------------------------------------------------------------------
+ * Bodies
+ */
+
+static int
+ebd_http_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+
+static int
+ebd_http_b64_decode(eb_buf_t *b, const char *s)
+{
+    int            v;
+    unsigned       acc = 0, bits = 0;
+    unsigned char  c;
+
+    for ( /* void */ ; *s && *s != '='; s++) {
+        v = ebd_http_b64_value((unsigned char) *s);
+        if (v < 0) {
+            return -1;
+        }
+        acc = (acc << 6) | (unsigned) v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            c = (unsigned char) (acc >> bits);
+            eb_buf_append(b, &c, 1);
+        }
+    }
+
+    return b->failed ? -1 : 0;
+}
+
+
+static yajl_val
+ebd_http_member(yajl_val obj, const char *key)
+{
+    size_t  i;
+
+    if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
+        return NULL;
+    }
+
+    /* the last one wins, as in eb_jsonpath */
+    for (i = YAJL_GET_OBJECT(obj)->len; i-- > 0; /* void */) {
+        if (strcmp(YAJL_GET_OBJECT(obj)->keys[i], key) == 0) {
+            return YAJL_GET_OBJECT(obj)->values[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* whether the payload is the event itself (no transform, or ORIGINAL) */
+static int
+ebd_http_untransformed(ebd_delivery_t *d)
+{
+    return d->payload == d->event
+           || (d->payload_len == d->event_len
+               && memcmp(d->payload, d->event, d->event_len) == 0);
+}
+
+
+/* whether the payload really is JSON: it becomes part of a JSON text */
+static int
+ebd_http_payload_json(ebd_delivery_t *d)
+{
+    char  err[8];
+
+    return d->payload_is_json
+           && eb_json_validate(d->payload, d->payload_len, 512, NULL, err,
+                               sizeof(err)) == EB_JSON_OK;
+}
+
+
+/* The scalar attribute as header text; 0 when it is none. */
+static int
+ebd_http_attr_text(eb_buf_t *b, yajl_val v)
+{
+    const char  *s;
+
+    if (YAJL_IS_STRING(v)) {
+        s = v->u.string;
+        return ebd_http_pct_encode(b, (const unsigned char *) s,
+                                   strlen(s)) == 0;
+    }
+
+    if (YAJL_IS_NUMBER(v) || YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+        return eb_jsonpath_write_json(b, v) == 0;
+    }
+
+    return 0;
+}
+
+
+/* attribute names as the specification has them: a-z, 0-9 (A-Z too:
+ * HTTP header names are case-insensitive anyway) */
+static int
+ebd_http_attr_name(const char *s)
+{
+    if (*s == '\0') {
+        return 0;
+    }
+
+    for ( /* void */ ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')
+              || (*s >= 'A' && *s <= 'Z')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* binary mode: ce-* headers, Content-Type, the data as body */
+static int
+ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
+{
+    size_t           i;
+    int              plain;
+    const char      *key, *ct = NULL;
+    yajl_val         tree = r->d->tree, v, data, b64;
+    eb_buf_t         h, val;
+    ebd_delivery_t  *d = r->d;
+
+    if (tree == NULL || !YAJL_IS_OBJECT(tree)) {
+        snprintf(err, errlen, "the event is not a JSON object");
+        return -1;
+    }
+
+    eb_buf_init(&h);
+    eb_buf_init(&val);
+
+    for (i = 0; i < YAJL_GET_OBJECT(tree)->len; i++) {
+        key = YAJL_GET_OBJECT(tree)->keys[i];
+        v = YAJL_GET_OBJECT(tree)->values[i];
+
+        if (strcmp(key, "data") == 0 || strcmp(key, "data_base64") == 0) {
+            continue;
+        }
+
+        if (strcmp(key, "datacontenttype") == 0) {
+            if (YAJL_IS_STRING(v)
+                && ebd_http_header_safe(YAJL_GET_STRING(v), 0))
+            {
+                ct = YAJL_GET_STRING(v);
+            }
+            continue;
+        }
+
+        if (!ebd_http_attr_name(key)) {
+            continue;
+        }
+
+        eb_buf_reset(&h);
+        eb_buf_reset(&val);
+
+        if (!ebd_http_attr_text(&val, v)) {
+            continue;       /* null, or not a scalar: not an attribute */
+        }
+
+        eb_buf_append_str(&h, "ce-");
+        eb_buf_append_str(&h, key);
+        eb_buf_append(&h, "", 1);
+        eb_buf_append(&val, "", 1);
+
+        if (h.failed || val.failed) {
+            *failed = 1;
+            break;
+        }
+
+        r->evh = ebd_http_header_add(r->evh, failed, (char *) h.data,
+                                     (char *) val.data);
+    }
+
+    eb_buf_free(&h);
+    eb_buf_free(&val);
+
+    if (!ebd_http_untransformed(d)) {
+        /* the transform's output is the data */
+        r->bp = d->payload;
+        r->blen = d->payload_len;
+        r->evh = ebd_http_header_add(r->evh, failed, "Content-Type",
+                                     d->payload_is_json
+                                     ? "application/json"
+                                     : "text/plain; charset=utf-8");
+        return 0;
+    }
+
+    data = ebd_http_member(tree, "data");
+    b64 = ebd_http_member(tree, "data_base64");
+
+    if (b64 != NULL && YAJL_IS_STRING(b64)) {
+        if (ebd_http_b64_decode(&r->body, YAJL_GET_STRING(b64)) != 0) {
+            if (r->body.failed) {
+                *failed = 1;
+                return 0;
+            }
+            snprintf(err, errlen, "data_base64 is not base64");
+            return -1;
+        }
+
+    } else if (data != NULL) {
+        plain = YAJL_IS_STRING(data) && ct != NULL
+                && !eb_json_content_type((const unsigned char *) ct,
+                                         strlen(ct));
+        if (plain) {
+            eb_buf_append_str(&r->body, YAJL_GET_STRING(data));
+        } else {
+            eb_jsonpath_write_json(&r->body, data);
+        }
+        if (ct == NULL) {
+            ct = "application/json";   /* the JSON format's default */
+        }
+
+    } else {
+        ct = NULL;      /* no data: no body, no Content-Type */
+    }
+
+    if (r->body.failed) {
+        *failed = 1;
+    }
+
+    r->bp = r->body.data != NULL ? r->body.data : (const unsigned char *) "";
+    r->blen = r->body.len;
+
+    if (ct != NULL) {
+        r->evh = ebd_http_header_add(r->evh, failed, "Content-Type", ct);
+
+    } else if (!*failed) {
+        /* not libcurl's default for a POST either */
+        *failed = ebd_http_slist_add(&r->evh, "Content-Type:");
+    }
+
+    return 0;
+}
+
+
+/* structured mode: the event; with a transform, its data replaced */
+static int
+ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
+    size_t errlen)
+{
+    size_t           i;
+    int              first = 1, json;
+    const char      *key;
+    yajl_val         tree = r->d->tree;
+    eb_buf_t        *b = &r->body;
+    ebd_delivery_t  *d = r->d;
+
+    r->evh = ebd_http_header_add(r->evh, failed, "Content-Type",
+                                 "application/cloudevents+json; "
+                                 "charset=utf-8");
+
+    if (ebd_http_untransformed(d)) {
+        r->bp = d->event;
+        r->blen = d->event_len;
+        return 0;
+    }
+
+    if (tree == NULL || !YAJL_IS_OBJECT(tree)) {
+        snprintf(err, errlen, "the event is not a JSON object");
+        return -1;
+    }
+
+    json = ebd_http_payload_json(d);
+
+    eb_buf_append_str(b, "{");
+
+    for (i = 0; i < YAJL_GET_OBJECT(tree)->len; i++) {
+        key = YAJL_GET_OBJECT(tree)->keys[i];
+
+        if (strcmp(key, "data") == 0 || strcmp(key, "data_base64") == 0
+            || strcmp(key, "datacontenttype") == 0)
+        {
+            continue;
+        }
+
+        eb_buf_append_str(b, first ? "\"" : ",\"");
+        eb_jsonpath_write_escaped(b, (const unsigned char *) key,
+                                  strlen(key));
+        eb_buf_append_str(b, "\":");
+        eb_jsonpath_write_json(b, YAJL_GET_OBJECT(tree)->values[i]);
+        first = 0;
+    }
+
+    eb_buf_append_str(b, first ? "" : ",");
+
+    if (json) {
+        eb_buf_append_str(b, "\"datacontenttype\":\"application/json\","
+                          "\"data\":");
+        eb_buf_append(b, d->payload, d->payload_len);
+
+    } else {
+        eb_buf_append_str(b, "\"datacontenttype\":\"text/plain; "
+                          "charset=utf-8\",\"data\":\"");
+        eb_jsonpath_write_escaped(b, d->payload, d->payload_len);
+        eb_buf_append_str(b, "\"");
+    }
+
+    eb_buf_append_str(b, "}");
+
+    if (b->failed) {
+        *failed = 1;
+    }
+
+    r->bp = b->data;
+    r->blen = b->len;
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------------
+ * Attempts
+ */
+
+static void
+ebd_http_result(ebd_http_req_t *r, ebd_result_t *res, CURLcode rc)
+{
+    long                 status = 0;
+    ebd_http_target_t   *ht = r->ht;
+    const char          *e;
+
+    if (rc != CURLE_OK) {
+        e = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+
+        /* libcurl's messages name hosts and ports; never a query or user
+         * info, but that is checked rather than trusted */
+        if (ht->url_secret != NULL && ht->url_secret[0]
+            && strstr(e, ht->url_secret) != NULL)
+        {
+            e = curl_easy_strerror(rc);
+        }
+
+        ebd_result_set(res, (rc == CURLE_URL_MALFORMAT
+                             || rc == CURLE_UNSUPPORTED_PROTOCOL)
+                            ? EBD_REJECTED : EBD_RETRY,
+                       0, "%s", e);
+        return;
+    }
+
+    curl_easy_getinfo(r->xfer.easy, CURLINFO_RESPONSE_CODE, &status);
+
+    if (status >= 200 && status <= 299) {
+        ebd_result_set(res, EBD_DELIVERED, (int) status, "%s", "");
+
+    } else if (status == 408 || status == 429 || status >= 500) {
+        ebd_result_set(res, EBD_RETRY, (int) status, "HTTP %ld", status);
+        res->retry_after_ms = r->retry_after_ms;
+
+    } else {
+        ebd_result_set(res, EBD_REJECTED, (int) status, "HTTP %ld", status);
+    }
+}
+
+
+static void
+ebd_http_done(ebd_http_xfer_t *x, CURLcode rc)
+{
+    long                 status = 0;
+    ebd_result_t         res;
+    ebd_http_req_t      *r = (ebd_http_req_t *) x;
+    ebd_http_target_t   *ht = r->ht;
+
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    }
+
+    ebd_log_debug("target %s: %s %s: %s%ld in %llu ms (event %s, "
+                  "attempt %u)", ht->target->name, ht->method, ht->safe_url,
+                  rc == CURLE_OK ? "HTTP " : "failed: ", status,
+                  (unsigned long long) (ebd_http_now_ms() - r->start_ms),
+                  r->d->event_id, r->d->attempt);
+
+    if (rc == CURLE_OK && status == 401 && ht->oauth != NULL && !r->reauth) {
+        /* the token may have been revoked or expired early: once more
+         * with a new one */
+        r->reauth = 1;
+        ebd_oauth_invalidate(ht->oauth, r->generation);
+        ebd_http_send(r);
+        return;
+    }
+
+    ebd_http_result(r, &res, rc);
+    ebd_http_finish(r, &res);
+}
+
+
+static void
+ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
+{
+    ebd_delivery_t     *d = r->d;
+    ebd_http_target_t  *ht = r->ht;
+
+    if (r->xfer.easy != NULL) {
+        ebd_http_xfer_stop(&r->xfer);
+        curl_easy_cleanup(r->xfer.easy);
+    }
+
+    curl_slist_free_all(r->evh);
+    curl_slist_free_all(r->all);
+    eb_buf_free(&r->body);
+    free(r);
+
+    ht->in_flight--;
+    d->driver_data = NULL;
+
+    ebd_delivery_done(d, res);
+}
+
+
+static void
+ebd_http_fail(ebd_http_req_t *r, ebd_outcome_t outcome, const char *err)
+{
+    ebd_result_t  res;
+
+    ebd_result_set(&res, outcome, 0, "%s", err);
+    ebd_http_finish(r, &res);
+}
+
+
+static size_t
+ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
+{
+    size_t           len = n, i;
+    char             v[128];
+    time_t           when, now;
+    long long        secs;
+    char            *end;
+    ebd_http_req_t  *r = data;
+
+    /* each response (a 100 Continue, then the real one) starts anew */
+    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        r->retry_after_ms = -1;
+        return n;
+    }
+
+    if (len < 12 || strncasecmp(p, "Retry-After:", 12) != 0) {
+        return n;
+    }
+
+    p += 12;
+    len -= 12;
+    while (len && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+    while (len && (p[len - 1] == '\r' || p[len - 1] == '\n'
+                   || p[len - 1] == ' ' || p[len - 1] == '\t'))
+    {
+        len--;
+    }
+    if (len == 0 || len >= sizeof(v)) {
+        return n;
+    }
+
+    memcpy(v, p, len);
+    v[len] = '\0';
+
+    for (i = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
+        /* void */
+    }
+
+    if (i == len) {
+        /* delta-seconds */
+        secs = strtoll(v, &end, 10);
+        if (secs > 86400 * 365) {
+            secs = 86400 * 365;
+        }
+        r->retry_after_ms = secs * 1000;
+
+    } else {
+        /* an HTTP-date */
+        when = curl_getdate(v, NULL);
+        if (when != -1) {
+            now = time(NULL);
+            r->retry_after_ms = when > now ? (int64_t) (when - now) * 1000
+                                           : 0;
+        }
+    }
+
+    return n;
+}
+
+
+/* the token for this attempt (or the reason there is none) */
+static void
+ebd_http_token(ebd_oauth_wait_t *w, const char *authorization,
+    uint64_t generation, const char *err)
+{
+    struct curl_slist  *l;
+    ebd_http_req_t     *r = (ebd_http_req_t *) ((char *) w
+                                  - offsetof(ebd_http_req_t, wait));
+
+    if (authorization == NULL) {
+        ebd_http_fail(r, EBD_RETRY, err);
+        return;
+    }
+
+    l = curl_slist_append(r->all, authorization);
+    if (l == NULL) {
+        ebd_http_fail(r, EBD_RETRY, "out of memory");
+        return;
+    }
+
+    r->all = l;
+    r->generation = generation;
+
+    curl_easy_setopt(r->xfer.easy, CURLOPT_HTTPHEADER, r->all);
+
+    if (ebd_http_xfer_start(&r->xfer) != 0) {
+        ebd_http_fail(r, EBD_RETRY, "libcurl refused the request");
+    }
+}
+
+
+/* Sends the attempt (again, after a 401): the headers, then the token
+ * when the connection is oauth2. */
+static void
+ebd_http_send(ebd_http_req_t *r)
+{
+    int                  failed = 0;
+    struct curl_slist   *l;
+    ebd_http_target_t   *ht = r->ht;
+
+    curl_slist_free_all(r->all);
+    r->all = NULL;
+
+    for (l = ht->headers; l != NULL && !failed; l = l->next) {
+        failed = ebd_http_slist_add(&r->all, l->data);
+    }
+    for (l = r->evh; l != NULL && !failed; l = l->next) {
+        failed = ebd_http_slist_add(&r->all, l->data);
+    }
+    if (!failed && ht->api_key != NULL) {
+        failed = ebd_http_slist_add(&r->all,
+                                    ((struct curl_slist *) ht->api_key)->data);
+    }
+
+    if (failed) {
+        ebd_http_fail(r, EBD_RETRY, "out of memory");
+        return;
+    }
+
+    r->errbuf[0] = '\0';
+    r->retry_after_ms = -1;
+    r->start_ms = ebd_http_now_ms();
+
+    if (ht->oauth != NULL) {
+        r->wait.cb = ebd_http_token;
+        ebd_oauth_token(ht->oauth, &r->wait, ht->target->timeout_ms);
+        return;
+    }
+
+    curl_easy_setopt(r->xfer.easy, CURLOPT_HTTPHEADER, r->all);
+
+    if (ebd_http_xfer_start(&r->xfer) != 0) {
+        ebd_http_fail(r, EBD_RETRY, "libcurl refused the request");
+    }
+}
+
+
+/* Lets the waiting attempts go, one per interval. Once the last waiting
+ * attempt is sent ht is not touched: that attempt may be over at once,
+ * and the target closed from ebd_delivery_done(). */
+static void
+ebd_http_rate_pump(ebd_http_target_t *ht)
+{
+    int              more;
+    uint64_t         now;
+    struct timeval   tv;
+    ebd_http_req_t  *r;
+
+    while (ht->rate_head != NULL) {
+        now = ebd_http_now_ms() * 1000;
+
+        if (now < ht->next_us) {
+            tv.tv_sec = (ht->next_us - now) / 1000000;
+            tv.tv_usec = (ht->next_us - now) % 1000000;
+            evtimer_add(ht->rate_ev, &tv);
+            return;
+        }
+
+        r = ht->rate_head;
+        ht->rate_head = r->rate_next;
+        if (ht->rate_head == NULL) {
+            ht->rate_tail = NULL;
+        }
+        more = (ht->rate_head != NULL);
+
+        ht->next_us = now + ht->interval_us;
+
+        ebd_http_send(r);
+
+        if (!more) {
+            return;
+        }
+    }
+}
+
+
+static void
+ebd_http_rate_event(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_http_rate_pump(arg);
+}
+
+
+static void
+ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
+{
+    int                  failed = 0, rc = 0;
+    char                 err[256];
+    CURL                *easy;
+    eb_buf_t             id;
+    ebd_http_req_t      *r;
+    ebd_http_target_t   *ht = t->data;
+    ebd_result_t         res;
+
+    r = calloc(1, sizeof(ebd_http_req_t));
+    easy = r != NULL ? curl_easy_init() : NULL;
+
+    if (easy == NULL) {
+        free(r);
+        ebd_delivery_done(d, ebd_result_set(&res, EBD_RETRY, 0,
+                                            "out of memory"));
+        return;
+    }
+
+    r->ht = ht;
+    r->d = d;
+    r->xfer.easy = easy;
+    r->xfer.done = ebd_http_done;
+    r->retry_after_ms = -1;
+    eb_buf_init(&r->body);
+    d->driver_data = r;
+    ht->in_flight++;
+
+    err[0] = '\0';
+
+    /* the body and the headers of this event */
+    if (!ht->ce) {
+        r->bp = d->payload;
+        r->blen = d->payload_len;
+        if (!ht->has_ct && ht->has_body) {
+            r->evh = ebd_http_header_add(r->evh, &failed, "Content-Type",
+                                         d->payload_is_json
+                                         ? "application/json"
+                                         : "text/plain; charset=utf-8");
+        }
+
+    } else if (ht->structured) {
+        rc = ebd_http_ce_structured(r, &failed, err, sizeof(err));
+
+    } else {
+        rc = ebd_http_ce_binary(r, &failed, err, sizeof(err));
+    }
+
+    if (rc != 0) {
+        ebd_http_fail(r, EBD_REJECTED, err);
+        return;
+    }
+
+    if (d->event_id != NULL && d->event_id[0]) {
+        eb_buf_init(&id);
+        ebd_http_pct_encode(&id, (const unsigned char *) d->event_id,
+                            strlen(d->event_id));
+        eb_buf_append(&id, "", 1);
+        if (id.failed) {
+            failed = 1;
+        } else {
+            if (!ht->ce) {
+                r->evh = ebd_http_header_add(r->evh, &failed, "ce-id",
+                                             (char *) id.data);
+            }
+            r->evh = ebd_http_header_add(r->evh, &failed, "Idempotency-Key",
+                                         (char *) id.data);
+        }
+        eb_buf_free(&id);
+    }
+
+    if (ht->async) {
+        r->evh = ebd_http_header_add(r->evh, &failed, "Prefer",
+                                     "respond-async");
+    }
+
+    /* no "Expect: 100-continue" round trip for large bodies */
+    if (!failed) {
+        failed = ebd_http_slist_add(&r->evh, "Expect:");
+    }
+
+    if (failed) {
+        ebd_http_fail(r, EBD_RETRY, "out of memory");
+        return;
+    }
+
+    /* the request */
+    ebd_http_easy_setup(easy, t->timeout_ms, r->errbuf);
+    curl_easy_setopt(easy, CURLOPT_URL, ht->url);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, ebd_http_header_cb);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
+
+    if (ht->has_body) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) r->blen);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                         r->bp != NULL ? (const char *) r->bp : "");
+        if (strcmp(ht->method, "POST") != 0) {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, ht->method);
+        }
+
+    } else {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        if (strcmp(ht->method, "GET") != 0) {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, ht->method);
+        }
+    }
+
+    if (ht->auth == EB_CONNECTION_BASIC) {
+        curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+        curl_easy_setopt(easy, CURLOPT_USERNAME, ht->username);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, ht->password);
+    }
+
+    if (ht->interval_us == 0) {
+        ebd_http_send(r);
+        return;
+    }
+
+    /* the rate limit: in turn */
+    if (ht->rate_tail != NULL) {
+        ht->rate_tail->rate_next = r;
+    } else {
+        ht->rate_head = r;
+    }
+    ht->rate_tail = r;
+
+    if (ht->rate_head == r) {
+        ebd_http_rate_pump(ht);
+    }
+}
+
+
+const ebd_driver_t  ebd_http_driver = {
+    "http",
+    ebd_http_open,
+    ebd_http_deliver,
+    ebd_http_close
+};
+
+
+const ebd_driver_t  ebd_cloudevents_driver = {
+    "cloudevents",
+    ebd_http_open,
+    ebd_http_deliver,
+    ebd_http_close
+};
