@@ -502,6 +502,28 @@ ebd_get(yajl_val obj, const char *key)
 }
 
 
+/* Without "concurrency": 16 attempts in flight; a database target as
+ * many as its workers can insert at once (batch x pool, the drivers'
+ * defaults 100 and 2), or its batches could never fill up. */
+static unsigned
+ebd_default_concurrency(const eb_config_target_t *ct)
+{
+    yajl_val  b, p;
+    long long  n;
+
+    if (ct->type != EB_TARGET_MYSQL && ct->type != EB_TARGET_POSTGRESQL) {
+        return 16;
+    }
+
+    b = ebd_get(ct->spec, "batch");
+    p = ebd_get(ct->spec, "pool");
+    n = (b && YAJL_IS_INTEGER(b) ? YAJL_GET_INTEGER(b) : 100)
+        * (p && YAJL_IS_INTEGER(p) ? YAJL_GET_INTEGER(p) : 2);
+
+    return n > 4096 ? 4096 : (unsigned) n;
+}
+
+
 static char *
 ebd_key(const char *bus, const char *kind, const char *target)
 {
@@ -571,6 +593,7 @@ ebd_route_free(ebd_route_t *r)
         }
     }
 
+    free(r->acks);
     free(r->stream);
     free(r->dlq);
     free(r->trace);
@@ -632,7 +655,8 @@ ebd_setup(ebd_disp_t *dp)
 
         v = ebd_get(ct->spec, "concurrency");
         tc->target.concurrency = v && YAJL_IS_INTEGER(v)
-                                 ? (unsigned) YAJL_GET_INTEGER(v) : 16;
+                                 ? (unsigned) YAJL_GET_INTEGER(v)
+                                 : ebd_default_concurrency(ct);
         if (tc->fault_none) {
             /* order is kept by delivering one at a time */
             tc->target.concurrency = 1;
@@ -707,6 +731,8 @@ ebd_teardown(ebd_disp_t *dp)
     size_t        i;
     ebd_tcore_t  *tc;
 
+    ebd_flush_acks(dp);
+
     for (i = 0; i < dp->nroutes; i++) {
         ebd_route_free(dp->routes[i]);
     }
@@ -778,6 +804,8 @@ ebd_drained_check(ebd_disp_t *dp)
     if (dp->state == EBD_RUNNING || dp->drain_deadline == 0) {
         return;
     }
+
+    ebd_flush_acks(dp);
 
     if (ebd_now_ms() < dp->drain_deadline) {
         for (i = 0; i < dp->ntargets; i++) {
@@ -965,6 +993,13 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 
+static void
+ebd_flush_handler(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_flush_acks(arg);
+}
+
+
 int
 ebd_run(ebd_opts_t *o)
 {
@@ -1010,6 +1045,7 @@ ebd_run(ebd_opts_t *o)
 
     dp.tick = event_new(dp.base, -1, EV_PERSIST, ebd_tick, &dp);
     event_add(dp.tick, &tv);
+    dp.flush = event_new(dp.base, -1, 0, ebd_flush_handler, &dp);
 
     ebd_log(EBD_LOG_INFO, "ebd: starting: configuration %s, Redis %s",
             o->config_file, o->redis_addr);
@@ -1026,6 +1062,7 @@ ebd_run(ebd_opts_t *o)
         event_free(dp.sigs[i]);
     }
     event_free(dp.tick);
+    event_free(dp.flush);
     ebd_conn_free(dp.cmd);
     eb_config_free(dp.cf);
     if (dp.next_cf) {

@@ -64,6 +64,9 @@ struct ebd_route_s {
     int                  announced;
     char                 cursor[EBD_ID_MAX];    /* of the history read */
     char                 claim_cursor[EBD_ID_MAX];
+    char               (*acks)[EBD_ID_MAX];    /* XACKs not sent yet */
+    size_t               nacks;
+    size_t               acks_cap;
     size_t               nheld;
     ebd_item_t          *held[EBD_HELD_BUCKETS];
 };
@@ -111,6 +114,8 @@ struct ebd_disp_s {
     uint64_t             last_trim_ms;
     uint64_t             last_stats_ms;
     struct event        *tick;
+    struct event        *flush;         /* sends the acknowledgements */
+    int                  flush_armed;
     struct event        *sigs[4];
     eb_rand_t            rand;
 
@@ -136,5 +141,6 @@ void ebd_item_release(ebd_item_t *it);
 void ebd_target_pump(ebd_tcore_t *tc);
 unsigned ebd_target_room(const ebd_tcore_t *tc);
 void ebd_ack(ebd_route_t *r, const char *id);
+void ebd_flush_acks(ebd_disp_t *dp);
 
 #endif /* EBD_CORE_H */

@@ -375,16 +375,67 @@ ebd_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* Acknowledgements wait for the end of the loop iteration and leave as
+ * one XACK per route with all the ids the iteration delivered: one
+ * command instead of one per event. */
 void
 ebd_ack(ebd_route_t *r, const char *id)
 {
-    const char  *argv[] = { "XACK", r->stream, EBD_GROUP, id };
+    size_t       cap;
+    ebd_disp_t  *dp = r->dp;
+    char       (*a)[EBD_ID_MAX];
 
-    if (ebd_conn_command(r->dp->cmd, ebd_cmd_reply, "XACK", 4, argv, NULL)
-        != 0)
-    {
-        ebd_log(EBD_LOG_WARN, "route %s: cannot acknowledge %s now (Redis "
-                "down); it is delivered again later", r->stream, id);
+    if (r->nacks == r->acks_cap) {
+        cap = r->acks_cap ? r->acks_cap * 2 : 64;
+        a = realloc(r->acks, cap * EBD_ID_MAX);
+        if (a == NULL) {
+            ebd_log(EBD_LOG_ERROR, "route %s: out of memory; %s stays "
+                    "pending and is delivered again", r->stream, id);
+            return;
+        }
+        r->acks = a;
+        r->acks_cap = cap;
+    }
+
+    snprintf(r->acks[r->nacks++], EBD_ID_MAX, "%s", id);
+
+    if (!dp->flush_armed) {
+        dp->flush_armed = 1;
+        event_active(dp->flush, EV_TIMEOUT, 0);
+    }
+}
+
+
+void
+ebd_flush_acks(ebd_disp_t *dp)
+{
+    int           argc;
+    size_t        i, j;
+    ebd_route_t  *r;
+    const char   *argv[3 + 512];
+
+    dp->flush_armed = 0;
+
+    for (i = 0; i < dp->nroutes; i++) {
+        r = dp->routes[i];
+
+        for (j = 0; j < r->nacks; ) {
+            argv[0] = "XACK";
+            argv[1] = r->stream;
+            argv[2] = EBD_GROUP;
+            for (argc = 3; argc < 3 + 512 && j < r->nacks; j++) {
+                argv[argc++] = r->acks[j];
+            }
+            if (ebd_conn_command(dp->cmd, ebd_cmd_reply, "XACK", argc, argv,
+                                 NULL) != 0)
+            {
+                ebd_log(EBD_LOG_WARN, "route %s: cannot acknowledge %d "
+                        "entries now (Redis down); they are delivered again "
+                        "later", r->stream, argc - 3);
+            }
+        }
+
+        r->nacks = 0;
     }
 }
 
