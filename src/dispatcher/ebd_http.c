@@ -82,6 +82,8 @@ static struct {
     unsigned             refs;
     unsigned             busy;         /* inside our own event callbacks */
     int                  global_init;
+    CURL                *idle[256];    /* easy handles to use again */
+    unsigned             nidle;
 } ebd_http;
 
 
@@ -284,15 +286,49 @@ ebd_http_multi_ref(struct event_base *base)
                       ebd_http_socket);
     curl_multi_setopt(ebd_http.multi, CURLMOPT_TIMERFUNCTION,
                       ebd_http_timer);
+    /* the default cache (4 x the transfers running at the moment) shrinks
+     * between bursts and closes connections the next burst needs again:
+     * keep one per attempt that can be in flight (targets' concurrency is
+     * at most 1024 each) */
+    curl_multi_setopt(ebd_http.multi, CURLMOPT_MAXCONNECTS, 4096L);
 
     ebd_http.refs = 1;
     return 0;
 }
 
 
+/* An easy handle costs two large allocations and their set-up: reset
+ * and kept, one serves many requests (the connections themselves live in
+ * the multi handle's cache either way). */
+static CURL *
+ebd_http_easy_get(void)
+{
+    return ebd_http.nidle ? ebd_http.idle[--ebd_http.nidle] : curl_easy_init();
+}
+
+
+static void
+ebd_http_easy_put(CURL *easy)
+{
+    if (ebd_http.multi != NULL
+        && ebd_http.nidle < sizeof(ebd_http.idle) / sizeof(ebd_http.idle[0]))
+    {
+        curl_easy_reset(easy);
+        ebd_http.idle[ebd_http.nidle++] = easy;
+        return;
+    }
+
+    curl_easy_cleanup(easy);
+}
+
+
 static void
 ebd_http_multi_cleanup(void)
 {
+    while (ebd_http.nidle) {
+        curl_easy_cleanup(ebd_http.idle[--ebd_http.nidle]);
+    }
+
     if (ebd_http.multi != NULL) {
         /* closes the cached connections (their sockets' events may be
          * removed through ebd_http_socket meanwhile) */
@@ -1219,7 +1255,7 @@ ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
 
     if (r->xfer.easy != NULL) {
         ebd_http_xfer_stop(&r->xfer);
-        curl_easy_cleanup(r->xfer.easy);
+        ebd_http_easy_put(r->xfer.easy);
     }
 
     curl_slist_free_all(r->evh);
@@ -1443,7 +1479,7 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
     ebd_result_t         res;
 
     r = calloc(1, sizeof(ebd_http_req_t));
-    easy = r != NULL ? curl_easy_init() : NULL;
+    easy = r != NULL ? ebd_http_easy_get() : NULL;
 
     if (easy == NULL) {
         free(r);
