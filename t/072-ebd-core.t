@@ -356,9 +356,50 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     post($ngx, '/hr', $ding);
     ok(wait_for(sub { @{ entries($redis, 'out:chain') } == $n + 2 }, 10), 'still delivering with the old configuration');
     ok($ebd->alive, 'ebd still runs');
+
+    for my $w (1, 2) {
+        my ($rc, $out) = ebd_run($redis, '-c', $cfg_path, '-w', $w);
+        is($rc, 1, "a broken file at start (-w $w): exit 1");
+        like($out, qr/\Q$cfg_path\E:1:\d+: invalid JSON/, "-w $w: the message names the file and the place");
+    }
+    my ($rc, $out) = ebd_run($redis, '--no-such-option');
+    is($rc, 2, 'an unknown option: exit 2');
+    ($rc, $out) = ebd_run($redis, '-w', '0');
+    like($out, qr/-w: 1 to 64/, '-w 0 refused');
 }
 
-# --- 9. secrets ---------------------------------------------------------------
+# --- 9. -w: worker processes under a master -----------------------------
+
+{
+    $ebd->finish;
+    write_file($cfg_path, $JSON->encode($cfg));
+    $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'm',
+                              args => [ '-w', '2' ]);
+    ok(wait_for(sub { $ebd->log =~ /consumer "m-1"/ && $ebd->log =~ /consumer "m-2"/ }, 10),
+       '-w 2: two workers, consumers m-1 and m-2') or diag $ebd->log;
+    my @workers = grep { /\d/ } split /\s+/, `pgrep -P ${\ $ebd->pid}`;
+    is(scalar @workers, 2, '-w 2: the master has two children');
+    my $before = grep { /"id":"w/ } map { $_->[1]{event} } @{ $redis->xrange('out:sink') };
+    my @cmds = map { [ 'XADD', 'eb:{burst}:target:sink', '*', 'rule', 'all',
+                       'event', qq({"id":"w$_","source":"burst.src"}) ] } 1 .. 4000;
+    $redis->pipeline(@cmds);
+    kill 'KILL', $workers[0];
+    ok(wait_for(sub { $ebd->log =~ /worker m-\d \(pid $workers[0]\) killed by signal 9; starting it again/ }, 10),
+       '-w 2: a worker killed by signal 9 is started again');
+    ok(wait_for(sub { pending_count($redis, 'eb:{burst}:target:sink') == 0
+                      && (grep { /"id":"w/ } map { $_->[1]{event} } @{ $redis->xrange('out:sink') }) >= 4000 }, 60),
+       '-w 2: every event delivered');
+    my %w = map { (EBTest::json_decode($_->[1]{event}) // {})->{id} => 1 }
+            grep { $_->[1]{event} =~ /"id":"w/ } @{ $redis->xrange('out:sink') };
+    is(scalar keys %w, 4000, '-w 2: all 4000 distinct events');
+    my $pid = $ebd->pid;
+    is($ebd->stop, 0, '-w 2: SIGTERM: the master exits 0');
+    is(`pgrep -P $pid` // '', '', '-w 2: no worker left');
+    like($ebd->log, qr/master: all workers stopped/, '-w 2: the master says so');
+    $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1');
+}
+
+# --- 10. secrets ---------------------------------------------------------------
 
 {
     my $all = $ebd->log;

@@ -35,6 +35,7 @@ typedef struct {
     uint64_t           block_ms;         /* XREADGROUP BLOCK */
     long long          trace_maxlen;     /* approximate cap of eb:{BUS}:trace */
     uint64_t           grace_ms;         /* SIGTERM: wait this long at most */
+    unsigned           workers;          /* -w: processes (1: no master) */
 
     /* ebd trace / ebd redrive */
     const char        *bus;
@@ -104,6 +105,8 @@ uint64_t ebd_now_ms(void);
 
 /* Runs the dispatcher until SIGTERM/SIGINT; returns the exit code. */
 int ebd_run(ebd_opts_t *o);
+/* -w N: runs N dispatcher processes under a master (ebd_master.c). */
+int ebd_master(ebd_opts_t *o);
 
 /* The subcommands. */
 int ebd_redrive_main(ebd_opts_t *o, int argc, char **argv);

@@ -37,6 +37,8 @@ static const char  ebd_usage[] =
 "  -d, --db N             Redis database (default 0)\n"
 "  -n, --consumer NAME    this process's name in the consumer groups\n"
 "                         (default: the host name; unique per process)\n"
+"  -w, --workers N        N worker processes under a master, consumers\n"
+"                         NAME-1 .. NAME-N (default 1: no master)\n"
 "  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
 "      --claim-idle DUR   take over entries other consumers left pending\n"
 "                         longer than this (default 60s)\n"
@@ -102,6 +104,7 @@ main(int argc, char **argv)
         { "password", required_argument, NULL, 'a' },
         { "db", required_argument, NULL, 'd' },
         { "consumer", required_argument, NULL, 'n' },
+        { "workers", required_argument, NULL, 'w' },
         { "log-level", required_argument, NULL, 'l' },
         { "claim-idle", required_argument, NULL, O_CLAIM },
         { "block", required_argument, NULL, O_BLOCK },
@@ -126,6 +129,7 @@ main(int argc, char **argv)
     o.block_ms = 2000;
     o.trace_maxlen = 100000;
     o.grace_ms = 30000;
+    o.workers = 1;
 
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0') {
         strcpy(host, "ebd");
@@ -133,7 +137,7 @@ main(int argc, char **argv)
     host[sizeof(host) - 1] = '\0';
     o.consumer = host;
 
-    while ((c = getopt_long(argc, argv, "c:r:a:d:n:l:hV", longopts, &idx))
+    while ((c = getopt_long(argc, argv, "c:r:a:d:n:w:l:hV", longopts, &idx))
            != -1)
     {
         switch (c) {
@@ -155,6 +159,14 @@ main(int argc, char **argv)
             break;
         case 'n':
             o.consumer = optarg;
+            break;
+        case 'w':
+            o.workers = (unsigned) strtoul(optarg, &end, 10);
+            if (*end || o.workers < 1 || o.workers > 64) {
+                fprintf(stderr, "ebd: -w: 1 to 64 worker processes, not "
+                        "\"%s\"\n", optarg);
+                return 2;
+            }
             break;
         case 'l':
             if (ebd_log_set_level(optarg) != 0) {
@@ -257,5 +269,5 @@ main(int argc, char **argv)
         return 2;
     }
 
-    return ebd_run(&o);
+    return o.workers > 1 ? ebd_master(&o) : ebd_run(&o);
 }
