@@ -6,6 +6,7 @@
 #   make test-asan  the same suite, module built with ASan + UBSan
 #   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
+#   make bench-dispatch  ebd's drain rates and end-to-end latency
 #   make test-static  fetch a full nginx source tree, build nginx with the
 #                   module compiled in, and run the suite against it
 #
@@ -47,7 +48,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-match clean
+.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-match clean
 
 all: module ebd unit
 
@@ -120,6 +121,11 @@ demo: deps
 bench: deps
 	$(MAKE) module ebd
 	bash bench/ingest
+
+# ebd: backlog drain rates (HTTP sink, MariaDB) and end-to-end latency
+bench-dispatch: deps
+	$(MAKE) module ebd
+	bash bench/dispatch
 
 # events/s of the pattern matcher (src/core/eb_pattern*), 10 to 10,000 rules
 bench-match:
