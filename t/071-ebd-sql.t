@@ -103,7 +103,9 @@ for my $kind (qw(mysql postgresql)) {
         "CREATE TABLE strict_t (eid varchar(64), short varchar(8) NULL, "
         . "req varchar(20) NOT NULL)$cs",
         "CREATE TABLE bulk_t (eid varchar(64), n varchar(20))$cs",
-        "CREATE TABLE burst_t (eid varchar(64), n varchar(20))$cs");
+        "CREATE TABLE burst_t (eid varchar(64), n varchar(20))$cs",
+        "CREATE TABLE dedup_ign (eid varchar(64) PRIMARY KEY, n varchar(20))$cs",
+        "CREATE TABLE dedup_rej (eid varchar(64) PRIMARY KEY, n varchar(20))$cs");
 }
 
 # --- the configuration -------------------------------------------------------
@@ -137,6 +139,11 @@ for my $kind (qw(mysql postgresql)) {
                                        columns => { eid => '$.id', n => '$.data.n' },
                                        batch => 50, pool => 3, concurrency => 200,
                                        timeout => '2s');
+    # the event id as a unique key: a redelivery is refused by the database
+    $targets{"dedup-ign-$k"} = sql_target($kind, table => 'dedup_ign', on_duplicate => 'ignore',
+                                          columns => { eid => '$.id', n => '$.data.n' });
+    $targets{"dedup-rej-$k"} = sql_target($kind, table => 'dedup_rej',
+                                          columns => { eid => '$.id', n => '$.data.n' });
 }
 # PostgreSQL's schema-qualified name is public.bulk_t
 $targets{'bulk-pg'}{table} = 'public.bulk_t';
@@ -159,6 +166,8 @@ my $cfg = {
             targets => [ { target => 'strict-mysql' }, { target => 'strict-pg' } ] } } },
         bulk => { rules => { all => { pattern => { source => ['bulk.src'] },
             targets => [ { target => 'bulk-mysql' }, { target => 'bulk-pg' } ] } } },
+        dedup => { rules => { all => { pattern => { source => ['dedup.src'] },
+            targets => [ map { { target => $_ } } qw(dedup-ign-mysql dedup-rej-mysql dedup-ign-pg dedup-rej-pg) ] } } },
         burst => { rules => { all => { pattern => { source => ['burst.src'] },
             targets => [ { target => 'burst-mysql' }, { target => 'burst-pg' } ] } } },
     },
@@ -438,6 +447,37 @@ for my $kind (qw(mysql postgresql)) {
         my $q = $redis->cmd('XPENDING', 'eb:{burst}:target:burst-pg', 'ebd');
         ref $p eq 'ARRAY' && ref $q eq 'ARRAY' && $p->[0] == 0 && $q->[0] == 0 }, 30),
        'burst: every entry acknowledged');
+}
+
+# --- the event id as a unique key: redeliveries --------------------------------
+
+{
+    # d1..d20, then d1, d5 and d20 again (as after a crash), in one burst so
+    # that the duplicates share multi-row batches with new rows
+    my @ids = ((map { "d$_" } 1 .. 20), 'd1', 'd5', 'd20');
+    for my $t (qw(dedup-ign-mysql dedup-rej-mysql dedup-ign-pg dedup-rej-pg)) {
+        $redis->pipeline(map { [ 'XADD', "eb:{dedup}:target:$t", '*', 'rule', 'all', 'event',
+                                 qq({"id":"$_","source":"dedup.src","data":{"n":"$_"}}) ] } @ids);
+    }
+    for my $kind (qw(mysql postgresql)) {
+        my $k = $kind eq 'mysql' ? 'mysql' : 'pg';
+        ok(wait_for(sub {
+            my $p = $redis->cmd('XPENDING', "eb:{dedup}:target:dedup-ign-$k", 'ebd');
+            my $q = $redis->cmd('XPENDING', "eb:{dedup}:target:dedup-rej-$k", 'ebd');
+            count1($kind, 'SELECT count(*) FROM dedup_ign') == 20
+                && count1($kind, 'SELECT count(*) FROM dedup_rej') == 20
+                && ($redis->xlen("eb:{dedup}:dlq:dedup-rej-$k") // 0) == 3
+                && ref $p eq 'ARRAY' && $p->[0] == 0 && ref $q eq 'ARRAY' && $q->[0] == 0 }, 30),
+           "dedup ($kind): 20 rows each, everything acknowledged");
+        is($redis->xlen("eb:{dedup}:dlq:dedup-ign-$k") // 0, 0,
+           "dedup ($kind): on_duplicate ignore: redeliveries count as delivered, no dead letter");
+        my $dl = $redis->xrange("eb:{dedup}:dlq:dedup-rej-$k");
+        is(join(',', sort map { (EBTest::json_decode($_->[1]{event}) // {})->{id} } @$dl), 'd1,d20,d5',
+           "dedup ($kind): on_duplicate reject (default): exactly the redeliveries dead-lettered");
+        like(join(' ', map { "$_->[1]{status} $_->[1]{error}" } @$dl),
+             $kind eq 'mysql' ? qr/^1062 .*Duplicate/i : qr/23505/,
+             "dedup ($kind): with the database's duplicate-key error");
+    }
 }
 
 # nothing the drivers did is in the log as a secret

@@ -310,8 +310,10 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     if ($pid == 0) {
         open my $log, '>', "$dir/accepted" or POSIX::_exit(1);
         $log->autoflush(1);
-        for my $i (1 .. 1500) {
-            my $x = post($ngx, '/burst', qq({"n":$i}));
+        # for 4 s: before the crash, during the outage (503s), after
+        my ($i, $end) = (0, time + 4);
+        while (time < $end) {
+            my $x = post($ngx, '/burst', sprintf('{"n":%d}', ++$i));
             print {$log} "$x->{json}{eventId}\n" if $x->{status} == 200;
         }
         POSIX::_exit(0);
@@ -325,7 +327,7 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     @children = grep { $_ != $pid } @children;
     open my $fh, '<', "$dir/accepted" or die;
     chomp(my @acc = <$fh>);
-    cmp_ok(scalar @acc, '>', 100, scalar(@acc) . ' events accepted around the Redis crash');
+    cmp_ok(scalar @acc, '>', 10, scalar(@acc) . ' events accepted around the Redis crash');
     ok(wait_for(sub { pending_count($redis, 'eb:{burst}:target:sink') == 0
                       && $redis->xlen('eb:{burst}:target:sink') <= 1 }, 60),
        'Redis crash: ebd reconnected and drained the stream');

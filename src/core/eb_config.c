@@ -68,6 +68,7 @@ static const char *const  eb_strategies[] = {
 static const char *const  eb_fault_tolerance[] = { "ALL", "NONE", NULL };
 static const char *const  eb_ce_modes[] = { "binary", "structured", NULL };
 static const char *const  eb_ce_delivery[] = { "sync", "async", NULL };
+static const char *const  eb_on_duplicate[] = { "reject", "ignore", NULL };
 
 static const char *const  eb_transform_forms[] = {
     "ORIGINAL", "JSONPATH", "CONSTANT", "TEMPLATE", NULL
@@ -148,6 +149,7 @@ static const eb_key_t  eb_sql_keys[] = {
     { "table", EB_K_NAME, 1, NULL, 0, 0 },
     { "columns", EB_K_PATHMAP, 1, NULL, 0, 0 },
     { "batch", EB_K_INT, 0, NULL, 1, 10000 },
+    { "on_duplicate", EB_K_ENUM, 0, eb_on_duplicate, 0, 0 },
     { "pool", EB_K_INT, 0, NULL, 1, 256 },
     { NULL, 0, 0, NULL, 0, 0 }
 };

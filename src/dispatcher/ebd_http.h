@@ -1,7 +1,7 @@
 /*
  * Internal to the http and cloudevents drivers (ebd_http.c) and the
  * OAuth2 token cache (ebd_oauth.c): one libcurl multi handle for all of
- * them, driven by the libevent loop, so that connections to a host are
+ * them (ebd_http_multi.c), driven by the libevent loop, so that connections to a host are
  * kept alive and reused by every target that talks to it.
  */
 
@@ -39,6 +39,11 @@ int ebd_http_xfer_start(ebd_http_xfer_t *x);
 
 /* Takes a started transfer out without calling done. */
 void ebd_http_xfer_stop(ebd_http_xfer_t *x);
+
+/* An easy handle: a kept one (reset) or a new one; NULL when out of
+ * memory. Put back what is not needed any more. */
+CURL *ebd_http_easy_get(void);
+void ebd_http_easy_put(CURL *easy);
 
 /* Options every transfer of ebd gets: no signals, no redirects, only
  * http and https, the timeout, an error buffer, the response body

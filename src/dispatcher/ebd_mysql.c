@@ -86,6 +86,14 @@ ebd_mysql_class(unsigned no, const char *sqlstate)
         return EBD_SQL_FAIL;               /* the client's: connection */
     }
 
+    switch (no) {
+    case 1062:     /* ER_DUP_ENTRY */
+    case 1169:     /* ER_DUP_UNIQUE */
+    case 1586:     /* ER_DUP_ENTRY_WITH_KEY_NAME */
+    case 1859:     /* ER_DUP_UNKNOWN_IN_INDEX */
+        return EBD_SQL_DUPLICATE;
+    }
+
     if (sqlstate
         && (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0))
     {
@@ -94,8 +102,6 @@ ebd_mysql_class(unsigned no, const char *sqlstate)
 
     switch (no) {
     case 1048:     /* ER_BAD_NULL_ERROR */
-    case 1062:     /* ER_DUP_ENTRY */
-    case 1169:     /* ER_DUP_UNIQUE */
     case 1216:     /* ER_NO_REFERENCED_ROW */
     case 1217:     /* ER_ROW_IS_REFERENCED */
     case 1264:     /* ER_WARN_DATA_OUT_OF_RANGE */
@@ -107,9 +113,7 @@ ebd_mysql_class(unsigned no, const char *sqlstate)
     case 1451:     /* ER_ROW_IS_REFERENCED_2 */
     case 1452:     /* ER_NO_REFERENCED_ROW_2 */
     case 1557:     /* ER_FOREIGN_DUPLICATE_KEY */
-    case 1586:     /* ER_DUP_ENTRY_WITH_KEY_NAME */
     case 1690:     /* ER_DATA_OUT_OF_RANGE */
-    case 1859:     /* ER_DUP_UNKNOWN_IN_INDEX */
     case 3819:     /* MySQL: ER_CHECK_CONSTRAINT_VIOLATED */
     case 4025:     /* MariaDB: ER_CONSTRAINT_FAILED */
         return EBD_SQL_DATA;

@@ -231,9 +231,11 @@ ebd_pgsql_insert(ebd_sql_t *s, void *conn, ebd_sql_row_t **rows, size_t n,
             snprintf(err, errlen, "postgresql error %s: %s",
                      state ? state : "?", line);
 
-            /* class 22 data exception, 23 integrity constraint violation */
-            rc = state && (strncmp(state, "22", 2) == 0
-                           || strncmp(state, "23", 2) == 0)
+            /* 23505 unique_violation; class 22 data exception, 23
+             * integrity constraint violation */
+            rc = state && strcmp(state, "23505") == 0 ? EBD_SQL_DUPLICATE
+                 : state && (strncmp(state, "22", 2) == 0
+                             || strncmp(state, "23", 2) == 0)
                  ? EBD_SQL_DATA : EBD_SQL_FAIL;
             break;
 

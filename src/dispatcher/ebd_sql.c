@@ -417,6 +417,22 @@ ebd_sql_insert(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n,
 }
 
 
+
+/* A row the database refused: a dead letter, or, for a duplicate key
+ * with "on_duplicate": "ignore", delivered (the row is there: an event
+ * delivered again after a crash). */
+static void
+ebd_sql_row_refused(const ebd_sql_t *s, ebd_sql_row_t *row, ebd_sql_rc_t rc,
+    int status, const char *err)
+{
+    if (rc == EBD_SQL_DUPLICATE && s->ignore_duplicates) {
+        ebd_sql_result(&row->result, EBD_DELIVERED, status, "%s", "");
+        return;
+    }
+
+    ebd_sql_result(&row->result, EBD_REJECTED, status, "%s", err);
+}
+
 static void
 ebd_sql_batch(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n)
 {
@@ -463,7 +479,7 @@ ebd_sql_batch(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n)
     }
 
     if (n == 1) {
-        ebd_sql_result(&rows[0]->result, EBD_REJECTED, status, "%s", err);
+        ebd_sql_row_refused(s, rows[0], rc, status, err);
         return;
     }
 
@@ -476,8 +492,8 @@ ebd_sql_batch(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n)
     for (i = 0; i < n; i++) {
         rc = ebd_sql_insert(w, &rows[i], 1, &status, err, sizeof(err));
 
-        if (rc == EBD_SQL_DATA) {
-            ebd_sql_result(&rows[i]->result, EBD_REJECTED, status, "%s", err);
+        if (rc == EBD_SQL_DATA || rc == EBD_SQL_DUPLICATE) {
+            ebd_sql_row_refused(s, rows[i], rc, status, err);
 
         } else if (rc == EBD_SQL_FAIL) {
             /* the connection is gone: the rest waits for the retry */
@@ -673,6 +689,8 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
     ctx->s.password = ebd_sql_string(spec, "password", "");
     ctx->s.database = ebd_sql_string(spec, "database", "");
     ctx->s.timeout_ms = t->timeout_ms;
+    ctx->s.ignore_duplicates =
+        strcmp(ebd_sql_string(spec, "on_duplicate", "reject"), "ignore") == 0;
     ctx->s.ncolumns = n;
     ctx->name = t->name;
     eb_buf_init(&ctx->vals);

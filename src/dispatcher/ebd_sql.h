@@ -95,6 +95,7 @@ struct ebd_sql_row_s {
 typedef enum {
     EBD_SQL_OK = 0,
     EBD_SQL_DATA,          /* a row's data or a constraint: reject it */
+    EBD_SQL_DUPLICATE,     /* a unique key already holds the row's value */
     EBD_SQL_FAIL           /* anything else: retry, drop the connection */
 } ebd_sql_rc_t;
 
@@ -140,6 +141,7 @@ struct ebd_sql_s {
     const char            *database;
     uint64_t               timeout_ms;
     size_t                 ncolumns;
+    int                    ignore_duplicates;  /* "on_duplicate": "ignore" */
 };
 
 
