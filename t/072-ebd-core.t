@@ -86,6 +86,9 @@ my $cfg = {
                      concurrency => 64 },
         later   => { type => 'redis', address => "127.0.0.1:$port3", stream => 'out:later',
                      retry => $retry_fast },
+        patient => { type => 'redis', address => '127.0.0.1:1', stream => 'x',
+                     retry => { strategy => 'backoff', attempts => 5,
+                                interval => '3s', max_interval => '3s' } },
     },
     buses => {
         hr => { rules => {
@@ -103,6 +106,8 @@ my $cfg = {
                           targets => [ { target => 'typed' } ] },
             'remote' => { pattern => { data => { body => { kind => ['remote'] } } },
                           targets => [ { target => 'remote' } ] },
+            'patient' => { pattern => { data => { body => { kind => ['patient'] } } },
+                           targets => [ { target => 'patient' } ] },
             'dead'   => { pattern => { data => { body => { kind => ['dead'] } } },
                           targets => [ { target => 'dead' }, { target => 'dropper' } ] },
             'ordered' => { pattern => { data => { body => { kind => ['ordered'] } } },
@@ -137,7 +142,7 @@ $ngx->start;
 
 my $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1',
                              level => 'debug', args => [ '--claim-idle', '60s' ]);
-like($ebd->log, qr/ebd: ready: consumer "c1", 8 route\(s\)/, 'ebd ready with a route per (bus, target)');
+like($ebd->log, qr/ebd: ready: consumer "c1", 9 route\(s\)/, 'ebd ready with a route per (bus, target)');
 
 # --- 1. nginx -> Redis -> ebd -> target, with a transform ---------------------
 
@@ -340,6 +345,14 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
 
 # --- 8. SIGHUP: reload ----------------------------------------------------------
 
+my $patient_id;
+{
+    # an event waiting 3 s for its retry when the reload comes
+    my $r = post($ngx, '/hr', '{"kind":"patient"}');
+    $patient_id = $r->{json}{eventId};
+    ok(wait_for(sub { $ebd->log =~ /target patient: event \Q$patient_id\E attempt 1 failed/ }, 5),
+       'patient: first attempt failed, retry in 3 s');
+}
 {
     my $c = $JSON->decode($JSON->encode($cfg));
     $c->{buses}{hr}{rules}{'new-employee'}{targets}[0]{transform}{template} = 'v2 ${name}';
@@ -350,6 +363,15 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     post($ngx, '/hr', $ding);
     ok(wait_for(sub { @{ entries($redis, 'out:chain') } == $n + 1 }, 10), 'after the reload: delivered');
     is(Encode::decode_utf8(entries($redis, "out:chain")->[-1][1]{event}), "v2 $body->{name}", 'after the reload: the new transform');
+
+    # the waiting retry survived the reload: attempt 2, about 3 s after 1
+    ok(wait_for(sub { $ebd->log =~ /target patient: event \Q$patient_id\E attempt 2 failed/ }, 10),
+       'reload: the waiting event is retried with its next attempt number');
+    my @t = grep { $_->[1]{event} eq $patient_id } @{ entries($redis, 'eb:{hr}:trace') };
+    is(join(',', map { $_->[1]{attempt} } @t[0, 1]), '1,2', 'reload: trace shows attempts 1 then 2');
+    my ($t1) = $t[0][0] =~ /^(\d+)/;
+    my ($t2) = ($t[1][0] // '') =~ /^(\d+)/;
+    cmp_ok(($t2 // 0) - $t1, '>=', 2800, 'reload: and the retry kept its 3 s wait');
 
     write_file($cfg_path, '{"buses": {');
     $ebd->reload;

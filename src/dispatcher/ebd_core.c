@@ -109,6 +109,64 @@ ebd_held_remove(ebd_route_t *r, ebd_item_t *it)
 }
 
 
+/* ---- retry state carried over a reload ----------------------------- */
+
+void
+ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms)
+{
+    unsigned      h = ebd_hash(it->id);
+    ebd_carry_t  *c;
+
+    c = calloc(1, sizeof(ebd_carry_t));
+    if (c == NULL || (c->stream = strdup(it->route->stream)) == NULL) {
+        free(c);
+        return;                 /* retried at once instead: no harm */
+    }
+
+    memcpy(c->id, it->id, EBD_ID_MAX);
+    c->attempt = it->d.attempt;
+    c->due_ms = due_ms;
+    c->last = it->last;
+    c->next = dp->carry[h];
+    dp->carry[h] = c;
+}
+
+
+/* Takes the saved state of (stream, id), if any: the caller frees it. */
+static ebd_carry_t *
+ebd_carry_take(ebd_disp_t *dp, const char *stream, const char *id)
+{
+    ebd_carry_t  **p, *c;
+
+    for (p = &dp->carry[ebd_hash(id)]; *p; p = &(*p)->next) {
+        c = *p;
+        if (strcmp(c->id, id) == 0 && strcmp(c->stream, stream) == 0) {
+            *p = c->next;
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ebd_carry_free_all(ebd_disp_t *dp)
+{
+    size_t        b;
+    ebd_carry_t  *c, *next;
+
+    for (b = 0; b < EBD_HELD_BUCKETS; b++) {
+        for (c = dp->carry[b]; c; c = next) {
+            next = c->next;
+            free(c->stream);
+            free(c);
+        }
+        dp->carry[b] = NULL;
+    }
+}
+
+
 /* ---- reading ------------------------------------------------------ */
 
 static void
@@ -138,6 +196,7 @@ ebd_route_take(ebd_route_t *r, redisReply *entries, char *last)
     size_t        i, n;
     ebd_item_t   *it;
     redisReply   *e, *id;
+    ebd_carry_t  *carry;
 
     n = 0;
 
@@ -180,6 +239,25 @@ ebd_route_take(ebd_route_t *r, redisReply *entries, char *last)
         }
 
         ebd_held_add(r, it);
+
+        carry = ebd_carry_take(r->dp, r->stream, it->id);
+        if (carry) {
+            /* read again after a reload: its attempts so far, and its
+             * retry when it was due */
+            uint64_t  now = ebd_now_ms();
+
+            it->d.attempt = carry->attempt;
+            it->last = carry->last;
+            if (carry->due_ms > now) {
+                ebd_schedule_retry(it, carry->due_ms - now);
+                free(carry->stream);
+                free(carry);
+                continue;
+            }
+            free(carry->stream);
+            free(carry);
+        }
+
         ebd_item_enqueue(it, 0);
     }
 
@@ -847,10 +925,16 @@ ebd_drain(ebd_disp_t *dp, ebd_disp_state_t state)
         }
     }
 
-    /* what is not in flight stays pending in Redis, read again later */
+    /* what is not in flight stays pending in Redis, read again later;
+     * a reload remembers where the retries were */
+    ebd_carry_free_all(dp);
+
     for (i = 0; i < dp->ntargets; i++) {
         for (it = dp->targets[i].head; it; it = next) {
             next = it->next;
+            if (state == EBD_RELOADING && it->d.attempt) {
+                ebd_carry_save(dp, it, 0);
+            }
             ebd_item_release(it);
         }
     }
@@ -862,6 +946,9 @@ ebd_drain(ebd_disp_t *dp, ebd_disp_state_t state)
             for (it = r->held[b]; it; it = next) {
                 next = it->hnext;
                 if (it->state == EBD_ITEM_WAITING) {
+                    if (state == EBD_RELOADING) {
+                        ebd_carry_save(dp, it, it->due_ms);
+                    }
                     ebd_item_release(it);
                 }
             }
@@ -1063,6 +1150,7 @@ ebd_run(ebd_opts_t *o)
     }
     event_free(dp.tick);
     event_free(dp.flush);
+    ebd_carry_free_all(&dp);
     ebd_conn_free(dp.cmd);
     eb_config_free(dp.cf);
     if (dp.next_cf) {

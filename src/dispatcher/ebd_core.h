@@ -42,6 +42,7 @@ struct ebd_item_s {
     uint64_t             entered_ms;    /* the entry id's time */
     uint64_t             start_us;      /* of the attempt in flight */
     struct event        *timer;         /* retry wait */
+    uint64_t             due_ms;        /* when the retry is due */
     ebd_result_t         last;          /* the last attempt's result */
 };
 
@@ -87,6 +88,20 @@ struct ebd_tcore_s {
 };
 
 
+/* What a reload keeps of an entry waiting for its retry, so that the
+ * new configuration's route goes on where the old one was. */
+typedef struct ebd_carry_s  ebd_carry_t;
+
+struct ebd_carry_s {
+    ebd_carry_t         *next;
+    char                *stream;
+    char                 id[EBD_ID_MAX];
+    unsigned             attempt;
+    uint64_t             due_ms;
+    ebd_result_t         last;
+};
+
+
 typedef enum {
     EBD_RUNNING = 0,
     EBD_RELOADING,              /* draining, then the new configuration */
@@ -115,6 +130,7 @@ struct ebd_disp_s {
     uint64_t             last_stats_ms;
     struct event        *tick;
     struct event        *flush;         /* sends the acknowledgements */
+    ebd_carry_t         *carry[EBD_HELD_BUCKETS];
     int                  flush_armed;
     struct event        *sigs[4];
     eb_rand_t            rand;
@@ -131,6 +147,7 @@ void ebd_route_read(ebd_route_t *r);
 void ebd_target_wants_more(ebd_tcore_t *tc);
 void ebd_held_remove(ebd_route_t *r, ebd_item_t *it);
 void ebd_drained_check(ebd_disp_t *dp);
+void ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms);
 
 /* ebd_deliver.c */
 ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,
@@ -139,6 +156,7 @@ void ebd_item_free(ebd_item_t *it);
 void ebd_item_enqueue(ebd_item_t *it, int front);
 void ebd_item_release(ebd_item_t *it);
 void ebd_target_pump(ebd_tcore_t *tc);
+void ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms);
 unsigned ebd_target_room(const ebd_tcore_t *tc);
 void ebd_ack(ebd_route_t *r, const char *id);
 void ebd_flush_acks(ebd_disp_t *dp);

@@ -574,7 +574,7 @@ ebd_retry_handler(evutil_socket_t fd, short what, void *arg)
 }
 
 
-static void
+void
 ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
 {
     struct timeval   tv;
@@ -592,6 +592,7 @@ ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
     }
 
     it->state = EBD_ITEM_WAITING;
+    it->due_ms = ebd_now_ms() + delay_ms;
     tc->waiting++;
     tv.tv_sec = delay_ms / 1000;
     tv.tv_usec = (delay_ms % 1000) * 1000;
@@ -664,7 +665,11 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     dp->retried++;
 
     if (dp->state != EBD_RUNNING) {
-        /* stopping: the entry stays pending, read again on restart */
+        /* the entry stays pending, read again after a restart; a reload
+         * remembers when its retry is due */
+        if (dp->state == EBD_RELOADING) {
+            ebd_carry_save(dp, it, now + delay);
+        }
         goto release;
     }
 
