@@ -86,6 +86,8 @@ my $cfg = {
                      concurrency => 64 },
         later   => { type => 'redis', address => "127.0.0.1:$port3", stream => 'out:later',
                      retry => $retry_fast },
+        tobus   => { type => 'redis', address => $redis->addr, stream => 'eb:{chained}:events' },
+        csink   => { type => 'redis', address => $redis->addr, stream => 'out:chained' },
         patient => { type => 'redis', address => '127.0.0.1:1', stream => 'x',
                      retry => { strategy => 'backoff', attempts => 5,
                                 interval => '3s', max_interval => '3s' } },
@@ -106,6 +108,8 @@ my $cfg = {
                           targets => [ { target => 'typed' } ] },
             'remote' => { pattern => { data => { body => { kind => ['remote'] } } },
                           targets => [ { target => 'remote' } ] },
+            'tobus'   => { pattern => { data => { body => { kind => ['tobus'] } } },
+                           targets => [ { target => 'tobus' } ] },
             'patient' => { pattern => { data => { body => { kind => ['patient'] } } },
                            targets => [ { target => 'patient' } ] },
             'dead'   => { pattern => { data => { body => { kind => ['dead'] } } },
@@ -114,6 +118,12 @@ my $cfg = {
                            targets => [ { target => 'ordered',
                                           transform => { form => 'JSONPATH',
                                                          value => '$.data.body.seq' } } ] },
+        } },
+        chained => { rules => {
+            'from-hr' => { pattern => { data => { body => { kind => ['tobus'] } } },
+                           targets => [ { target => 'csink',
+                                          transform => { form => 'JSONPATH', value => '$.data.body.n' } } ] },
+            'never'   => { pattern => { source => ['nobody'] }, targets => [ { target => 'csink' } ] },
         } },
         burst => { rules => {
             all => { pattern => { source => [{ prefix => '' }] },
@@ -142,7 +152,7 @@ $ngx->start;
 
 my $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1',
                              level => 'debug', args => [ '--claim-idle', '60s' ]);
-like($ebd->log, qr/ebd: ready: consumer "c1", 9 route\(s\)/, 'ebd ready with a route per (bus, target)');
+like($ebd->log, qr/ebd: ready: consumer "c1", 11 route\(s\)/, 'ebd ready with a route per (bus, target)');
 
 # --- 1. nginx -> Redis -> ebd -> target, with a transform ---------------------
 
@@ -174,6 +184,30 @@ ok(wait_for(sub { $redis->xlen('eb:{hr}:target:chain') <= 1 }, 12),
     is($rc, 1, 'trace: an unknown event exits 1');
     ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--since', 'yesterday');
     is($rc, 2, 'trace: a bad time exits 2');
+}
+
+# --- 1b. chaining buses: a redis target into another bus's events stream ------
+
+{
+    my $r = post($ngx, '/hr', '{"kind":"tobus","n":"42"}');
+    my $id = $r->{json}{eventId};
+    ok(wait_for(sub { @{ entries($redis, 'out:chained') } == 1 }, 10),
+       'chained: the event went through bus hr, then bus chained, to its target');
+    is(entries($redis, 'out:chained')->[0][1]{event}, '42', 'chained: with the second bus\'s transform');
+    my $ev = entries($redis, 'eb:{chained}:events')->[0][1] // {};
+    is(EBTest::json_decode($ev->{event} // '')->{id}, $id, 'chained: the same event in eb:{chained}:events');
+    is($ev->{rules}, 'from-hr', 'chained: matched against the second bus\'s rules');
+    is($ev->{from}, 'hr/tobus', 'chained: and says where it came from');
+    my ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'chained', '--event', $id);
+    like($out, qr/accepted .*rules from-hr.*\n.*delivered\s+target csink/s, 'chained: traced in the second bus');
+
+    my $loop = $JSON->decode($JSON->encode($cfg));
+    push @{ $loop->{buses}{chained}{rules}{'from-hr'}{targets} }, { target => 'tobus' };
+    write_file("$dir/loop.json", $JSON->encode($loop));
+    ($rc, $out) = ebd_run($redis, '-c', "$dir/loop.json");
+    is($rc, 1, 'chained: a bus that sends back to the target is refused');
+    like($out, qr/target tobus: stream "eb:\{chained\}:events": rule "from-hr" of bus "chained" sends back to this target: a loop/,
+         'chained: and the message says why');
 }
 
 # --- 2. a permanent error: dead letter at once, then redrive ------------------

@@ -716,6 +716,7 @@ ebd_setup(ebd_disp_t *dp)
         tc->target.connection = ct->connection >= 0
                                 ? &cf->connections[ct->connection] : NULL;
         tc->target.base = dp->base;
+        tc->target.config = cf;
         tc->target.driver = ebd_driver(ct->type);
         tc->target.core = tc;
 

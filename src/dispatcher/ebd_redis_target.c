@@ -4,6 +4,13 @@
  * fields `event` (the payload) and `from` ("BUS/RULE"), so that another
  * system, or another bus's reader, takes over from there.
  *
+ * Chaining buses: when the stream is `eb:{BUS}:events` of a bus of the
+ * configuration, the event enters that bus as nginx would have put it
+ * there: its rules are matched here and the event (field `rules`: the
+ * matched rules) and one entry per matched (rule, target) are written in
+ * one MULTI/EXEC. A bus whose rules send to this very target is refused
+ * (the event would go round for ever).
+ *
  * One connection per target (pipelined); each attempt has its own
  * timer, since hiredis 0.14 has no command timeout: an attempt that
  * times out is retried, and a connection that stopped answering is
@@ -14,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eb_buf.h"
+#include "eb_pattern.h"
 #include "ebd.h"
 #include "ebd_log.h"
 
@@ -24,6 +33,12 @@ typedef struct {
     char               maxlen[24];
     const char        *stream;
     char              *name;
+
+    /* chaining into a bus */
+    const eb_config_bus_t  *bus;
+    eb_match_scratch_t     *scratch;
+    uint32_t               *ids;
+    eb_buf_t                rules;
 } ebd_rt_t;
 
 
@@ -41,6 +56,54 @@ ebd_rt_get(yajl_val obj, const char *key)
     const char  *path[] = { key, NULL };
 
     return yajl_tree_get(obj, path, yajl_t_any);
+}
+
+
+/* Whether the stream is a configured bus's events stream, and if so
+ * whether chaining into it is safe. Returns 0, or -1 with err. */
+static int
+ebd_rt_chain(ebd_target_t *t, ebd_rt_t *rt, char *err, size_t errlen)
+{
+    size_t                  len, i, j, k;
+    const char             *s = rt->stream, *end;
+    const eb_config_bus_t  *bus;
+
+    len = strlen(s);
+    if (t->config == NULL || len < 13 || strncmp(s, "eb:{", 4) != 0
+        || strcmp(s + len - 8, "}:events") != 0)
+    {
+        return 0;
+    }
+
+    end = s + len - 8;
+    bus = eb_config_bus(t->config, s + 4, (size_t) (end - (s + 4)));
+    if (bus == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < bus->nrules; i++) {
+        for (j = 0; j < bus->rules[i].ntargets; j++) {
+            k = bus->rules[i].targets[j].target;
+            if (&t->config->targets[k] == t->conf) {
+                snprintf(err, errlen, "stream \"%s\": rule \"%s\" of bus "
+                         "\"%s\" sends back to this target: a loop", s,
+                         bus->rules[i].name, bus->name);
+                return -1;
+            }
+        }
+    }
+
+    rt->scratch = eb_match_scratch_new();
+    rt->ids = calloc(bus->nrules ? bus->nrules : 1, sizeof(uint32_t));
+    if (rt->scratch == NULL || rt->ids == NULL) {
+        eb_match_scratch_free(rt->scratch);
+        free(rt->ids);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    rt->bus = bus;
+    return 0;
 }
 
 
@@ -66,6 +129,12 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
     }
 
     rt->stream = YAJL_GET_STRING(ebd_rt_get(spec, "stream"));
+    eb_buf_init(&rt->rules);
+
+    if (ebd_rt_chain(t, rt, err, errlen) != 0) {
+        free(rt);
+        return -1;
+    }
 
     v = ebd_rt_get(spec, "maxlen");
     if (v && YAJL_IS_INTEGER(v)) {
@@ -148,8 +217,22 @@ ebd_rt_reply(redisAsyncContext *ac, void *reply, void *privdata)
             ebd_result_set(&res, transient ? EBD_RETRY : EBD_REJECTED, 0,
                            "Redis: %.200s", r->str);
 
+        } else if (r->type == REDIS_REPLY_NIL) {
+            ebd_result_set(&res, EBD_RETRY, 0, "Redis: transaction aborted");
+
         } else {
+            /* EXEC: a command of the transaction may have failed alone */
+            size_t  i;
+
             ebd_result_set(&res, EBD_DELIVERED, 0, NULL);
+            for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+            {
+                if (r->element[i]->type == REDIS_REPLY_ERROR) {
+                    ebd_result_set(&res, EBD_REJECTED, 0, "Redis: %.200s",
+                                   r->element[i]->str);
+                    break;
+                }
+            }
         }
 
         ebd_rt_finish(q, &res);
@@ -157,6 +240,103 @@ ebd_rt_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     event_free(q->timer);
     free(q);
+}
+
+
+/* The event into a bus: MULTI, the events entry, an entry per matched
+ * (rule, target), EXEC (whose reply ends the attempt). Returns 0, or -1
+ * with the result in res. */
+static int
+ebd_rt_chain_send(ebd_target_t *t, ebd_rt_t *rt, ebd_delivery_t *d,
+    ebd_rt_req_t *q, const char *from, ebd_result_t *res)
+{
+    int                       n, i, argc, ok;
+    char                      key[600];
+    size_t                    j, argvlen[12];
+    const char               *argv[12];
+    const char               *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+    const eb_config_rule_t   *ru;
+    const eb_config_bus_t    *bus = rt->bus;
+
+    n = eb_ruleset_match_json(bus->ruleset, rt->scratch, d->payload,
+                              d->payload_len, rt->ids, bus->nrules);
+    if (n > (int) bus->nrules) {
+        n = (int) bus->nrules;
+    }
+
+    if (n < 0) {
+        ebd_result_set(res, EBD_REJECTED, 0, "not an event bus \"%s\" can "
+                       "take (a JSON object)", bus->name);
+        return -1;
+    }
+
+    eb_buf_reset(&rt->rules);
+    for (i = 0; i < n; i++) {
+        if (i) {
+            eb_buf_append(&rt->rules, ",", 1);
+        }
+        eb_buf_append_str(&rt->rules, bus->rules[rt->ids[i]].name);
+    }
+    eb_buf_append(&rt->rules, "", 1);
+    if (rt->rules.failed) {
+        ebd_result_set(res, EBD_RETRY, 0, "out of memory");
+        return -1;
+    }
+
+    ok = ebd_conn_command(rt->conn, NULL, NULL, 1, multi, NULL) == 0;
+
+    argc = 0;
+    argv[argc++] = "XADD";
+    argv[argc++] = rt->stream;
+    if (rt->maxlen[0]) {
+        argv[argc++] = "MAXLEN";
+        argv[argc++] = "~";
+        argv[argc++] = rt->maxlen;
+    }
+    argv[argc++] = "*";
+    argv[argc++] = "event";
+    argv[argc++] = (const char *) d->payload;
+    argv[argc++] = "rules";
+    argv[argc++] = (const char *) rt->rules.data;
+    argv[argc++] = "from";
+    argv[argc++] = from;
+    for (i = 0; i < argc; i++) {
+        argvlen[i] = argv[i] == (const char *) d->payload ? d->payload_len
+                                                          : strlen(argv[i]);
+    }
+    ok = ok && ebd_conn_command(rt->conn, NULL, NULL, argc, argv, argvlen)
+               == 0;
+
+    for (i = 0; i < n && ok; i++) {
+        ru = &bus->rules[rt->ids[i]];
+        for (j = 0; j < ru->ntargets && ok; j++) {
+            snprintf(key, sizeof(key), "eb:{%s}:target:%s", bus->name,
+                     t->config->targets[ru->targets[j].target].name);
+            argv[0] = "XADD";
+            argv[1] = key;
+            argv[2] = "*";
+            argv[3] = "event";
+            argv[4] = (const char *) d->payload;
+            argv[5] = "rule";
+            argv[6] = ru->name;
+            for (argc = 0; argc < 7; argc++) {
+                argvlen[argc] = argc == 4 ? d->payload_len : strlen(argv[argc]);
+            }
+            ok = ebd_conn_command(rt->conn, NULL, NULL, 7, argv, argvlen) == 0;
+        }
+    }
+
+    /* a connection lost on the way discards the whole transaction */
+    ok = ok && ebd_conn_command(rt->conn, ebd_rt_reply, q, 1, exec, NULL) == 0;
+
+    if (!ok) {
+        /* never leave a MULTI open on the connection */
+        ebd_conn_reset(rt->conn);
+        ebd_result_set(res, EBD_RETRY, 0, "not connected to Redis");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -187,6 +367,16 @@ ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
 
     snprintf(from, sizeof(from), "%s/%s", d->bus, d->rule);
 
+    if (rt->bus) {
+        if (ebd_rt_chain_send(t, rt, d, q, from, &res) != 0) {
+            event_free(q->timer);
+            free(q);
+            ebd_delivery_done(d, &res);
+            return;
+        }
+        goto sent;
+    }
+
     argc = 0;
     argv[argc++] = "XADD";
     argv[argc++] = rt->stream;
@@ -216,6 +406,8 @@ ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
         return;
     }
 
+sent:
+
     tv.tv_sec = t->timeout_ms / 1000;
     tv.tv_usec = (t->timeout_ms % 1000) * 1000;
     evtimer_add(q->timer, &tv);
@@ -230,6 +422,9 @@ ebd_rt_close(ebd_target_t *t)
     if (rt) {
         /* replies still due free their requests from here */
         ebd_conn_free(rt->conn);
+        eb_match_scratch_free(rt->scratch);
+        free(rt->ids);
+        eb_buf_free(&rt->rules);
         free(rt->name);
         free(rt);
         t->data = NULL;

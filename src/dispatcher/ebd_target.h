@@ -105,6 +105,7 @@ struct ebd_target_s {
     const char                     *name;
     const eb_config_target_t       *conf;        /* conf->spec: the object */
     const eb_config_connection_t   *connection;  /* NULL when none */
+    const eb_config_t              *config;      /* the whole file */
     struct event_base              *base;
     uint64_t                        timeout_ms;  /* "timeout", default 10 s */
     unsigned                        concurrency; /* "concurrency", default
