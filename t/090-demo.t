@@ -1,0 +1,39 @@
+#!/usr/bin/perl
+# The README's demo command, one shot (DEMO_ONESHOT=1, free ports): the
+# seed's DingTalk webhook goes through nginx, Redis and ebd into a row of
+# hr.user_info in MariaDB and a call of the onboarding API, and the trace
+# shows both deliveries. Runs conf/demo itself, with the default build.
+use strict;
+use warnings;
+use utf8;
+use Test::More;
+use EBTest;
+
+binmode Test::More->builder->$_, ':encoding(UTF-8)'
+    for qw(output failure_output todo_output);
+
+plan skip_all => 'the demo runs the default build (build/), not this one'
+    if $ENV{TEST_EB_SAN} || (defined $ENV{TEST_EB_MODULE} && $ENV{TEST_EB_MODULE} eq '')
+       || !-x 'build/ebd' || !-f 'build/nginx/objs/ngx_http_eventbridge_module.so';
+
+my %env = (DEMO_ONESHOT => 1,
+           DEMO_PORT => EBTest::free_port(), DEMO_API_PORT => EBTest::free_port(),
+           DEMO_REDIS_PORT => EBTest::free_port(), DEMO_MYSQL_PORT => EBTest::free_port());
+local @ENV{keys %env} = values %env;
+my $out = `timeout 180 bash conf/demo 2>&1`;
+my $rc = $? >> 8;
+utf8::decode($out);
+
+is($rc, 0, 'the demo ran and stopped by itself') or diag $out;
+my ($id) = $out =~ /"eventId":"([0-9a-f-]{36})"/;
+ok($id, 'the webhook was accepted');
+like($out, qr/\$:\*\*\*:\$5RU\*\*\*QhP\/pK\*\*\+4A==\ttrue\tfalse\t1411\*\*\*\*46379\t小明/,
+     'hr.user_info has the new employee\'s row');
+like($out, qr/"body":\{"welcome":"小明","id":"1411\*\*\*\*46379"\}/,
+     'the onboarding API got the templated welcome');
+like($out, qr/accepted\s+source my\.dingtalk .*rules new-employee/, 'trace: accepted');
+like($out, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/, 'trace: the row');
+like($out, qr/delivered\s+target onboarding-api\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the API call');
+like($out, qr/demo: stopped/, 'everything it started is stopped');
+
+done_testing;
