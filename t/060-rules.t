@@ -20,7 +20,7 @@ use IO::Socket::IP;
 use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use EBTest qw(wait_for);
+use EBTest qw(wait_for write_file slurp);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -55,24 +55,9 @@ $SIG{INT} = $SIG{TERM} = sub {
 
 my $JSON = JSON::PP->new->utf8->canonical->pretty;
 
-sub write_file {
-    my ($path, $text) = @_;
-    open my $fh, '>:raw', "$path.tmp" or die "$path.tmp: $!";
-    print {$fh} $text;
-    close $fh or die "$path.tmp: $!";
-    rename "$path.tmp", $path or die "rename $path: $!";
-}
-
 sub write_config {
     my ($ngx, $cfg) = @_;
     write_file($ngx->dir . '/buses.json', ref $cfg ? $JSON->encode($cfg) : $cfg);
-}
-
-sub slurp {
-    my ($path) = @_;
-    open my $fh, '<:raw', $path or die "$path: $!";
-    local $/;
-    return <$fh>;
 }
 
 sub F() { JSON::PP::false }

@@ -22,7 +22,7 @@ use File::Temp qw(tempdir);
 use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use EBTest qw(wait_for);
+use EBTest qw(wait_for write_file slurp);
 use EBTest::MariaDB;
 use EBTest::Postgres;
 
@@ -39,21 +39,6 @@ my $JSON = JSON::PP->new->utf8->canonical;
 # forked load clients never outlive the test (and never run its END blocks)
 my @children;
 END { my $rc = $?; for (@children) { kill 'KILL', $_; waitpid $_, 0 } $? = $rc; }
-
-sub write_file {
-    my ($path, $text) = @_;
-    open my $fh, '>:raw', "$path.tmp" or die "$path.tmp: $!";
-    print {$fh} $text;
-    close $fh or die "$path.tmp: $!";
-    rename "$path.tmp", $path or die "rename $path: $!";
-}
-
-sub slurp {
-    my ($path) = @_;
-    open my $fh, '<:raw', $path or die "$path: $!";
-    local $/;
-    return <$fh>;
-}
 
 sub bytes { my $s = $_[0]; utf8::encode($s) if defined $s; return $s }
 

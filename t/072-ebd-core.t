@@ -14,7 +14,7 @@ use JSON::PP;
 use Encode ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use EBTest qw(wait_for);
+use EBTest qw(wait_for write_file);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $EBD = EBTest::Ebd::binary();
@@ -22,14 +22,6 @@ plan skip_all => "ebd not built ($EBD)" unless -x $EBD;
 
 my @children;
 END { my $rc = $?; for (@children) { kill 'KILL', $_; waitpid $_, 0 } $? = $rc; }
-
-sub write_file {
-    my ($path, $text) = @_;
-    open my $fh, '>:raw', "$path.tmp" or die "$path.tmp: $!";
-    print {$fh} $text;
-    close $fh or die "$path.tmp: $!";
-    rename "$path.tmp", $path or die "rename $path: $!";
-}
 
 sub post {
     my ($ngx, $path, $body) = @_;

@@ -201,7 +201,6 @@ static const eb_key_t  eb_transform_keys[] = {
 };
 
 
-static yajl_val eb_get(yajl_val obj, const char *key);
 
 
 static int
@@ -285,9 +284,7 @@ eb_is_name(const char *s)
 int
 eb_config_duration(yajl_val v, uint64_t *ms)
 {
-    char                *end;
-    const char          *s;
-    unsigned long long   n;
+    const char  *s;
 
     if (YAJL_IS_INTEGER(v)) {
         if (YAJL_GET_INTEGER(v) < 0) {
@@ -298,7 +295,18 @@ eb_config_duration(yajl_val v, uint64_t *ms)
     }
 
     s = YAJL_GET_STRING(v);
-    if (s == NULL || *s < '0' || *s > '9') {
+
+    return s ? eb_config_duration_str(s, ms) : -1;
+}
+
+
+int
+eb_config_duration_str(const char *s, uint64_t *ms)
+{
+    char                *end;
+    unsigned long long   n;
+
+    if (*s < '0' || *s > '9') {
         return -1;
     }
 
@@ -494,7 +502,7 @@ eb_check_object(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *keys)
     }
 
     for (k = keys; k->key; k++) {
-        if (k->required && eb_get(obj, k->key) == NULL) {
+        if (k->required && eb_config_get(obj, k->key) == NULL) {
             return eb_fail(ctx, "missing key \"%s\"", k->key);
         }
     }
@@ -503,8 +511,8 @@ eb_check_object(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *keys)
 }
 
 
-static yajl_val
-eb_get(yajl_val obj, const char *key)
+yajl_val
+eb_config_get(yajl_val obj, const char *key)
 {
     const char  *path[2];
 
@@ -557,7 +565,7 @@ eb_load_connections(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
         }
 
         spec = obj->u.object.values[i];
-        type = eb_get(spec, "type");
+        type = eb_config_get(spec, "type");
 
         if (!YAJL_IS_OBJECT(spec)) {
             return eb_fail(ctx, "must be an object");
@@ -643,7 +651,7 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
             return eb_fail(ctx, "must be an object");
         }
 
-        type = eb_get(spec, "type");
+        type = eb_config_get(spec, "type");
 
         if (!YAJL_IS_STRING(type)
             || eb_enum_index(eb_target_types, YAJL_GET_STRING(type)) < 0)
@@ -665,7 +673,7 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
             return -1;
         }
 
-        v = eb_get(spec, "retry");
+        v = eb_config_get(spec, "retry");
         if (v) {
             sub = eb_path_push(ctx, "retry");
             if (eb_check_object(ctx, v, eb_retry_keys) != 0) {
@@ -674,7 +682,7 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
             eb_path_pop(ctx, sub);
         }
 
-        v = eb_get(spec, "connection");
+        v = eb_config_get(spec, "connection");
         if (v) {
             t->connection = eb_find_connection(cf, YAJL_GET_STRING(v));
 
@@ -786,9 +794,9 @@ eb_load_transform(eb_ctx_t *ctx, yajl_val spec, eb_transform_t **tp)
         return -1;
     }
 
-    tr = eb_transform_compile_tree(YAJL_GET_STRING(eb_get(spec, "form")),
-                                   eb_get(spec, "value"),
-                                   eb_get(spec, "template"),
+    tr = eb_transform_compile_tree(YAJL_GET_STRING(eb_config_get(spec, "form")),
+                                   eb_config_get(spec, "value"),
+                                   eb_config_get(spec, "template"),
                                    terr, sizeof(terr));
     if (tr == NULL) {
         return eb_fail(ctx, "%s", terr);
@@ -823,10 +831,10 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
     rule = &bus->rules[bus->nrules];
     rule->name = name;
     rule->id = (uint32_t) bus->nrules;
-    v = eb_get(spec, "enabled");
+    v = eb_config_get(spec, "enabled");
     rule->enabled = v ? YAJL_IS_TRUE(v) : 1;
 
-    targets = eb_get(spec, "targets");
+    targets = eb_config_get(spec, "targets");
 
     old = eb_path_push(ctx, "targets");
 
@@ -852,19 +860,19 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
             return -1;
         }
 
-        idx = eb_find_target(cf, YAJL_GET_STRING(eb_get(v, "target")));
+        idx = eb_find_target(cf, YAJL_GET_STRING(eb_config_get(v, "target")));
         if (idx < 0) {
             return eb_fail(ctx, "undefined target \"%s\"",
-                           YAJL_GET_STRING(eb_get(v, "target")));
+                           YAJL_GET_STRING(eb_config_get(v, "target")));
         }
 
         rt = &rule->targets[rule->ntargets];
         rt->target = (size_t) idx;
 
-        if (eb_get(v, "transform")) {
+        if (eb_config_get(v, "transform")) {
             size_t  t = eb_path_push(ctx, "transform");
 
-            if (eb_load_transform(ctx, eb_get(v, "transform"),
+            if (eb_load_transform(ctx, eb_config_get(v, "transform"),
                                   &rt->transform)
                 != 0)
             {
@@ -880,7 +888,7 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
 
     eb_path_pop(ctx, old);
 
-    pattern = eb_get(spec, "pattern");
+    pattern = eb_config_get(spec, "pattern");
     old = eb_path_push(ctx, "pattern");
 
     eb_buf_init(&text);
@@ -945,7 +953,7 @@ eb_load_buses(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
             return eb_fail(ctx, "out of memory");
         }
 
-        rules = eb_get(spec, "rules");
+        rules = eb_config_get(spec, "rules");
 
         if (rules) {
             bus->rules = calloc(rules->u.object.len + 1,
@@ -1091,9 +1099,9 @@ eb_config_parse(const char *file, const unsigned char *text, size_t len,
 
     if (cf->file == NULL
         || eb_check_object(&ctx, root, eb_top_keys) != 0
-        || eb_load_connections(&ctx, cf, eb_get(root, "connections")) != 0
-        || eb_load_targets(&ctx, cf, eb_get(root, "targets")) != 0
-        || eb_load_buses(&ctx, cf, eb_get(root, "buses")) != 0)
+        || eb_load_connections(&ctx, cf, eb_config_get(root, "connections")) != 0
+        || eb_load_targets(&ctx, cf, eb_config_get(root, "targets")) != 0
+        || eb_load_buses(&ctx, cf, eb_config_get(root, "buses")) != 0)
     {
         if (cf->file == NULL) {
             snprintf(err, errlen, "%s: out of memory", file);

@@ -102,8 +102,15 @@ const eb_config_bus_t *eb_config_bus(const eb_config_t *cf, const char *name,
 
 void eb_config_free(eb_config_t *cf);
 
+/* The member key of an object of the file (NULL when obj is not an
+ * object or has no such member; with a repeated key, the first, the one
+ * that was checked). Every reader of the file looks values up with it. */
+yajl_val eb_config_get(yajl_val obj, const char *key);
+
 /* A duration as the file writes it: a number of milliseconds, or a
  * string "250ms", "10s", "5m", "2h", "1d". Returns 0, or -1. */
 int eb_config_duration(yajl_val v, uint64_t *ms);
+/* The string form alone ("250ms" ... "1d"; a unit is required). */
+int eb_config_duration_str(const char *s, uint64_t *ms);
 
 #endif /* EB_CONFIG_H */

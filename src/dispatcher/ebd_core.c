@@ -571,15 +571,6 @@ ebd_driver(eb_target_type_t type)
 }
 
 
-static yajl_val
-ebd_get(yajl_val obj, const char *key)
-{
-    const char  *path[] = { key, NULL };
-
-    return obj ? yajl_tree_get(obj, path, yajl_t_any) : NULL;
-}
-
-
 /* Without "concurrency": 16 attempts in flight; a database target as
  * many as its workers can insert at once (batch x pool, the drivers'
  * defaults 100 and 2), or its batches could never fill up. */
@@ -593,8 +584,8 @@ ebd_default_concurrency(const eb_config_target_t *ct)
         return 16;
     }
 
-    b = ebd_get(ct->spec, "batch");
-    p = ebd_get(ct->spec, "pool");
+    b = eb_config_get(ct->spec, "batch");
+    p = eb_config_get(ct->spec, "pool");
     n = (b && YAJL_IS_INTEGER(b) ? YAJL_GET_INTEGER(b) : 100)
         * (p && YAJL_IS_INTEGER(p) ? YAJL_GET_INTEGER(p) : 2);
 
@@ -721,18 +712,18 @@ ebd_setup(ebd_disp_t *dp)
         tc->target.core = tc;
 
         tc->target.timeout_ms = 10000;
-        if (eb_config_duration(ebd_get(ct->spec, "timeout"),
+        if (eb_config_duration(eb_config_get(ct->spec, "timeout"),
                                &tc->target.timeout_ms) != 0
             || tc->target.timeout_ms == 0)
         {
             tc->target.timeout_ms = 10000;
         }
 
-        v = ebd_get(ct->spec, "fault_tolerance");
+        v = eb_config_get(ct->spec, "fault_tolerance");
         tc->fault_none = v && YAJL_IS_STRING(v)
                          && strcmp(v->u.string, "NONE") == 0;
 
-        v = ebd_get(ct->spec, "concurrency");
+        v = eb_config_get(ct->spec, "concurrency");
         tc->target.concurrency = v && YAJL_IS_INTEGER(v)
                                  ? (unsigned) YAJL_GET_INTEGER(v)
                                  : ebd_default_concurrency(ct);
@@ -741,10 +732,10 @@ ebd_setup(ebd_disp_t *dp)
             tc->target.concurrency = 1;
         }
 
-        v = ebd_get(ct->spec, "dead_letter");
+        v = eb_config_get(ct->spec, "dead_letter");
         tc->dead_letter = !(v && YAJL_IS_FALSE(v));
 
-        ebd_retry_from_config(&tc->retry, ebd_get(ct->spec, "retry"));
+        ebd_retry_from_config(&tc->retry, eb_config_get(ct->spec, "retry"));
     }
 
     /* a route per (bus, target) some rule sends to */

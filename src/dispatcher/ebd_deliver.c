@@ -26,16 +26,6 @@
 #include "ebd_log.h"
 
 
-static uint64_t
-ebd_now_us(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-
 ebd_result_t *
 ebd_result_set(ebd_result_t *r, ebd_outcome_t outcome, int status,
     const char *fmt, ...)
@@ -617,7 +607,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     ebd_tcore_t   *tc = r->target->core;
     ebd_disp_t    *dp = r->dp;
 
-    latency = ebd_now_us() - it->start_us;
+    latency = ebd_mono_us() - it->start_us;
     it->last = *res;
     tc->inflight--;
 
@@ -717,7 +707,7 @@ ebd_target_pump(ebd_tcore_t *tc)
         it->state = EBD_ITEM_INFLIGHT;
         it->d.attempt++;
         it->d.driver_data = NULL;
-        it->start_us = ebd_now_us();
+        it->start_us = ebd_mono_us();
         tc->inflight++;
 
         if (it->undeliverable) {

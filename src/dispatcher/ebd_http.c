@@ -126,11 +126,7 @@ static void ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res);
 static const char *
 ebd_http_str(yajl_val obj, const char *key)
 {
-    const char  *path[2] = { key, NULL };
-    yajl_val     v;
-
-    v = yajl_tree_get(obj, path, yajl_t_string);
-    return v != NULL ? YAJL_GET_STRING(v) : NULL;
+    return YAJL_GET_STRING(eb_config_get(obj, key));
 }
 
 
@@ -844,7 +840,7 @@ ebd_http_done(ebd_http_xfer_t *x, CURLcode rc)
     ebd_log_debug("target %s: %s %s: %s%ld in %llu ms (event %s, "
                   "attempt %u)", ht->target->name, ht->method, ht->safe_url,
                   rc == CURLE_OK ? "HTTP " : "failed: ", status,
-                  (unsigned long long) (ebd_http_now_ms() - r->start_ms),
+                  (unsigned long long) ((ebd_mono_us() / 1000) - r->start_ms),
                   r->d->event_id, r->d->attempt);
 
     if (rc == CURLE_OK && status == 401 && ht->oauth != NULL && !r->reauth) {
@@ -1019,7 +1015,7 @@ ebd_http_send(ebd_http_req_t *r)
 
     r->errbuf[0] = '\0';
     r->retry_after_ms = -1;
-    r->start_ms = ebd_http_now_ms();
+    r->start_ms = (ebd_mono_us() / 1000);
 
     if (ht->oauth != NULL) {
         r->wait.cb = ebd_http_token;
@@ -1047,7 +1043,7 @@ ebd_http_rate_pump(ebd_http_target_t *ht)
     ebd_http_req_t  *r;
 
     while (ht->rate_head != NULL) {
-        now = ebd_http_now_ms() * 1000;
+        now = (ebd_mono_us() / 1000) * 1000;
 
         if (now < ht->next_us) {
             tv.tv_sec = (ht->next_us - now) / 1000000;

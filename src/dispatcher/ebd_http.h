@@ -54,7 +54,5 @@ void ebd_http_easy_setup(CURL *easy, uint64_t timeout_ms, char *errbuf);
  * user info, no query). */
 void ebd_http_safe_url(const char *url, char *buf, size_t size);
 
-/* Milliseconds of a monotonic clock. */
-uint64_t ebd_http_now_ms(void);
 
 #endif /* EBD_HTTP_H */

@@ -49,16 +49,6 @@ static struct {
 static void ebd_http_multi_cleanup(void);
 
 
-uint64_t
-ebd_http_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-
 /* Hands finished transfers to their owners. Owners may start or stop
  * transfers, and drop the last reference, from their callbacks. */
 static void

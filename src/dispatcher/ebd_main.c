@@ -54,34 +54,19 @@ static const char  ebd_usage[] =
 "pending in Redis); SIGHUP reloads the configuration.\n";
 
 
+/* A duration option: milliseconds, or what the configuration file takes
+ * ("250ms", "10s", "5m", "2h", "1d"). */
 static int
 ebd_duration_arg(const char *name, const char *s, uint64_t *ms)
 {
-    char               *end;
-    unsigned long long  n;
+    char  *end;
 
-    n = strtoull(s, &end, 10);
-    if (end == s) {
-        goto bad;
+    *ms = strtoull(s, &end, 10);
+
+    if ((end != s && *end == '\0') || eb_config_duration_str(s, ms) == 0) {
+        return 0;
     }
 
-    if (*end == '\0' || strcmp(end, "ms") == 0) {
-        *ms = n;
-    } else if (strcmp(end, "s") == 0) {
-        *ms = n * 1000;
-    } else if (strcmp(end, "m") == 0) {
-        *ms = n * 60000;
-    } else if (strcmp(end, "h") == 0) {
-        *ms = n * 3600000;
-    } else if (strcmp(end, "d") == 0) {
-        *ms = n * 86400000;
-    } else {
-        goto bad;
-    }
-
-    return 0;
-
-bad:
     fprintf(stderr, "ebd: %s: invalid duration \"%s\"\n", name, s);
     return -1;
 }

@@ -17,6 +17,7 @@
 
 #include "eb_buf.h"
 #include "ebd_log.h"
+#include "ebd_target.h"
 #include "ebd_http.h"
 #include "ebd_oauth.h"
 
@@ -117,11 +118,7 @@ ebd_oauth_form_add(eb_buf_t *b, const char *name, const char *value)
 static const char *
 ebd_oauth_str(yajl_val obj, const char *key)
 {
-    const char  *path[2] = { key, NULL };
-    yajl_val     v;
-
-    v = yajl_tree_get(obj, path, yajl_t_string);
-    return v != NULL ? YAJL_GET_STRING(v) : NULL;
+    return YAJL_GET_STRING(eb_config_get(obj, key));
 }
 
 
@@ -492,7 +489,7 @@ ebd_oauth_fetched(ebd_http_xfer_t *x, CURLcode rc)
     if (margin > EBD_OAUTH_MARGIN_MS) {
         margin = EBD_OAUTH_MARGIN_MS;
     }
-    o->expires_ms = ebd_http_now_ms() + (uint64_t) ttl * 1000 - margin;
+    o->expires_ms = (ebd_mono_us() / 1000) + (uint64_t) ttl * 1000 - margin;
 
     ebd_log(EBD_LOG_INFO, "oauth2 connection %s: got a token for %lld s",
             o->conn->name, ttl);
@@ -522,7 +519,7 @@ ebd_oauth_token(ebd_oauth_t *o, ebd_oauth_wait_t *w, uint64_t timeout_ms)
 {
     char  err[256];
 
-    if (o->authorization != NULL && ebd_http_now_ms() < o->expires_ms) {
+    if (o->authorization != NULL && (ebd_mono_us() / 1000) < o->expires_ms) {
         w->cb(w, o->authorization, o->generation, NULL);
         return;
     }

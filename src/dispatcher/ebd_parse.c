@@ -89,7 +89,7 @@ ebd_parse_time(const char *s, uint64_t now_ms, uint64_t *ms)
     char               *end;
     unsigned            y, mo, d, h, mi, sec;
     long long           t, frac, scale;
-    unsigned long long  v, unit;
+    uint64_t            v;
 
     if (strcmp(s, "now") == 0) {
         *ms = now_ms;
@@ -97,20 +97,10 @@ ebd_parse_time(const char *s, uint64_t now_ms, uint64_t *ms)
     }
 
     if (s[0] == '-') {
-        errno = 0;
-        v = strtoull(s + 1, &end, 10);
-        if (errno || end == s + 1) {
+        if (eb_config_duration_str(s + 1, &v) != 0 || v > now_ms) {
             return -1;
         }
-        unit = strcmp(end, "ms") == 0 ? 1
-               : strcmp(end, "s") == 0 ? 1000
-               : strcmp(end, "m") == 0 ? 60000
-               : strcmp(end, "h") == 0 ? 3600000
-               : strcmp(end, "d") == 0 ? 86400000 : 0;
-        if (unit == 0 || v * unit > now_ms) {
-            return -1;
-        }
-        *ms = now_ms - v * unit;
+        *ms = now_ms - v;
         return 0;
     }
 

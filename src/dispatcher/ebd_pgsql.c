@@ -109,16 +109,6 @@ ebd_pgsql_connect(ebd_sql_t *s, char *err, size_t errlen)
 }
 
 
-static int64_t
-ebd_pgsql_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
 /* Waits until a result can be read without blocking; 0, or -1 (err). */
 static int
 ebd_pgsql_wait(ebd_sql_t *s, PGconn *pg, int64_t deadline, char *err,
@@ -138,7 +128,7 @@ ebd_pgsql_wait(ebd_sql_t *s, PGconn *pg, int64_t deadline, char *err,
             return -1;
         }
 
-        left = deadline ? deadline - ebd_pgsql_now_ms() : -1;
+        left = deadline ? deadline - (int64_t) (ebd_mono_us() / 1000) : -1;
         if (deadline && left <= 0) {
             snprintf(err, errlen, "no answer within %llu ms",
                      (unsigned long long) s->timeout_ms + 2000);
@@ -199,7 +189,7 @@ ebd_pgsql_insert(ebd_sql_t *s, void *conn, ebd_sql_row_t **rows, size_t n,
         return EBD_SQL_FAIL;
     }
 
-    deadline = s->timeout_ms ? ebd_pgsql_now_ms() + (int64_t) s->timeout_ms
+    deadline = s->timeout_ms ? (int64_t) (ebd_mono_us() / 1000) + (int64_t) s->timeout_ms
                                + 2000
                              : 0;
 

@@ -50,15 +50,6 @@ typedef struct {
 } ebd_rt_req_t;
 
 
-static yajl_val
-ebd_rt_get(yajl_val obj, const char *key)
-{
-    const char  *path[] = { key, NULL };
-
-    return yajl_tree_get(obj, path, yajl_t_any);
-}
-
-
 /* Whether the stream is a configured bus's events stream, and if so
  * whether chaining into it is safe. Returns 0, or -1 with err. */
 static int
@@ -115,7 +106,7 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
     ebd_rt_t   *rt;
     ebd_addr_t  addr;
 
-    if (ebd_addr_parse(YAJL_GET_STRING(ebd_rt_get(spec, "address")), &addr,
+    if (ebd_addr_parse(YAJL_GET_STRING(eb_config_get(spec, "address")), &addr,
                        e, sizeof(e)) != 0)
     {
         snprintf(err, errlen, "address: %s", e);
@@ -128,7 +119,7 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
         return -1;
     }
 
-    rt->stream = YAJL_GET_STRING(ebd_rt_get(spec, "stream"));
+    rt->stream = YAJL_GET_STRING(eb_config_get(spec, "stream"));
     eb_buf_init(&rt->rules);
 
     if (ebd_rt_chain(t, rt, err, errlen) != 0) {
@@ -136,14 +127,14 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
         return -1;
     }
 
-    v = ebd_rt_get(spec, "maxlen");
+    v = eb_config_get(spec, "maxlen");
     if (v && YAJL_IS_INTEGER(v)) {
         snprintf(rt->maxlen, sizeof(rt->maxlen), "%lld", YAJL_GET_INTEGER(v));
     }
 
-    v = ebd_rt_get(spec, "password");
+    v = eb_config_get(spec, "password");
     rt->opts.redis_password = v ? YAJL_GET_STRING(v) : NULL;
-    v = ebd_rt_get(spec, "db");
+    v = eb_config_get(spec, "db");
     rt->opts.redis_db = v && YAJL_IS_INTEGER(v) ? (int) YAJL_GET_INTEGER(v)
                                                  : 0;
 
@@ -243,6 +234,41 @@ ebd_rt_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* XADD stream [MAXLEN ~ N] * event PAYLOAD [field value] from FROM, into
+ * argv/argvlen (12 slots); returns the count. */
+static int
+ebd_rt_xadd(ebd_rt_t *rt, ebd_delivery_t *d, const char **argv,
+    size_t *argvlen, const char *field, const char *value, const char *from)
+{
+    int  i, argc;
+
+    argc = 0;
+    argv[argc++] = "XADD";
+    argv[argc++] = rt->stream;
+    if (rt->maxlen[0]) {
+        argv[argc++] = "MAXLEN";
+        argv[argc++] = "~";
+        argv[argc++] = rt->maxlen;
+    }
+    argv[argc++] = "*";
+    argv[argc++] = "event";
+    argv[argc++] = (const char *) d->payload;
+    if (field) {
+        argv[argc++] = field;
+        argv[argc++] = value;
+    }
+    argv[argc++] = "from";
+    argv[argc++] = from;
+
+    for (i = 0; i < argc; i++) {
+        argvlen[i] = argv[i] == (const char *) d->payload ? d->payload_len
+                                                          : strlen(argv[i]);
+    }
+
+    return argc;
+}
+
+
 /* The event into a bus: MULTI, the events entry, an entry per matched
  * (rule, target), EXEC (whose reply ends the attempt). Returns 0, or -1
  * with the result in res. */
@@ -285,25 +311,8 @@ ebd_rt_chain_send(ebd_target_t *t, ebd_rt_t *rt, ebd_delivery_t *d,
 
     ok = ebd_conn_command(rt->conn, NULL, NULL, 1, multi, NULL) == 0;
 
-    argc = 0;
-    argv[argc++] = "XADD";
-    argv[argc++] = rt->stream;
-    if (rt->maxlen[0]) {
-        argv[argc++] = "MAXLEN";
-        argv[argc++] = "~";
-        argv[argc++] = rt->maxlen;
-    }
-    argv[argc++] = "*";
-    argv[argc++] = "event";
-    argv[argc++] = (const char *) d->payload;
-    argv[argc++] = "rules";
-    argv[argc++] = (const char *) rt->rules.data;
-    argv[argc++] = "from";
-    argv[argc++] = from;
-    for (i = 0; i < argc; i++) {
-        argvlen[i] = argv[i] == (const char *) d->payload ? d->payload_len
-                                                          : strlen(argv[i]);
-    }
+    argc = ebd_rt_xadd(rt, d, argv, argvlen, "rules",
+                       (const char *) rt->rules.data, from);
     ok = ok && ebd_conn_command(rt->conn, NULL, NULL, argc, argv, argvlen)
                == 0;
 
@@ -377,24 +386,7 @@ ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
         goto sent;
     }
 
-    argc = 0;
-    argv[argc++] = "XADD";
-    argv[argc++] = rt->stream;
-    if (rt->maxlen[0]) {
-        argv[argc++] = "MAXLEN";
-        argv[argc++] = "~";
-        argv[argc++] = rt->maxlen;
-    }
-    argv[argc++] = "*";
-    argv[argc++] = "event";
-    argv[argc++] = (const char *) d->payload;
-    argv[argc++] = "from";
-    argv[argc++] = from;
-
-    for (int i = 0; i < argc; i++) {
-        argvlen[i] = argv[i] == (const char *) d->payload ? d->payload_len
-                                                          : strlen(argv[i]);
-    }
+    argc = ebd_rt_xadd(rt, d, argv, argvlen, NULL, NULL, from);
 
     if (ebd_conn_command(rt->conn, ebd_rt_reply, q, argc, argv, argvlen)
         != 0)

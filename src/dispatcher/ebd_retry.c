@@ -8,32 +8,13 @@
 #include "ebd_retry.h"
 
 
-static yajl_val
-ebd_retry_get(yajl_val obj, const char *key)
-{
-    size_t  i;
-
-    if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
-        return NULL;
-    }
-
-    for (i = 0; i < obj->u.object.len; i++) {
-        if (strcmp(obj->u.object.keys[i], key) == 0) {
-            return obj->u.object.values[i];
-        }
-    }
-
-    return NULL;
-}
-
-
 void
 ebd_retry_from_config(ebd_retry_t *r, yajl_val retry)
 {
     yajl_val  v;
     uint64_t  ms;
 
-    v = ebd_retry_get(retry, "strategy");
+    v = eb_config_get(retry, "strategy");
 
     if (v && YAJL_IS_STRING(v) && strcmp(v->u.string, "exponential") == 0) {
         r->strategy = EBD_RETRY_EXPONENTIAL;
@@ -50,23 +31,23 @@ ebd_retry_from_config(ebd_retry_t *r, yajl_val retry)
         r->max_age_ms = 0;
     }
 
-    v = ebd_retry_get(retry, "attempts");
+    v = eb_config_get(retry, "attempts");
     if (v && YAJL_IS_INTEGER(v)) {
         r->attempts = (unsigned) YAJL_GET_INTEGER(v);
     }
 
-    if (eb_config_duration(ebd_retry_get(retry, "interval"), &ms) == 0) {
+    if (eb_config_duration(eb_config_get(retry, "interval"), &ms) == 0) {
         r->interval_ms = ms;
         if (r->max_interval_ms < ms) {
             r->max_interval_ms = ms;
         }
     }
 
-    if (eb_config_duration(ebd_retry_get(retry, "max_interval"), &ms) == 0) {
+    if (eb_config_duration(eb_config_get(retry, "max_interval"), &ms) == 0) {
         r->max_interval_ms = ms < r->interval_ms ? r->interval_ms : ms;
     }
 
-    if (eb_config_duration(ebd_retry_get(retry, "max_age"), &ms) == 0) {
+    if (eb_config_duration(eb_config_get(retry, "max_age"), &ms) == 0) {
         r->max_age_ms = ms;
     }
 }

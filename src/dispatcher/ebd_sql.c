@@ -77,26 +77,6 @@ struct ebd_sql_ctx_s {
 };
 
 
-static void
-ebd_sql_result(ebd_result_t *r, ebd_outcome_t outcome, int status,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-ebd_sql_result(ebd_result_t *r, ebd_outcome_t outcome, int status,
-    const char *fmt, ...)
-{
-    va_list  ap;
-
-    r->outcome = outcome;
-    r->status = status;
-    r->retry_after_ms = -1;
-
-    va_start(ap, fmt);
-    vsnprintf(r->error, sizeof(r->error), fmt, ap);
-    va_end(ap);
-}
-
-
 void
 ebd_sql_errcpy(char *err, size_t errlen, const char *msg)
 {
@@ -298,7 +278,7 @@ ebd_sql_deliver(ebd_target_t *t, ebd_delivery_t *d)
 
     row = ebd_sql_make_row(ctx, d);
     if (row == NULL) {
-        ebd_sql_result(&r, EBD_RETRY, 0, "out of memory");
+        ebd_result_set(&r, EBD_RETRY, 0, "out of memory");
         ebd_delivery_done(d, &r);
         return;
     }
@@ -395,7 +375,7 @@ ebd_sql_insert(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n,
     switch (rc) {
     case EBD_SQL_OK:
         for (i = 0; i < n; i++) {
-            ebd_sql_result(&rows[i]->result, EBD_DELIVERED, 0, "%s", "");
+            ebd_result_set(&rows[i]->result, EBD_DELIVERED, 0, NULL);
         }
         break;
 
@@ -405,7 +385,7 @@ ebd_sql_insert(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n,
                      s->ops->type, w->id, err, n);
         ebd_sql_drop(w);
         for (i = 0; i < n; i++) {
-            ebd_sql_result(&rows[i]->result, EBD_RETRY, *status, "%s", err);
+            ebd_result_set(&rows[i]->result, EBD_RETRY, *status, "%s", err);
         }
         break;
 
@@ -426,11 +406,11 @@ ebd_sql_row_refused(const ebd_sql_t *s, ebd_sql_row_t *row, ebd_sql_rc_t rc,
     int status, const char *err)
 {
     if (rc == EBD_SQL_DUPLICATE && s->ignore_duplicates) {
-        ebd_sql_result(&row->result, EBD_DELIVERED, status, "%s", "");
+        ebd_result_set(&row->result, EBD_DELIVERED, status, NULL);
         return;
     }
 
-    ebd_sql_result(&row->result, EBD_REJECTED, status, "%s", err);
+    ebd_result_set(&row->result, EBD_REJECTED, status, "%s", err);
 }
 
 static void
@@ -454,7 +434,7 @@ ebd_sql_batch(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n)
             w->down = 1;
 
             for (i = 0; i < n; i++) {
-                ebd_sql_result(&rows[i]->result, EBD_RETRY, 0, "%s", err);
+                ebd_result_set(&rows[i]->result, EBD_RETRY, 0, "%s", err);
             }
             return;
         }
@@ -498,7 +478,7 @@ ebd_sql_batch(ebd_sql_worker_t *w, ebd_sql_row_t **rows, size_t n)
         } else if (rc == EBD_SQL_FAIL) {
             /* the connection is gone: the rest waits for the retry */
             for (j = i + 1; j < n; j++) {
-                ebd_sql_result(&rows[j]->result, EBD_RETRY, status, "%s",
+                ebd_result_set(&rows[j]->result, EBD_RETRY, status, "%s",
                                err);
             }
             return;
@@ -580,30 +560,10 @@ ebd_sql_worker(void *arg)
 
 /* --- open and close ------------------------------------------------------ */
 
-static yajl_val
-ebd_sql_get(yajl_val spec, const char *key)
-{
-    size_t  i;
-
-    if (!YAJL_IS_OBJECT(spec)) {
-        return NULL;
-    }
-
-    /* the last one wins, as everywhere in the configuration */
-    for (i = spec->u.object.len; i > 0; i--) {
-        if (strcmp(spec->u.object.keys[i - 1], key) == 0) {
-            return spec->u.object.values[i - 1];
-        }
-    }
-
-    return NULL;
-}
-
-
 static const char *
 ebd_sql_string(yajl_val spec, const char *key, const char *dflt)
 {
-    yajl_val  v = ebd_sql_get(spec, key);
+    yajl_val  v = eb_config_get(spec, key);
 
     return YAJL_IS_STRING(v) ? v->u.string : dflt;
 }
@@ -612,7 +572,7 @@ ebd_sql_string(yajl_val spec, const char *key, const char *dflt)
 static long long
 ebd_sql_int(yajl_val spec, const char *key, long long dflt)
 {
-    yajl_val  v = ebd_sql_get(spec, key);
+    yajl_val  v = eb_config_get(spec, key);
 
     return YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : dflt;
 }
@@ -658,7 +618,7 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
         return -1;
     }
 
-    cols = ebd_sql_get(spec, "columns");
+    cols = eb_config_get(spec, "columns");
     n = YAJL_IS_OBJECT(cols) ? cols->u.object.len : 0;
     if (n == 0) {
         snprintf(err, errlen, "\"columns\" maps no column");

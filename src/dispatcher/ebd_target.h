@@ -80,6 +80,10 @@ ebd_result_t *ebd_result_set(ebd_result_t *r, ebd_outcome_t outcome,
     int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Microseconds of a monotonic clock: for latencies and deadlines. Any
+ * thread. */
+uint64_t ebd_mono_us(void);
+
 
 typedef struct {
     const char  *type;           /* "http", "mysql", ... */

@@ -16,7 +16,7 @@ use Time::HiRes qw(sleep time);
 use JSON::PP;
 use Test::More;
 
-our @EXPORT_OK = qw(free_port http json_decode wait_for);
+our @EXPORT_OK = qw(free_port http json_decode wait_for write_file slurp);
 
 my @started;    # objects to stop at exit
 
@@ -24,6 +24,22 @@ sub json_decode {
     my ($text) = @_;
     my $v = eval { JSON::PP->new->utf8->allow_nonref->decode($text) };
     return $v;
+}
+
+# Writes a file whole, by rename: a reader never sees half of it.
+sub write_file {
+    my ($path, $text) = @_;
+    open my $fh, '>:raw', "$path.tmp" or die "$path.tmp: $!";
+    print {$fh} $text;
+    close $fh or die "$path.tmp: $!";
+    rename "$path.tmp", $path or die "rename $path: $!";
+}
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or die "$path: $!";
+    local $/;
+    return <$fh>;
 }
 
 sub free_port {
@@ -129,6 +145,19 @@ require Encode;
 # Other harness objects (database servers, ...) with a stop method: stopped
 # with the rest at exit.
 sub register { push @started, $_[0]; return $_[0] }
+
+# What the sanitizers wrote into DIR/asan.* and DIR/ubsan.* (san_env's
+# log_path), one problem per file.
+sub san_reports {
+    my ($dir) = @_;
+    my @bad;
+    for my $f (glob("$dir/asan.*"), glob("$dir/ubsan.*")) {
+        open my $fh, '<', $f or next;
+        local $/;
+        push @bad, "$f: " . <$fh>;
+    }
+    return @bad;
+}
 
 sub cleanup_all {
     for my $o (reverse @started) {
@@ -484,12 +513,7 @@ sub log_problems {
     my ($self) = @_;
     my @bad = grep { /\[(alert|crit|emerg)\]|AddressSanitizer|runtime error:|LeakSanitizer/ }
         split /\n/, $self->error_log;
-    for my $f (glob("$self->{dir}/asan.*"), glob("$self->{dir}/ubsan.*")) {
-        open my $fh, '<', $f or next;
-        local $/;
-        push @bad, "$f: " . <$fh>;
-    }
-    return @bad;
+    return (@bad, EBTest::san_reports($self->{dir}));
 }
 
 # Stops nginx and checks the error log; counts as one test.
@@ -610,12 +634,7 @@ sub log_problems {
     my ($self) = @_;
     my @bad = grep { /AddressSanitizer|runtime error:|LeakSanitizer|\] error .*(assert|panic)/ }
         split /\n/, $self->log;
-    for my $f (glob("$self->{dir}/asan.*"), glob("$self->{dir}/ubsan.*")) {
-        open my $fh, '<', $f or next;
-        local $/;
-        push @bad, "$f: " . <$fh>;
-    }
-    return @bad;
+    return (@bad, EBTest::san_reports($self->{dir}));
 }
 
 # Stops ebd (SIGTERM) and checks it exited 0 with a clean log; one test.
