@@ -9,6 +9,8 @@
 #   make bench-dispatch  ebd's drain rates and end-to-end latency
 #   make test-static  fetch a full nginx source tree, build nginx with the
 #                   module compiled in, and run the suite against it
+#   make fuzz       build the libFuzzer harnesses of fuzz/ (clang) and run
+#                   each for FUZZ_SECONDS (default 30) from its corpus
 #
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
@@ -48,7 +50,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-match clean
+.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-match fuzz clean
 
 all: module ebd unit
 
@@ -91,7 +93,8 @@ $(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS) \
 	@mkdir -p $(BUILD)/unit
 	@echo "CC $@"
 	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
-	    -Isrc/dispatcher -o $@ $< $(CORE_SRCS) $(EBD_PURE) -lyajl -lpcre2-8
+	    -Isrc/dispatcher -o $@ $< $(CORE_SRCS) $(EBD_PURE) -lyajl -lpcre2-8 \
+	    -lhiredis
 
 # The README's test command: everything, ending with "N passed, N failed".
 test: deps
@@ -102,8 +105,9 @@ test-asan: deps
 	$(MAKE) SAN=asan all
 	$(MAKE) SAN=asan check
 
+# T=t/030-redis-faults.t runs only the files named
 check:
-	perl t/run.pl
+	perl t/run.pl $(T)
 
 # Only fetching the source may be skipped (no archive reachable); a build
 # or test failure fails.
@@ -131,5 +135,29 @@ bench-dispatch: deps
 bench-match:
 	bash bench/match
 
+# libFuzzer harnesses: fuzz/fuzz_NAME.c runs from fuzz/corpus/NAME (new
+# inputs it finds go to build-fuzz/corpus/NAME, not into the tree)
+FUZZ_SRCS    := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 30
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p build-fuzz
+	@echo "CC $@"
+	@clang -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc/core -o $@ $< \
+	    $(CORE_SRCS) -lyajl -lpcre2-8 -lhiredis
+
+fuzz: deps $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	    n=$${f#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        build-fuzz/corpus/$$n fuzz/corpus/$$n 2>build-fuzz/$$n.log \
+	        || { tail -60 build-fuzz/$$n.log; exit 1; }; \
+	    grep -E "stat::number_of_executed_units|cov:" build-fuzz/$$n.log \
+	        | tail -2; \
+	done
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
