@@ -6,6 +6,7 @@
 
 #include "ngx_http_eventbridge.h"
 #include "eb_cloudevent.h"
+#include "eb_redis_slot.h"
 
 
 static ngx_int_t ngx_http_eventbridge_add_variables(ngx_conf_t *cf);
@@ -29,6 +30,8 @@ static char *ngx_http_eventbridge_secret_value(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_eventbridge_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_http_eventbridge_add_slot(ngx_conf_t *cf,
+    ngx_http_eventbridge_main_conf_t *mcf, ngx_uint_t slot);
 static size_t ngx_http_eventbridge_digits(ngx_uint_t n);
 static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -69,6 +72,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
     { ngx_string("eventbridge_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_eventbridge_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_redis_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_eventbridge_redis_wait_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -279,14 +289,21 @@ ngx_http_eventbridge_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     mcf->redis_addr = { 0, NULL };
-     *     mcf->redis_host = NULL;
+     *     mcf->redis_mode = EB_REDIS_SINGLE;
+     *     mcf->redis_addrs = NULL;
      *     mcf->redis_unix = NULL;
+     *     mcf->redis_user = { 0, NULL };
      *     mcf->redis_password = { 0, NULL };
      *     mcf->redis_db = 0;
+     *     mcf->sentinel_* = { 0, NULL };
+     *     mcf->redis_wait_cmd = { 0, NULL };
+     *     mcf->redis_slots = NULL;
      */
 
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     mcf->redis_max_pending = NGX_CONF_UNSET_UINT;
+    mcf->redis_wait = NGX_CONF_UNSET_UINT;
+    mcf->redis_wait_timeout = NGX_CONF_UNSET_MSEC;
 
     return mcf;
 }
@@ -300,6 +317,10 @@ ngx_http_eventbridge_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
     ngx_conf_init_uint_value(mcf->redis_max_pending,
                              NGX_HTTP_EVENTBRIDGE_MAX_PENDING);
+
+    if (ngx_http_eventbridge_redis_init_conf(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (ngx_http_eventbridge_metrics_init_conf(cf, mcf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -394,6 +415,11 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
+    /* connected to at worker start (cluster) */
+    if (ngx_http_eventbridge_add_slot(cf, mcf, conf->slot) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     /* built once here: per event only the JSON is formatted */
     conf->xadd_head.data = ngx_pnalloc(cf->pool, 128 + conf->stream_key.len);
     if (conf->xadd_head.data == NULL) {
@@ -411,6 +437,38 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                           - conf->xadd_head.data;
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_add_slot(ngx_conf_t *cf,
+    ngx_http_eventbridge_main_conf_t *mcf, ngx_uint_t slot)
+{
+    ngx_uint_t  i, *s;
+
+    if (mcf->redis_slots == NULL) {
+        mcf->redis_slots = ngx_array_create(cf->pool, 4, sizeof(ngx_uint_t));
+        if (mcf->redis_slots == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    s = mcf->redis_slots->elts;
+
+    for (i = 0; i < mcf->redis_slots->nelts; i++) {
+        if (s[i] == slot) {
+            return NGX_OK;
+        }
+    }
+
+    s = ngx_array_push(mcf->redis_slots);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    *s = slot;
+
+    return NGX_OK;
 }
 
 
@@ -559,6 +617,9 @@ ngx_http_eventbridge_endpoint(ngx_conf_t *cf,
     }
 
     ngx_sprintf(lcf->stream_key.data, "eb:{%V}:events", &lcf->bus);
+
+    lcf->slot = eb_redis_key_slot((char *) lcf->stream_key.data,
+                                  lcf->stream_key.len);
 
     return NGX_CONF_OK;
 }

@@ -18,6 +18,7 @@
 
 #include "eb_rand.h"
 #include "eb_config.h"
+#include "eb_redis_topology.h"
 
 
 #define NGX_HTTP_EVENTBRIDGE_RETRY_AFTER  "1"
@@ -46,15 +47,37 @@ typedef enum {
     EB_REDIS_ERR_TIMEOUT,
     EB_REDIS_ERR_REPLY,
     EB_REDIS_ERR_CONNECTION_LOST,
+    EB_REDIS_ERR_WAIT,              /* too few replicas acknowledged */
     EB_REDIS_ERR_MAX
 } ngx_http_eventbridge_redis_err_e;
+
+
+/* what the Redis client did on its way, as counted by the metrics */
+typedef enum {
+    EB_REDIS_EV_MOVED = 0,
+    EB_REDIS_EV_ASK,
+    EB_REDIS_EV_RETRY,
+    EB_REDIS_EV_REFRESH,
+    EB_REDIS_EV_WATCHDOG,
+    EB_REDIS_EV_WAIT_FAILED,
+    EB_REDIS_EV_MAX
+} ngx_http_eventbridge_redis_ev_e;
 
 
 typedef struct {
     ngx_atomic_t  accepted;
     ngx_atomic_t  rejected[EB_REJECT_MAX];
     ngx_atomic_t  redis_errors[EB_REDIS_ERR_MAX];
+    ngx_atomic_t  redis_events[EB_REDIS_EV_MAX];
 } ngx_http_eventbridge_counters_t;
+
+
+/* eventbridge_redis: one server, a cluster (seeds) or sentinels */
+typedef enum {
+    EB_REDIS_SINGLE = 0,
+    EB_REDIS_CLUSTER,
+    EB_REDIS_SENTINEL
+} ngx_http_eventbridge_redis_mode_e;
 
 
 /* One matched (rule, target): XADD eb:{BUS}:target:TARGET * event JSON
@@ -83,14 +106,32 @@ typedef struct {
 
 typedef struct {
     /* Redis, resolved at configuration time: workers never resolve */
-    ngx_str_t                    redis_addr;      /* as configured */
-    u_char                      *redis_host;      /* numeric, NUL-terminated */
-    ngx_int_t                    redis_port;
+    ngx_str_t                    redis_addr;      /* as configured (first) */
+    ngx_uint_t                   redis_mode;      /* EB_REDIS_SINGLE... */
+    ngx_array_t                 *redis_addrs;     /* eb_redis_addr_t: the
+                                                     server, the seeds or
+                                                     the sentinels */
     u_char                      *redis_unix;      /* unix socket path */
+    ngx_str_t                    redis_user;
     ngx_str_t                    redis_password;
     ngx_int_t                    redis_db;
+    ngx_str_t                    sentinel_master;
+    ngx_str_t                    sentinel_user;
+    ngx_str_t                    sentinel_password;
     ngx_msec_t                   redis_timeout;
     ngx_uint_t                   redis_max_pending;
+
+    /* eventbridge_redis_wait N TIMEOUT: WAIT after every EXEC */
+    ngx_uint_t                   redis_wait;
+    ngx_msec_t                   redis_wait_timeout;
+    ngx_str_t                    redis_wait_cmd;  /* in RESP */
+    u_char                      *redis_wait_file;
+    ngx_uint_t                   redis_wait_line;
+
+    ngx_array_t                 *redis_slots;     /* ngx_uint_t: the slots
+                                                     of the configured
+                                                     buses, connected to
+                                                     early */
 
     ngx_str_t                    config_file;
     eb_config_t                 *config;          /* eventbridge_config */
@@ -110,6 +151,7 @@ typedef struct {
     ngx_uint_t                   source_line;     /* for later errors */
     ngx_str_t                    bus;
     ngx_str_t                    stream_key;      /* eb:{BUS}:events */
+    ngx_uint_t                   slot;            /* its cluster slot */
     ngx_http_eventbridge_bus_t  *bus_conf;        /* NULL: no rules */
 
     ngx_str_t                    region;
@@ -137,14 +179,15 @@ typedef struct {
 
 typedef struct ngx_http_eventbridge_job_s  ngx_http_eventbridge_job_t;
 
-/* reply is NULL when the command failed (connection lost, worker exit) */
-typedef void (*ngx_http_eventbridge_job_pt)(ngx_http_eventbridge_job_t *job,
-    redisReply *reply);
+/* why a job failed: the kind, and Redis' own words when it answered */
+typedef struct {
+    ngx_http_eventbridge_redis_err_e  err;
+    ngx_str_t                         text;
+} ngx_http_eventbridge_redis_result_t;
 
-struct ngx_http_eventbridge_job_s {
-    ngx_http_eventbridge_job_pt  handler;         /* NULL once detached */
-    void                        *data;
-};
+/* res is NULL when Redis applied the commands */
+typedef void (*ngx_http_eventbridge_job_pt)(void *data,
+    ngx_http_eventbridge_redis_result_t *res);
 
 
 /* sends the 2xx once Redis has the events; returns what to finalize with */
@@ -233,17 +276,27 @@ ngx_int_t ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
 ngx_int_t ngx_http_eventbridge_check_access(ngx_http_request_t *r,
     ngx_http_eventbridge_loc_conf_t *lcf);
 
-/* ngx_http_eventbridge_redis.c */
+/* ngx_http_eventbridge_redis_conf.c */
 char *ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_eventbridge_redis_wait_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_eventbridge_redis_init_conf(ngx_conf_t *cf,
+    ngx_http_eventbridge_main_conf_t *mcf);
+
+/* ngx_http_eventbridge_redis.c */
 ngx_int_t ngx_http_eventbridge_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_eventbridge_main_conf_t *mcf);
 void ngx_http_eventbridge_redis_exit_worker(ngx_cycle_t *cycle);
-/* Sends commands already in RESP form, several in one MULTI/EXEC.
- * NGX_OK (job handed over), or NGX_DECLINED with *err set. */
-ngx_int_t ngx_http_eventbridge_redis_submit(ngx_str_t *cmds, ngx_uint_t n,
-    ngx_http_eventbridge_job_pt handler, void *data,
+/* Sends commands already in RESP form, several in one MULTI/EXEC, to the
+ * primary of slot; the job is resent after redirections and failovers
+ * until the handler gets its answer or the job is cancelled. NGX_OK (job
+ * handed over), or NGX_DECLINED with *err set. */
+ngx_int_t ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
+    ngx_uint_t n, ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **job, ngx_http_eventbridge_redis_err_e *err);
+/* the request is gone: its handler is never called */
+void ngx_http_eventbridge_redis_cancel(ngx_http_eventbridge_job_t *job);
 
 /* ngx_http_eventbridge_redis_adapter.c */
 ngx_int_t ngx_http_eventbridge_redis_attach(redisAsyncContext *ac,
@@ -263,6 +316,8 @@ void ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason);
 void ngx_http_eventbridge_count_accept(ngx_uint_t n);
 void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);
+void ngx_http_eventbridge_count_redis_event(
+    ngx_http_eventbridge_redis_ev_e ev);
 ngx_int_t ngx_http_eventbridge_status_handler(ngx_http_request_t *r);
 
 #endif /* NGX_HTTP_EVENTBRIDGE_H */

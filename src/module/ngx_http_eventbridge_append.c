@@ -9,15 +9,15 @@
 #include "ngx_http_eventbridge.h"
 
 
-static void ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
-    redisReply *reply);
+static void ngx_http_eventbridge_appended(void *data,
+    ngx_http_eventbridge_redis_result_t *res);
 static void ngx_http_eventbridge_timeout_handler(ngx_event_t *ev);
 static void ngx_http_eventbridge_cleanup(void *data);
 
 
 static const char  *ngx_http_eventbridge_redis_why[EB_REDIS_ERR_MAX] = {
     "not connected", "too many appends in flight", "timed out",
-    "error reply", "connection lost"
+    "error reply", "connection lost", "too few replicas acknowledged"
 };
 
 
@@ -58,7 +58,7 @@ ngx_http_eventbridge_cleanup(void *data)
     ngx_http_eventbridge_ctx_t  *ctx = data;
 
     if (ctx->job) {
-        ctx->job->handler = NULL;
+        ngx_http_eventbridge_redis_cancel(ctx->job);
         ctx->job = NULL;
     }
 
@@ -279,7 +279,7 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
     ctx->answer = answer;
     ctx->nevents = n;
 
-    rc = ngx_http_eventbridge_redis_submit(cmds->elts, cmds->nelts,
+    rc = ngx_http_eventbridge_redis_submit(lcf->slot, cmds->elts, cmds->nelts,
                                            ngx_http_eventbridge_appended, r,
                                            &job, &err);
 
@@ -304,13 +304,12 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
 
 
 static void
-ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
-    redisReply *reply)
+ngx_http_eventbridge_appended(void *data,
+    ngx_http_eventbridge_redis_result_t *res)
 {
     ngx_int_t                    rc;
-    ngx_uint_t                   i;
     ngx_connection_t            *c;
-    ngx_http_request_t          *r = job->data;
+    ngx_http_request_t          *r = data;
     ngx_http_eventbridge_ctx_t  *ctx;
 
     c = r->connection;
@@ -322,54 +321,31 @@ ngx_http_eventbridge_appended(ngx_http_eventbridge_job_t *job,
         ngx_del_timer(&ctx->timeout);
     }
 
-    if (reply == NULL) {
+    if (res == NULL) {
+        ngx_http_eventbridge_count_accept(ctx->nevents);
+        rc = ctx->answer(r);
+        goto done;
+    }
+
+    /* Redis does not roll a transaction back when a command fails while
+     * running (e.g. WRONGTYPE on a key an operator created by hand), and
+     * WAIT comes after EXEC: the sender retries, consumers de-duplicate by
+     * event id. */
+    if (res->text.len) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "eventbridge: event %V not appended: redis: %V",
+                      &ctx->event_id_str, &res->text);
+
+    } else {
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "eventbridge: event %V not appended: redis connection "
-                      "lost", &ctx->event_id_str);
-        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_CONNECTION_LOST);
-        rc = ngx_http_eventbridge_unavailable(r, "connection lost");
-        goto done;
+                      "eventbridge: event %V not appended: redis %s",
+                      &ctx->event_id_str,
+                      ngx_http_eventbridge_redis_why[res->err]);
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "eventbridge: event %V not appended: redis: %*s",
-                      &ctx->event_id_str, (size_t) reply->len, reply->str);
-        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
-        rc = ngx_http_eventbridge_unavailable(r, "error reply");
-        goto done;
-    }
-
-    /* EXEC's reply: one per command. Redis does not roll a transaction
-     * back when a command fails while running (e.g. WRONGTYPE on a key an
-     * operator created by hand): the sender retries, consumers
-     * de-duplicate by event id. */
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements; i++) {
-            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-                ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                              "eventbridge: event %V: redis: %*s",
-                              &ctx->event_id_str,
-                              (size_t) reply->element[i]->len,
-                              reply->element[i]->str);
-                ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
-                rc = ngx_http_eventbridge_unavailable(r, "error reply");
-                goto done;
-            }
-        }
-
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "eventbridge: event %V not appended: transaction "
-                      "aborted", &ctx->event_id_str);
-        ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_REPLY);
-        rc = ngx_http_eventbridge_unavailable(r, "error reply");
-        goto done;
-    }
-
-    ngx_http_eventbridge_count_accept(ctx->nevents);
-
-    rc = ctx->answer(r);
+    ngx_http_eventbridge_count_redis_error(res->err);
+    rc = ngx_http_eventbridge_unavailable(r,
+                                     ngx_http_eventbridge_redis_why[res->err]);
 
 done:
 
@@ -391,7 +367,7 @@ ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
     /* Redis may still append it: the sender retries, consumers
      * de-duplicate by event id */
     if (ctx->job) {
-        ctx->job->handler = NULL;
+        ngx_http_eventbridge_redis_cancel(ctx->job);
         ctx->job = NULL;
     }
 

@@ -33,7 +33,32 @@ static const char  *ngx_http_eventbridge_redis_err_names[EB_REDIS_ERR_MAX] = {
     "queue_full",
     "timeout",
     "reply_error",
-    "connection_lost"
+    "connection_lost",
+    "wait"
+};
+
+
+/* eventbridge_redis_redirections_total{kind="moved|ask"}, then one
+ * counter each */
+static const char  *ngx_http_eventbridge_redis_ev_names[EB_REDIS_EV_MAX] = {
+    "moved",
+    "ask",
+    "eventbridge_redis_retries_total",
+    "eventbridge_redis_topology_refreshes_total",
+    "eventbridge_redis_watchdog_drops_total",
+    "eventbridge_redis_wait_failures_total"
+};
+
+
+static const char  *ngx_http_eventbridge_redis_ev_help[EB_REDIS_EV_MAX] = {
+    NULL,
+    NULL,
+    "Transactions sent again after TRYAGAIN, a busy or failing-over "
+    "node, or a redirection loop.",
+    "Topology queries (CLUSTER SLOTS, sentinels).",
+    "Redis connections dropped because replies stopped coming.",
+    "Transactions fewer replicas acknowledged than "
+    "eventbridge_redis_wait asks."
 };
 
 
@@ -114,7 +139,17 @@ ngx_http_eventbridge_count_redis_error(ngx_http_eventbridge_redis_err_e kind)
 }
 
 
-#define EB_METRIC_LINE_MAX  128
+void
+ngx_http_eventbridge_count_redis_event(ngx_http_eventbridge_redis_ev_e ev)
+{
+    if (ngx_http_eventbridge_counters) {
+        (void) ngx_atomic_fetch_add(
+                          &ngx_http_eventbridge_counters->redis_events[ev], 1);
+    }
+}
+
+
+#define EB_METRIC_LINE_MAX  160
 
 ngx_int_t
 ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
@@ -150,8 +185,9 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    size = 6 * EB_METRIC_LINE_MAX
-           + (EB_REJECT_MAX + EB_REDIS_ERR_MAX) * EB_METRIC_LINE_MAX;
+    size = 8 * EB_METRIC_LINE_MAX
+           + (EB_REJECT_MAX + EB_REDIS_ERR_MAX + 3 * EB_REDIS_EV_MAX)
+             * EB_METRIC_LINE_MAX;
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -189,6 +225,29 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
                               "{kind=\"%s\"} %uA\n",
                               ngx_http_eventbridge_redis_err_names[i],
                               cn->redis_errors[i]);
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP eventbridge_redis_redirections_total "
+        "MOVED and ASK redirections followed.\n"
+        "# TYPE eventbridge_redis_redirections_total counter\n");
+
+    for (i = EB_REDIS_EV_MOVED; i <= EB_REDIS_EV_ASK; i++) {
+        b->last = ngx_sprintf(b->last,
+                              "eventbridge_redis_redirections_total"
+                              "{kind=\"%s\"} %uA\n",
+                              ngx_http_eventbridge_redis_ev_names[i],
+                              cn->redis_events[i]);
+    }
+
+    for (i = EB_REDIS_EV_RETRY; i < EB_REDIS_EV_MAX; i++) {
+        b->last = ngx_sprintf(b->last,
+                              "# HELP %s %s\n# TYPE %s counter\n%s %uA\n",
+                              ngx_http_eventbridge_redis_ev_names[i],
+                              ngx_http_eventbridge_redis_ev_help[i],
+                              ngx_http_eventbridge_redis_ev_names[i],
+                              ngx_http_eventbridge_redis_ev_names[i],
+                              cn->redis_events[i]);
     }
 
     r->headers_out.status = NGX_HTTP_OK;

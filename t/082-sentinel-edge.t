@@ -1,0 +1,163 @@
+#!/usr/bin/perl
+# eventbridge_redis sentinel=MASTER: the worker asks the sentinels for
+# the primary, checks ROLE, and writes there; when the primary is killed
+# the sentinels fail over and 2xx answers come back without a reload,
+# every acknowledged event (eventbridge_redis_wait 1) on the new primary.
+# An unknown master name: 503 at once, and one clear log line.
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use EBTest qw(wait_for);
+use EBTest::Sentinel;
+use EBTest::Load;
+
+sub post {
+    my ($ngx, %o) = @_;
+    return $ngx->request(method => 'POST', path => $o{path} // '/hook',
+                         headers => ['Content-Type' => 'application/json'],
+                         body => $o{body} // '{"n":1}', timeout => 10);
+}
+
+sub metrics {
+    my ($ngx) = @_;
+    my $r = $ngx->request(method => 'GET', path => '/status');
+    my %m;
+    for my $line (split /\n/, $r->{body} // '') {
+        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
+    }
+    return \%m;
+}
+
+# the events go to database 2 (db=2)
+sub stream_ids {
+    my ($redis, $key) = @_;
+    my %ids;
+    $redis->cmd('SELECT', 2);
+    for my $e (@{ $redis->xrange($key) // [] }) {
+        my $ev = EBTest::json_decode($e->[1]{event} // '') // {};
+        $ids{ $ev->{id} }++ if defined $ev->{id};
+    }
+    return \%ids;
+}
+
+my $s = EBTest::Sentinel->start(replicas => 2, sentinels => 3,
+                                down_after_ms => 1000,
+                                failover_timeout_ms => 5000);
+my $sentinels = join ' ', $s->sentinel_addrs;
+my $key = 'eb:{sen}:events';
+
+my $ngx = EBTest::Nginx->new(http => <<"EOF2");
+    eventbridge_redis sentinel=mymaster $sentinels db=2;
+    eventbridge_redis_timeout 2s;
+    eventbridge_redis_wait 1 1s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /hook { eventbridge_source sen.src bus=sen; }
+        location /status { eventbridge_status; }
+    }
+EOF2
+$ngx->start;
+
+# --- 1. events land on the primary ---------------------------------------------
+
+my $primary = $s->primary;
+my $old_addr = $primary->addr;
+{
+    my $r;
+    wait_for(sub { $r = post($ngx); $r->{status} == 200 }, 10);
+    is($r->{status}, 200, 'sentinel: 200');
+    my $id = $r->{json}{eventId} // 'none';
+    ok(stream_ids($primary, $key)->{$id}, "the event is on the primary ($old_addr), db 2");
+    $primary->cmd('SELECT', 0);
+    is($primary->xlen($key), 0, 'nothing in database 0');
+    like($ngx->error_log, qr/sentinel: primary of mymaster is now \Q$old_addr\E/,
+         'the primary is logged');
+}
+
+# --- 2. kill -9 the primary under load --------------------------------------------
+
+{
+    my $load = EBTest::Load->start(url => 'http://127.0.0.1:' . $ngx->port . '/hook',
+                                   rate => 40, seconds => 14, concurrency => 32,
+                                   timeout => 5, body => sub { qq({"i":$_[0]}) });
+    sleep 2;
+    my $tk = time - $load->{t0};
+    $primary->kill9;
+    my $new_addr = $s->wait_failover($old_addr, 25);
+    ok($new_addr, "sentinels failed over to " . ($new_addr // 'nothing'));
+    my $res = $load->wait;
+    diag('primary killed under load: ' . EBTest::Load->summary($res));
+
+    # requests sent after the kill: the first to get 2xx (by start), the
+    # first 2xx answer (by end), failures once they succeed again
+    my ($first_ok, $first_answer, $late_bad) = (undef, undef, 0);
+    for my $r (@{ $res->{requests} }) {
+        my ($i, $t, $st, $ms) = @$r;
+        next if $t < $tk;
+        if ($st >= 200 && $st < 300) {
+            $first_ok //= $t;
+            my $end = $t + $ms / 1000;
+            $first_answer = $end if !defined $first_answer || $end < $first_answer;
+        }
+        elsif (defined $first_ok && $t > $first_ok + 0.5) { $late_bad++ }
+    }
+    ok(defined $first_ok, 'after the failover: 2xx again without a reload');
+    diag(sprintf 'primary killed: first 2xx answer %.2f s later; slowest '
+         . 'answer %.2f s (timeout 2 s)', ($first_answer // 99) - $tk,
+         $res->{max} / 1000);
+    is($late_bad, 0, 'after the failover: 2xx only');
+    is($res->{other} + $res->{errors}, 0, 'every request answered, 2xx or 503');
+
+    my $new = $s->node_by_addr($new_addr // '');
+    my $ids = $new ? stream_ids($new, $key) : {};
+    my $lost = grep { !$ids->{$_} } @{ $res->{ids} };
+    my $dups = grep { $_ > 1 } values %$ids;
+    diag(sprintf 'primary killed: acknowledged %d, found on the new primary '
+         . '%d, lost %d, duplicates %d, 503s %d', scalar @{ $res->{ids} },
+         scalar(keys %$ids), $lost, $dups, $res->{s503});
+    is($lost, 0, 'every acknowledged event is on the new primary (WAIT 1)');
+    like($ngx->error_log,
+         qr/sentinel: primary of mymaster is now \Q$new_addr\E/,
+         'the new primary is logged') if $new_addr;
+    my $m = metrics($ngx);
+    cmp_ok($m->{eventbridge_redis_topology_refreshes_total} // 0, '>=', 2,
+           'metrics: topology refreshes counted');
+    diag('metrics: ' . join ', ', map { "$_ $m->{$_}" }
+         grep { /eventbridge_redis_(?!errors)/ } sort keys %$m);
+}
+
+$ngx->finish;
+
+# --- 3. a master the sentinels do not know ---------------------------------------
+
+{
+    my $ngx2 = EBTest::Nginx->new(http => <<"EOF2");
+    eventbridge_redis sentinel=nosuch $sentinels;
+    eventbridge_redis_timeout 2s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /hook { eventbridge_source sen.src bus=sen; }
+    }
+EOF2
+    $ngx2->start;
+    my @dt;
+    for (1 .. 3) {
+        my $t0 = time;
+        my $r = post($ngx2);
+        push @dt, time - $t0;
+        is($r->{status}, 503, 'unknown master: 503');
+        like($r->{headers}{'retry-after'} // '', qr/^\d+$/, 'unknown master: Retry-After');
+        sleep 0.5;
+    }
+    cmp_ok($dt[-1], '<', 1, 'unknown master: refused at once');
+    sleep 2;
+    my @lines = grep { /\[error\].*master "nosuch"/ } split /\n/, $ngx2->error_log;
+    is(scalar @lines, 1, 'unknown master: one [error] line')
+        or diag(join "\n", @lines);
+    like($lines[0] // '', qr/no sentinel named a primary for master "nosuch"/,
+         'unknown master: the line says what is wrong');
+    $ngx2->finish;
+}
+
+done_testing;
