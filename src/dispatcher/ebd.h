@@ -27,9 +27,14 @@
 /* The command line: what every subcommand shares. */
 typedef struct {
     const char        *config_file;
-    const char        *redis_addr;       /* "host:port" or "/path.sock" */
+    const char        *redis_addr;       /* ADDR[,ADDR...]: see -r */
+    const char        *redis_user;       /* ACL user, with the password */
     const char        *redis_password;
     int                redis_db;
+    int                cluster;          /* --cluster: ADDRs are seeds */
+    const char        *sentinel_master;  /* --sentinel: ADDRs are sentinels */
+    const char        *sentinel_password;
+    uint64_t           redis_timeout_ms; /* the watchdog of connections */
     const char        *consumer;
     uint64_t           claim_idle_ms;    /* XAUTOCLAIM entries idle longer */
     uint64_t           block_ms;         /* XREADGROUP BLOCK */
@@ -55,48 +60,79 @@ typedef struct {
 } ebd_addr_t;
 
 int ebd_addr_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen);
-
-/* A synchronous connection (the redrive and trace subcommands). */
-redisContext *ebd_redis_connect_sync(const ebd_opts_t *o, char *err,
+/* "ADDR[,ADDR...]": an array of addresses the caller frees; 0, or -1
+ * with err set. */
+int ebd_addr_list(const char *s, ebd_addr_t **addrs, size_t *n, char *err,
     size_t errlen);
+
+/* A synchronous connection (the redrive and trace subcommands) to the
+ * primary that holds BUS's keys. */
+redisContext *ebd_redis_connect_sync(const ebd_opts_t *o, const char *bus,
+    char *err, size_t errlen);
 
 
 /*
  * An asynchronous connection on the loop that reconnects by itself
- * (100 ms doubling to 2 s) and runs AUTH/SELECT first. Commands sent
- * while it is down fail at once (their callback gets a NULL reply).
+ * (100 ms doubling to 2 s) and runs AUTH/SELECT (and ROLE, behind a
+ * Sentinel) before it counts as ready. Commands sent while it is down
+ * fail at once (cb is then not called). A connection bound to a slot
+ * (ebd_conn_new_slot) asks the topology (ebd_topology.h) for the
+ * slot's primary at every (re)connection and follows MOVED.
  */
 typedef struct ebd_conn_s  ebd_conn_t;
+typedef struct ebd_topo_s  ebd_topo_t;
 
 typedef void (*ebd_conn_ready_pt)(ebd_conn_t *c, void *data);
 
 struct ebd_conn_s {
     const char              *name;       /* for the log */
-    ebd_addr_t               addr;
+    ebd_topo_t              *topo;       /* NULL: addr is fixed */
+    int                      slot;       /* of the keys it serves */
+    ebd_addr_t               addr;       /* where it connects now */
+    const char              *user;
     const char              *password;
     int                      db;
     struct event_base       *base;
     redisAsyncContext       *ac;
     int                      ready;      /* connected, AUTH/SELECT done */
     int                      closing;
+    int                      waiting;    /* for the topology */
+    int                      errored;    /* dropped after an error reply */
+    unsigned                 handshake;  /* AUTH/SELECT/ROLE unanswered */
     uint64_t                 backoff_ms;
     struct event            *retry_ev;
     unsigned                 pending;    /* commands without a reply yet */
     uint64_t                 oldest_ms;  /* when the oldest of them went out */
+    uint64_t                 since_ms;   /* when the connection began */
+    uint64_t                 extra_ms;   /* added to the watchdog's limit */
     ebd_conn_ready_pt        on_ready;   /* after every (re)connection */
     void                    *data;
+    ebd_conn_t              *next;       /* the topology's connections */
+    char                     state[64];  /* the trouble last logged */
 };
 
+/* A connection to a fixed address (the redis target's). */
 ebd_conn_t *ebd_conn_new(struct event_base *base, const char *name,
     const ebd_opts_t *o, const ebd_addr_t *addr, ebd_conn_ready_pt on_ready,
     void *data);
+/* A connection to whichever primary serves slot now; extra_ms: how much
+ * longer than the topology's timeout a reply may take (a blocking read). */
+ebd_conn_t *ebd_conn_new_slot(ebd_topo_t *topo, const char *name,
+    unsigned slot, uint64_t extra_ms, ebd_conn_ready_pt on_ready,
+    void *data);
+/* Connects now if it waits for the topology (ebd_topology.c). */
+void ebd_conn_wake(ebd_conn_t *c);
+/* Logs a trouble once until the state changes ("" for none). */
+void ebd_conn_state(ebd_conn_t *c, int level, const char *state,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Sends a command (argv form); cb may be NULL. Returns 0, or -1 when the
  * connection is down (cb is then not called). */
 int ebd_conn_command(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
     int argc, const char **argv, const size_t *argvlen);
 /* Drops the connection and reconnects (a reply that never came). */
 void ebd_conn_reset(ebd_conn_t *c);
-/* Whether replies have been awaited longer than limit_ms. */
+/* Whether the connection, its handshake or its oldest command has
+ * waited longer than limit_ms (plus the connection's extra_ms). */
 int ebd_conn_stalled(ebd_conn_t *c, uint64_t limit_ms);
 void ebd_conn_free(ebd_conn_t *c);
 

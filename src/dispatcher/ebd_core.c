@@ -3,9 +3,12 @@
  *
  * Each route (target stream) has its own Redis connection for a blocking
  * XREADGROUP, so that one target's stream never waits behind another's;
- * acknowledgements, dead letters and the trace share one command
- * connection. A route first reads its own pending entries (id 0: what
- * this consumer held when it stopped or crashed), then new ones (">").
+ * acknowledgements, dead letters and the trace of a bus share the bus's
+ * command connection. Every key of a bus lives in the slot of {BUS}, so
+ * under a Redis Cluster both kinds go to the primary of that slot (see
+ * ebd_topology.h). A route first reads its own pending entries (id 0:
+ * what this consumer held when it stopped or crashed), then new ones
+ * (">").
  * Entries other consumers left pending longer than claim_idle are taken
  * over with XAUTOCLAIM; entries this consumer holds (in flight or
  * waiting for a retry) are kept fresh with XCLAIM ... JUSTID so that
@@ -26,7 +29,7 @@
 #define EBD_TICK_MS      100
 #define EBD_TRIM_MS      5000
 #define EBD_STATS_MS     10000
-#define EBD_CMD_STALL_MS 10000
+#define EBD_RETRY_MAX_MS 5000
 
 static const char  ebd_trim_script[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
@@ -169,6 +172,9 @@ ebd_carry_free_all(ebd_disp_t *dp)
 
 /* ---- reading ------------------------------------------------------ */
 
+static void ebd_route_later(ebd_route_t *r);
+
+
 static void
 ebd_announce(ebd_disp_t *dp)
 {
@@ -280,14 +286,16 @@ ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     if (rep->type == REDIS_REPLY_ERROR) {
-        ebd_log(EBD_LOG_ERROR, "route %s: XREADGROUP: %s", r->stream,
-                rep->str);
+        /* logged by the connection, once */
         if (strncmp(rep->str, "NOGROUP", 7) == 0) {
             /* the stream was deleted: make it again */
-            ebd_conn_reset(r->reader);
+            r->group_ok = 0;
         }
+        ebd_route_later(r);
         return;
     }
+
+    r->backoff_ms = 100;
 
     n = 0;
 
@@ -320,8 +328,8 @@ ebd_route_read(ebd_route_t *r)
     ebd_tcore_t  *tc = r->target->core;
     ebd_disp_t   *dp = r->dp;
 
-    if (r->reading || !r->group_ok || dp->state != EBD_RUNNING
-        || r->reader == NULL || !r->reader->ready)
+    if (r->reading || r->retrying || !r->group_ok
+        || dp->state != EBD_RUNNING || r->reader == NULL || !r->reader->ready)
     {
         return;
     }
@@ -385,12 +393,13 @@ ebd_route_group_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (rep->type == REDIS_REPLY_ERROR
         && strncmp(rep->str, "BUSYGROUP", 9) != 0)
     {
-        ebd_log(EBD_LOG_ERROR, "route %s: XGROUP CREATE: %s", r->stream,
-                rep->str);
+        /* LOADING, READONLY, OOM, BUSY...: logged by the connection */
+        ebd_route_later(r);
         return;
     }
 
     r->group_ok = 1;
+    r->backoff_ms = 100;
 
     if (!r->announced) {
         r->announced = 1;
@@ -403,13 +412,22 @@ ebd_route_group_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+static void
+ebd_route_create(ebd_route_t *r)
+{
+    const char  *argv[] = { "XGROUP", "CREATE", r->stream, EBD_GROUP, "0",
+                            "MKSTREAM" };
+
+    (void) ebd_conn_command(r->reader, ebd_route_group_reply, r, 6, argv,
+                            NULL);
+}
+
+
 /* After every (re)connection: our pending entries first, from 0. */
 static void
 ebd_route_ready(ebd_conn_t *c, void *data)
 {
     ebd_route_t  *r = data;
-    const char   *argv[] = { "XGROUP", "CREATE", r->stream, EBD_GROUP, "0",
-                             "MKSTREAM" };
 
     r->reading = 0;
     r->claiming = 0;
@@ -417,7 +435,49 @@ ebd_route_ready(ebd_conn_t *c, void *data)
     r->history = 1;
     strcpy(r->cursor, "0");
 
-    (void) ebd_conn_command(c, ebd_route_group_reply, r, 6, argv, NULL);
+    evtimer_del(r->retry_ev);
+    r->retrying = 0;
+
+    ebd_route_create(r);
+}
+
+
+static void
+ebd_route_retry_handler(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_route_t  *r = arg;
+
+    r->retrying = 0;
+
+    if (r->reader == NULL || !r->reader->ready) {
+        return;                 /* ebd_route_ready() starts again */
+    }
+
+    if (r->group_ok) {
+        ebd_route_read(r);
+
+    } else {
+        ebd_route_create(r);
+    }
+}
+
+
+/* An error reply to XGROUP CREATE or XREADGROUP (a server loading its
+ * data, read-only, out of memory, busy with a script, a slot in
+ * migration): the same step again later, 100 ms doubling to 5 s, until
+ * it works. A route never stays stuck. */
+static void
+ebd_route_later(ebd_route_t *r)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = r->backoff_ms / 1000;
+    tv.tv_usec = (r->backoff_ms % 1000) * 1000;
+    evtimer_add(r->retry_ev, &tv);
+    r->retrying = 1;
+
+    r->backoff_ms = r->backoff_ms * 2 > EBD_RETRY_MAX_MS
+                    ? EBD_RETRY_MAX_MS : r->backoff_ms * 2;
 }
 
 
@@ -440,11 +500,8 @@ ebd_route_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         || rep->element[0]->type != REDIS_REPLY_STRING
         || rep->element[1]->type != REDIS_REPLY_ARRAY)
     {
-        if (rep->type == REDIS_REPLY_ERROR) {
-            ebd_log(EBD_LOG_ERROR, "route %s: XAUTOCLAIM: %s", r->stream,
-                    rep->str);
-        }
-        return;
+        return;                 /* an error, logged by the connection: the
+                                   next tick claims again */
     }
 
     if (rep->element[0]->len < EBD_ID_MAX) {
@@ -493,7 +550,7 @@ ebd_route_claim(ebd_route_t *r)
     argv[7] = count;
 
     /* on the command connection: the reader may be blocked in a read */
-    if (ebd_conn_command(r->dp->cmd, ebd_route_claim_reply, r, 8, argv, NULL)
+    if (ebd_conn_command(r->cmd, ebd_route_claim_reply, r, 8, argv, NULL)
         == 0)
     {
         r->claiming = 1;
@@ -523,7 +580,7 @@ ebd_route_refresh(ebd_route_t *r)
             argv[argc++] = it->id;
             if (argc == 256 + 5) {
                 argv[argc++] = "JUSTID";
-                (void) ebd_conn_command(r->dp->cmd, NULL, NULL, argc, argv,
+                (void) ebd_conn_command(r->cmd, NULL, NULL, argc, argv,
                                         NULL);
                 argc = 0;
             }
@@ -532,7 +589,7 @@ ebd_route_refresh(ebd_route_t *r)
 
     if (argc) {
         argv[argc++] = "JUSTID";
-        (void) ebd_conn_command(r->dp->cmd, NULL, NULL, argc, argv, NULL);
+        (void) ebd_conn_command(r->cmd, NULL, NULL, argc, argv, NULL);
     }
 }
 
@@ -544,7 +601,7 @@ ebd_route_trim(ebd_route_t *r)
                             EBD_GROUP };
 
     if (r->group_ok) {
-        (void) ebd_conn_command(r->dp->cmd, NULL, NULL, 5, argv, NULL);
+        (void) ebd_conn_command(r->cmd, NULL, NULL, 5, argv, NULL);
     }
 }
 
@@ -630,8 +687,15 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->trace = ebd_key(bus, "trace", NULL);
     r->conn_name = ebd_key(bus, "target", t->name);
     strcpy(r->claim_cursor, "0-0");
+    r->backoff_ms = 100;
+    r->retry_ev = evtimer_new(dp->base, ebd_route_retry_handler, r);
 
-    if (!r->stream || !r->dlq || !r->trace || !r->conn_name) {
+    if (!r->stream || !r->dlq || !r->trace || !r->conn_name
+        || !r->retry_ev)
+    {
+        if (r->retry_ev) {
+            event_free(r->retry_ev);
+        }
         free(r->stream);
         free(r->dlq);
         free(r->trace);
@@ -662,12 +726,90 @@ ebd_route_free(ebd_route_t *r)
         }
     }
 
+    event_free(r->retry_ev);
     free(r->acks);
     free(r->stream);
     free(r->dlq);
     free(r->trace);
     free(r->conn_name);
     free(r);
+}
+
+
+/* The command connection of a bus, made on first use. */
+static ebd_conn_t *
+ebd_bus_conn(ebd_disp_t *dp, const char *name)
+{
+    size_t      i, n;
+    char        key[600];
+    ebd_bus_t  *b, **buses;
+
+    for (i = 0; i < dp->nbuses; i++) {
+        if (strcmp(dp->buses[i]->name, name) == 0) {
+            dp->buses[i]->used = 1;
+            return dp->buses[i]->cmd;
+        }
+    }
+
+    buses = realloc(dp->buses, (dp->nbuses + 1) * sizeof(ebd_bus_t *));
+    if (buses == NULL) {
+        return NULL;
+    }
+    dp->buses = buses;
+
+    b = calloc(1, sizeof(ebd_bus_t));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    n = snprintf(key, sizeof(key), "eb:{%s}", name);
+    b->name = strdup(name);
+    b->conn_name = ebd_key(name, "commands", NULL);
+    b->slot = eb_redis_key_slot(key, n < sizeof(key) ? n : sizeof(key) - 1);
+    b->used = 1;
+
+    if (b->name && b->conn_name) {
+        b->cmd = ebd_conn_new_slot(&dp->topo, b->conn_name, b->slot, 0, NULL,
+                                   NULL);
+    }
+
+    if (b->cmd == NULL) {
+        free(b->name);
+        free(b->conn_name);
+        free(b);
+        return NULL;
+    }
+
+    dp->buses[dp->nbuses++] = b;
+    return b->cmd;
+}
+
+
+static void
+ebd_bus_free(ebd_bus_t *b)
+{
+    ebd_conn_free(b->cmd);
+    free(b->name);
+    free(b->conn_name);
+    free(b);
+}
+
+
+/* Buses a reload removed: their connections go, unless busy. */
+static void
+ebd_buses_unused(ebd_disp_t *dp)
+{
+    size_t  i, n;
+
+    for (i = 0, n = 0; i < dp->nbuses; i++) {
+        if (!dp->buses[i]->used && dp->buses[i]->cmd->pending == 0) {
+            ebd_bus_free(dp->buses[i]);
+            continue;
+        }
+        dp->buses[n++] = dp->buses[i];
+    }
+
+    dp->nbuses = n;
 }
 
 
@@ -781,14 +923,23 @@ ebd_setup(ebd_disp_t *dp)
         tc->opened = 1;
     }
 
+    for (i = 0; i < dp->nbuses; i++) {
+        dp->buses[i]->used = 0;
+    }
+
     for (i = 0; i < dp->nroutes; i++) {
         r = dp->routes[i];
-        r->reader = ebd_conn_new(dp->base, r->conn_name, dp->opts, &dp->addr,
-                                 ebd_route_ready, r);
-        if (r->reader == NULL) {
+        r->cmd = ebd_bus_conn(dp, r->bus);
+        r->reader = ebd_conn_new_slot(&dp->topo, r->conn_name,
+                                      eb_redis_key_slot(r->stream,
+                                                        strlen(r->stream)),
+                                      dp->opts->block_ms, ebd_route_ready, r);
+        if (r->cmd == NULL || r->reader == NULL) {
             return -1;
         }
     }
+
+    ebd_buses_unused(dp);
 
     ebd_announce(dp);
     return 0;
@@ -883,8 +1034,10 @@ ebd_drained_check(ebd_disp_t *dp)
                 return;
             }
         }
-        if (dp->cmd->pending) {
-            return;             /* acknowledgements still on their way */
+        for (i = 0; i < dp->nbuses; i++) {
+            if (dp->buses[i]->cmd->pending) {
+                return;         /* acknowledgements still on their way */
+            }
         }
 
     } else {
@@ -963,6 +1116,11 @@ ebd_signal(evutil_socket_t sig, short what, void *arg)
             return;
         }
 
+        if (ebd_topo_resolve(&dp->topo, err, sizeof(err)) != 0) {
+            ebd_log(EBD_LOG_ERROR, "ebd: -r: %s; keeping the addresses "
+                    "resolved before", err);
+        }
+
         cf = eb_config_load(dp->opts->config_file, err, sizeof(err));
         if (cf == NULL) {
             ebd_log(EBD_LOG_ERROR, "ebd: reload refused, keeping the running "
@@ -1005,14 +1163,11 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
 {
     size_t        i;
     uint64_t      now;
-    ebd_route_t  *r;
     ebd_disp_t   *dp = arg;
 
     now = ebd_now_ms();
 
-    if (ebd_conn_stalled(dp->cmd, EBD_CMD_STALL_MS)) {
-        ebd_conn_reset(dp->cmd);
-    }
+    ebd_topo_watch(&dp->topo);
 
     if (dp->state != EBD_RUNNING) {
         ebd_drained_check(dp);
@@ -1020,13 +1175,15 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
     }
 
     for (i = 0; i < dp->nroutes; i++) {
-        r = dp->routes[i];
-        if (r->reader && ebd_conn_stalled(r->reader,
-                                          dp->opts->block_ms + 10000))
-        {
-            ebd_conn_reset(r->reader);
+        if (dp->routes[i]->nacks) {
+            /* kept while their connection was down */
+            ebd_flush_acks(dp);
+            break;
         }
-        ebd_route_read(r);
+    }
+
+    for (i = 0; i < dp->nroutes; i++) {
+        ebd_route_read(dp->routes[i]);
     }
 
     if (now - dp->last_claim_ms >= dp->opts->claim_idle_ms / 2) {
@@ -1090,11 +1247,6 @@ ebd_run(ebd_opts_t *o)
     memset(&dp, 0, sizeof(dp));
     dp.opts = o;
 
-    if (ebd_addr_parse(o->redis_addr, &dp.addr, err, sizeof(err)) != 0) {
-        ebd_log(EBD_LOG_ERROR, "ebd: -r: %s", err);
-        return 1;
-    }
-
     dp.cf = eb_config_load(o->config_file, err, sizeof(err));
     if (dp.cf == NULL) {
         ebd_log(EBD_LOG_ERROR, "ebd: %s", err);
@@ -1112,8 +1264,11 @@ ebd_run(ebd_opts_t *o)
         return 1;
     }
 
-    dp.cmd = ebd_conn_new(dp.base, "commands", o, &dp.addr, NULL, NULL);
-    if (dp.cmd == NULL) {
+    /* host names are resolved here, before the loop runs */
+    if (ebd_topo_init(&dp.topo, dp.base, o, err, sizeof(err)) != 0) {
+        ebd_log(EBD_LOG_ERROR, "ebd: -r: %s", err);
+        eb_config_free(dp.cf);
+        event_base_free(dp.base);
         return 1;
     }
 
@@ -1126,8 +1281,12 @@ ebd_run(ebd_opts_t *o)
     event_add(dp.tick, &tv);
     dp.flush = event_new(dp.base, -1, 0, ebd_flush_handler, &dp);
 
-    ebd_log(EBD_LOG_INFO, "ebd: starting: configuration %s, Redis %s",
-            o->config_file, o->redis_addr);
+    ebd_log(EBD_LOG_INFO, "ebd: starting: configuration %s, Redis %s%s%s%s%s",
+            o->config_file, o->redis_addr,
+            o->cluster ? " (cluster seeds)" : "",
+            o->sentinel_master ? " (sentinels of " : "",
+            o->sentinel_master ? o->sentinel_master : "",
+            o->sentinel_master ? ")" : "");
 
     if (ebd_setup(&dp) != 0) {
         ebd_teardown(&dp);
@@ -1143,7 +1302,11 @@ ebd_run(ebd_opts_t *o)
     event_free(dp.tick);
     event_free(dp.flush);
     ebd_carry_free_all(&dp);
-    ebd_conn_free(dp.cmd);
+    for (i = 0; i < (int) dp.nbuses; i++) {
+        ebd_bus_free(dp.buses[i]);
+    }
+    free(dp.buses);
+    ebd_topo_free(&dp.topo);
     eb_config_free(dp.cf);
     if (dp.next_cf) {
         eb_config_free(dp.next_cf);

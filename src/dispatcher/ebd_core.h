@@ -9,6 +9,7 @@
 #define EBD_CORE_H
 
 #include "ebd.h"
+#include "ebd_topology.h"
 #include "eb_rand.h"
 
 
@@ -16,6 +17,7 @@ typedef struct ebd_item_s     ebd_item_t;
 typedef struct ebd_route_s    ebd_route_t;
 typedef struct ebd_tcore_s    ebd_tcore_t;
 typedef struct ebd_disp_s     ebd_disp_t;
+typedef struct ebd_bus_s      ebd_bus_t;
 
 
 typedef enum {
@@ -58,6 +60,10 @@ struct ebd_route_s {
     char                *trace;         /* eb:{BUS}:trace */
     char                *conn_name;
     ebd_conn_t          *reader;
+    ebd_conn_t          *cmd;           /* the bus's command connection */
+    struct event        *retry_ev;      /* after an error reply */
+    uint64_t             backoff_ms;
+    int                  retrying;      /* retry_ev is armed */
     int                  reading;       /* an XREADGROUP is out */
     int                  claiming;      /* an XAUTOCLAIM is out */
     int                  group_ok;      /* the group exists */
@@ -88,6 +94,18 @@ struct ebd_tcore_s {
 };
 
 
+/* A bus's command connection (XACK, dead letters, trace, XAUTOCLAIM,
+ * XCLAIM, trimming), on the primary of the bus's slot; kept across
+ * reloads while the bus is configured. */
+struct ebd_bus_s {
+    char                *name;
+    char                *conn_name;
+    unsigned             slot;
+    int                  used;
+    ebd_conn_t          *cmd;
+};
+
+
 /* What a reload keeps of an entry waiting for its retry, so that the
  * new configuration's route goes on where the old one was. */
 typedef struct ebd_carry_s  ebd_carry_t;
@@ -112,14 +130,15 @@ typedef enum {
 struct ebd_disp_s {
     ebd_opts_t          *opts;
     struct event_base   *base;
-    ebd_addr_t           addr;
+    ebd_topo_t           topo;
     eb_config_t         *cf;
     eb_config_t         *next_cf;       /* waiting for the drain */
     ebd_tcore_t         *targets;       /* one per configured target */
     size_t               ntargets;
     ebd_route_t        **routes;
     size_t               nroutes;
-    ebd_conn_t          *cmd;           /* XACK, dead letters, trace */
+    ebd_bus_t          **buses;
+    size_t               nbuses;
     ebd_disp_state_t     state;
     int                  ready_logged;
     int                  exit_code;

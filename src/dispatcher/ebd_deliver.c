@@ -346,19 +346,21 @@ ebd_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply  *r = reply;
     const char  *what = privdata;
 
-    if (r == NULL) {
-        ebd_log(EBD_LOG_WARN, "redis: %s: no reply (connection lost); the "
-                "entry stays pending and is delivered again", what);
+    /* no reply (the connection was lost) or an error reply, which the
+     * connection logs once: the entry stays pending, and is claimed and
+     * delivered again (at least once) */
+    if (r && r->type == REDIS_REPLY_ARRAY && ac->data) {
+        size_t       i;
+        char         state[64];
+        ebd_conn_t  *c = ac->data;
 
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        ebd_log(EBD_LOG_ERROR, "redis: %s: %s", what, r->str);
-
-    } else if (r->type == REDIS_REPLY_ARRAY) {
-        size_t  i;
         for (i = 0; i < r->elements; i++) {
             if (r->element[i]->type == REDIS_REPLY_ERROR) {
-                ebd_log(EBD_LOG_ERROR, "redis: %s: %s", what,
-                        r->element[i]->str);
+                snprintf(state, sizeof(state), "%s %.*s", what,
+                         (int) strcspn(r->element[i]->str, " "),
+                         r->element[i]->str);
+                ebd_conn_state(c, EBD_LOG_ERROR, state, "redis %s: %s: %s",
+                               c->name, what, r->element[i]->str);
             }
         }
     }
@@ -400,7 +402,7 @@ void
 ebd_flush_acks(ebd_disp_t *dp)
 {
     int           argc;
-    size_t        i, j;
+    size_t        i, j, k;
     ebd_route_t  *r;
     const char   *argv[3 + 512];
 
@@ -409,23 +411,27 @@ ebd_flush_acks(ebd_disp_t *dp)
     for (i = 0; i < dp->nroutes; i++) {
         r = dp->routes[i];
 
-        for (j = 0; j < r->nacks; ) {
+        for (j = 0; j < r->nacks; j = k) {
             argv[0] = "XACK";
             argv[1] = r->stream;
             argv[2] = EBD_GROUP;
-            for (argc = 3; argc < 3 + 512 && j < r->nacks; j++) {
-                argv[argc++] = r->acks[j];
+            k = j;
+            for (argc = 3; argc < 3 + 512 && k < r->nacks; k++) {
+                argv[argc++] = r->acks[k];
             }
-            if (ebd_conn_command(dp->cmd, ebd_cmd_reply, "XACK", argc, argv,
+            if (ebd_conn_command(r->cmd, ebd_cmd_reply, "XACK", argc, argv,
                                  NULL) != 0)
             {
-                ebd_log(EBD_LOG_WARN, "route %s: cannot acknowledge %d "
-                        "entries now (Redis down); they are delivered again "
-                        "later", r->stream, argc - 3);
+                /* Redis is away: kept for the next tick; lost only if
+                 * ebd stops first, and then delivered again */
+                break;
             }
         }
 
-        r->nacks = 0;
+        if (j < r->nacks) {
+            memmove(r->acks, r->acks + j, (r->nacks - j) * EBD_ID_MAX);
+        }
+        r->nacks -= j;
     }
 }
 
@@ -470,7 +476,7 @@ ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
     argv[argc++] = "error";
     argv[argc++] = it->last.error;
 
-    (void) ebd_conn_command(r->dp->cmd, ebd_cmd_reply, "trace XADD", argc,
+    (void) ebd_conn_command(r->cmd, ebd_cmd_reply, "trace XADD", argc,
                             argv, NULL);
 }
 
@@ -531,10 +537,10 @@ ebd_dead_letter(ebd_item_t *it)
     ack[3] = it->id;
 
     /* the dead letter and the acknowledgement, both or neither */
-    ok = ebd_conn_command(dp->cmd, NULL, NULL, 1, multi, NULL) == 0
-         && ebd_conn_command(dp->cmd, NULL, NULL, 19, argv, argvlen) == 0
-         && ebd_conn_command(dp->cmd, NULL, NULL, 4, ack, NULL) == 0
-         && ebd_conn_command(dp->cmd, ebd_cmd_reply, "dead letter", 1, exec,
+    ok = ebd_conn_command(r->cmd, NULL, NULL, 1, multi, NULL) == 0
+         && ebd_conn_command(r->cmd, NULL, NULL, 19, argv, argvlen) == 0
+         && ebd_conn_command(r->cmd, NULL, NULL, 4, ack, NULL) == 0
+         && ebd_conn_command(r->cmd, ebd_cmd_reply, "dead letter", 1, exec,
                              NULL) == 0;
 
     if (!ok) {

@@ -32,8 +32,19 @@ static const char  ebd_usage[] =
 "options:\n"
 "  -c, --config FILE      the bus configuration (default " 
                           "/etc/nginx/eventbridge.json)\n"
-"  -r, --redis ADDR       host:port or /path/to.sock (default 127.0.0.1:6379)\n"
+"  -r, --redis ADDR[,ADDR...]\n"
+"                         host:port, [v6]:port or /path/to.sock (default\n"
+"                         127.0.0.1:6379); several with --cluster/--sentinel\n"
+"      --cluster          the ADDRs are seeds of a Redis Cluster\n"
+"      --sentinel MASTER  the ADDRs are Sentinels; MASTER is the name they\n"
+"                         know the primary by\n"
+"      --redis-user USER  Redis ACL user (or the EBD_REDIS_USER variable)\n"
 "  -a, --password PASS    Redis password (or the EBD_REDIS_PASSWORD variable)\n"
+"      --sentinel-password PASS\n"
+"                         the Sentinels' password (or EBD_SENTINEL_PASSWORD)\n"
+"      --redis-timeout DUR  drop and make again a Redis connection that does\n"
+"                         not connect or answer within DUR (default 10s;\n"
+"                         a blocking read gets --block more)\n"
 "  -d, --db N             Redis database (default 0)\n"
 "  -n, --consumer NAME    this process's name in the consumer groups\n"
 "                         (default: the host name; unique per process)\n"
@@ -72,6 +83,58 @@ ebd_duration_arg(const char *name, const char *s, uint64_t *ms)
 }
 
 
+/* -r and its modes, before anything connects (names are resolved
+ * later, by whoever connects). */
+static int
+ebd_check_redis(const ebd_opts_t *o)
+{
+    char         err[512];
+    size_t       i, n;
+    ebd_addr_t  *a;
+
+    if (o->cluster && o->sentinel_master) {
+        fprintf(stderr, "ebd: --cluster and --sentinel exclude each "
+                "other\n");
+        return -1;
+    }
+
+    if (o->cluster && o->redis_db) {
+        fprintf(stderr, "ebd: -d: a Redis Cluster has database 0 only\n");
+        return -1;
+    }
+
+    if (o->redis_user && o->redis_password == NULL) {
+        fprintf(stderr, "ebd: --redis-user needs a password (-a or "
+                "EBD_REDIS_PASSWORD)\n");
+        return -1;
+    }
+
+    if (ebd_addr_list(o->redis_addr, &a, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ebd: -r: %s\n", err);
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (a[i].path[0] && (o->cluster || o->sentinel_master)) {
+            fprintf(stderr, "ebd: -r: %s: a %s is reached over TCP\n",
+                    a[i].path, o->cluster ? "cluster" : "sentinel");
+            free(a);
+            return -1;
+        }
+    }
+
+    free(a);
+
+    if (n > 1 && !o->cluster && !o->sentinel_master) {
+        fprintf(stderr, "ebd: -r: %zu addresses need --cluster or "
+                "--sentinel\n", n);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -81,12 +144,18 @@ main(int argc, char **argv)
     ebd_opts_t   o;
 
     enum { O_CLAIM = 256, O_BLOCK, O_TRACE_MAXLEN, O_GRACE, O_BUS, O_EVENT,
-           O_SINCE, O_UNTIL, O_TARGET, O_LIMIT };
+           O_SINCE, O_UNTIL, O_TARGET, O_LIMIT, O_CLUSTER, O_SENTINEL,
+           O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT };
 
     static const struct option  longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { "redis", required_argument, NULL, 'r' },
         { "password", required_argument, NULL, 'a' },
+        { "cluster", no_argument, NULL, O_CLUSTER },
+        { "sentinel", required_argument, NULL, O_SENTINEL },
+        { "redis-user", required_argument, NULL, O_REDIS_USER },
+        { "sentinel-password", required_argument, NULL, O_SENTINEL_PASSWORD },
+        { "redis-timeout", required_argument, NULL, O_REDIS_TIMEOUT },
         { "db", required_argument, NULL, 'd' },
         { "consumer", required_argument, NULL, 'n' },
         { "workers", required_argument, NULL, 'w' },
@@ -110,6 +179,9 @@ main(int argc, char **argv)
     o.config_file = "/etc/nginx/eventbridge.json";
     o.redis_addr = "127.0.0.1:6379";
     o.redis_password = getenv("EBD_REDIS_PASSWORD");
+    o.redis_user = getenv("EBD_REDIS_USER");
+    o.sentinel_password = getenv("EBD_SENTINEL_PASSWORD");
+    o.redis_timeout_ms = 10000;
     o.claim_idle_ms = 60000;
     o.block_ms = 2000;
     o.trace_maxlen = 100000;
@@ -134,6 +206,35 @@ main(int argc, char **argv)
             break;
         case 'a':
             o.redis_password = optarg;
+            break;
+        case O_CLUSTER:
+            o.cluster = 1;
+            break;
+        case O_SENTINEL:
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "ebd: --sentinel: the master's name is "
+                        "empty\n");
+                return 2;
+            }
+            o.sentinel_master = optarg;
+            break;
+        case O_REDIS_USER:
+            o.redis_user = optarg;
+            break;
+        case O_SENTINEL_PASSWORD:
+            o.sentinel_password = optarg;
+            break;
+        case O_REDIS_TIMEOUT:
+            if (ebd_duration_arg("--redis-timeout", optarg,
+                                 &o.redis_timeout_ms))
+            {
+                return 2;
+            }
+            if (o.redis_timeout_ms < 100) {
+                fprintf(stderr, "ebd: --redis-timeout: 100ms at least, not "
+                        "\"%s\"\n", optarg);
+                return 2;
+            }
             break;
         case 'd':
             o.redis_db = (int) strtol(optarg, &end, 10);
@@ -221,6 +322,10 @@ main(int argc, char **argv)
             fputs(ebd_usage, stderr);
             return 2;
         }
+    }
+
+    if (ebd_check_redis(&o) != 0) {
+        return 2;
     }
 
     /* options may come before or after the subcommand: getopt has put

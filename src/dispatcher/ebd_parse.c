@@ -68,6 +68,62 @@ ebd_addr_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen)
 }
 
 
+int
+ebd_addr_list(const char *s, ebd_addr_t **addrs, size_t *n, char *err,
+    size_t errlen)
+{
+    char        *copy, *p, *comma;
+    size_t       cap;
+    ebd_addr_t  *a;
+
+    *addrs = NULL;
+    *n = 0;
+
+    copy = strdup(s);
+    cap = 1;
+    for (p = copy; p && *p; p++) {
+        cap += *p == ',';
+    }
+
+    a = calloc(cap, sizeof(ebd_addr_t));
+    if (copy == NULL || a == NULL) {
+        free(copy);
+        free(a);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    for (p = copy; p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        if (comma) {
+            *comma = '\0';
+        }
+
+        if (*p == '\0') {
+            snprintf(err, errlen, "empty address in \"%s\"", s);
+            goto failed;
+        }
+
+        if (ebd_addr_parse(p, &a[*n], err, errlen) != 0) {
+            goto failed;
+        }
+
+        (*n)++;
+    }
+
+    free(copy);
+    *addrs = a;
+    return 0;
+
+failed:
+
+    free(copy);
+    free(a);
+    *n = 0;
+    return -1;
+}
+
+
 /* days since 1970-01-01 of a proleptic Gregorian date */
 static long long
 ebd_days(long long y, unsigned m, unsigned d)

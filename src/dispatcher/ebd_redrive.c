@@ -71,7 +71,7 @@ ebd_redrive_main(ebd_opts_t *o, int argc, char **argv)
     snprintf(stream, sizeof(stream), "eb:{%s}:target:%s", argv[0], argv[1]);
     snprintf(dlq, sizeof(dlq), "eb:{%s}:dlq:%s", argv[0], argv[1]);
 
-    c = ebd_redis_connect_sync(o, err, sizeof(err));
+    c = ebd_redis_connect_sync(o, argv[0], err, sizeof(err));
     if (c == NULL) {
         fprintf(stderr, "ebd redrive: %s\n", err);
         return 1;

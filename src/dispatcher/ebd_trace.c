@@ -234,7 +234,7 @@ ebd_trace_main(ebd_opts_t *o, int argc, char **argv)
         return 2;
     }
 
-    c = ebd_redis_connect_sync(o, err, sizeof(err));
+    c = ebd_redis_connect_sync(o, o->bus, err, sizeof(err));
     if (c == NULL) {
         fprintf(stderr, "ebd trace: %s\n", err);
         return 1;

@@ -169,7 +169,7 @@ sub cleanup_all {
 # waitpid in cleanup must not clobber the test's exit status
 END { my $rc = $?; cleanup_all(); $? = $rc; }
 
-$SIG{INT} = $SIG{TERM} = sub { cleanup_all(); exit 1 };
+$SIG{INT} = $SIG{TERM} = $SIG{PIPE} = sub { cleanup_all(); exit 1 };
 
 
 package EBTest::Redis;
@@ -531,7 +531,8 @@ sub finish {
 package EBTest::Ebd;
 
 # The dispatcher, as a child process: EBTest::Ebd->start(config => PATH,
-# redis => EBTest::Redis, [name => CONSUMER], [args => [...]]).
+# redis => EBTest::Redis or redis_addr => "A,B,...", [name => CONSUMER],
+# [args => [...]]).
 # Its log (stderr) goes to DIR/ebd.log; sanitizer reports are problems.
 
 use strict;
@@ -560,10 +561,14 @@ sub start {
 
 sub _spawn {
     my ($self) = @_;
-    my @args = (binary(), '-c', $self->{config}, '-r', $self->{redis}->addr,
+    # redis_addr => "A,B,...": a cluster's seeds or sentinels (with
+    # --cluster / --sentinel in args) instead of redis => EBTest::Redis
+    my @args = (binary(), '-c', $self->{config},
+                '-r', $self->{redis_addr} // $self->{redis}->addr,
                 '-n', $self->{name}, '-l', $self->{level} // 'info',
                 @{ $self->{args} // [] });
-    push @args, '-a', $self->{redis}{password} if $self->{redis}{password};
+    my $pw = $self->{redis} ? $self->{redis}{password} : undef;
+    push @args, '-a', $pw if $pw;
     my $dir = $self->{dir};
     my %env = EBTest::Nginx::san_env($dir);
     my $pid = fork // die "fork: $!";

@@ -93,6 +93,33 @@ main(void)
        && strstr(err, "invalid port"), "bad port: %s", err);
     ok(ebd_addr_parse(":6379", &a, err, sizeof(err)) != 0, "no host");
 
+    /* lists of addresses: a cluster's seeds, the sentinels */
+    {
+        size_t       n;
+        ebd_addr_t  *l;
+
+        ok(ebd_addr_list("10.0.0.1:7000,[::1]:7001,node-c", &l, &n, err,
+                         sizeof(err)) == 0 && n == 3
+           && strcmp(l[0].host, "10.0.0.1") == 0 && l[0].port == 7000
+           && strcmp(l[1].host, "::1") == 0 && l[1].port == 7001
+           && strcmp(l[2].host, "node-c") == 0 && l[2].port == 6379,
+           "list of three");
+        free(l);
+        ok(ebd_addr_list("/run/redis.sock", &l, &n, err, sizeof(err)) == 0
+           && n == 1 && strcmp(l[0].path, "/run/redis.sock") == 0,
+           "list of one path");
+        free(l);
+        ok(ebd_addr_list("a:1,,b:2", &l, &n, err, sizeof(err)) != 0
+           && l == NULL && n == 0 && strstr(err, "empty address"),
+           "an empty member refused: %s", err);
+        ok(ebd_addr_list("a:1,", &l, &n, err, sizeof(err)) != 0,
+           "a trailing comma refused");
+        ok(ebd_addr_list("", &l, &n, err, sizeof(err)) != 0,
+           "nothing refused");
+        ok(ebd_addr_list("a:1,b:70000", &l, &n, err, sizeof(err)) != 0
+           && strstr(err, "invalid port"), "a bad member refused: %s", err);
+    }
+
     /* times */
     ok(ebd_parse_time("1700000000000", 0, &ms) == 0 && ms == 1700000000000ULL,
        "ms since the epoch");
