@@ -7,6 +7,7 @@
 #   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
 #   make bench-dispatch  ebd's drain rates and end-to-end latency
+#   make bench-cluster  ingest with a 3-primary Redis Cluster vs one node
 #   make test-static  fetch a full nginx source tree, build nginx with the
 #                   module compiled in, and run the suite against it
 #   make fuzz       build the libFuzzer harnesses of fuzz/ (clang) and run
@@ -50,7 +51,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-match fuzz clean
+.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz clean
 
 all: module ebd unit
 
@@ -130,6 +131,12 @@ bench: deps
 bench-dispatch: deps
 	$(MAKE) module ebd
 	bash bench/dispatch
+
+# ingest (wrk) with buses spread over a 3-primary Redis Cluster, against
+# a single Redis node, same run
+bench-cluster: deps
+	$(MAKE) module
+	bash bench/cluster
 
 # events/s of the pattern matcher (src/core/eb_pattern*), 10 to 10,000 rules
 bench-match:
