@@ -62,7 +62,8 @@ my $cfg = {
         chain   => { type => 'redis', address => $redis->addr, stream => 'out:chain' },
         typed   => { type => 'redis', address => $redis->addr, stream => 'out:typed',
                      retry => $retry_fast },
-        remote  => { type => 'redis', address => "127.0.0.1:$port2", stream => 'out:remote',
+        # a host name: resolved once when the target is opened, not by hiredis
+        remote  => { type => 'redis', address => "localhost:$port2", stream => 'out:remote',
                      password => $SECRET, retry => $retry_fast },
         dead    => { type => 'redis', address => '127.0.0.1:1', stream => 'x',
                      retry => { strategy => 'backoff', attempts => 2,

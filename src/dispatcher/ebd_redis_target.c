@@ -24,6 +24,7 @@
 #include "eb_buf.h"
 #include "eb_pattern.h"
 #include "ebd.h"
+#include "ebd_topology.h"
 #include "ebd_log.h"
 
 
@@ -109,6 +110,13 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
     if (ebd_addr_parse(YAJL_GET_STRING(eb_config_get(spec, "address")), &addr,
                        e, sizeof(e)) != 0)
     {
+        snprintf(err, errlen, "address: %s", e);
+        return -1;
+    }
+
+    /* once, when the configuration is opened: hiredis would resolve a
+     * host name at every reconnection, on the loop */
+    if (ebd_addr_resolve(&addr, e, sizeof(e)) != 0) {
         snprintf(err, errlen, "address: %s", e);
         return -1;
     }
