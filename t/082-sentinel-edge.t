@@ -3,7 +3,9 @@
 # the primary, checks ROLE, and writes there; when the primary is killed
 # the sentinels fail over and 2xx answers come back without a reload,
 # every acknowledged event (eventbridge_redis_wait 1) on the new primary.
-# An unknown master name: 503 at once, and one clear log line.
+# An unknown master name: 503 at once, and one clear log line. The
+# servers and the sentinels have passwords of their own (password=,
+# sentinel_password=); a wrong sentinel password is one clear log line.
 use strict;
 use warnings;
 use Test::More;
@@ -41,14 +43,18 @@ sub stream_ids {
     return \%ids;
 }
 
+my $PW = 'srv-pass-7c1e';
+my $SPW = 'sen-pass-9b2d';
 my $s = EBTest::Sentinel->start(replicas => 2, sentinels => 3,
                                 down_after_ms => 1000,
-                                failover_timeout_ms => 5000);
+                                failover_timeout_ms => 5000,
+                                password => $PW, sentinel_password => $SPW);
 my $sentinels = join ' ', $s->sentinel_addrs;
 my $key = 'eb:{sen}:events';
 
 my $ngx = EBTest::Nginx->new(http => <<"EOF2");
-    eventbridge_redis sentinel=mymaster $sentinels db=2;
+    eventbridge_redis sentinel=mymaster $sentinels db=2
+                      password=$PW sentinel_password=$SPW;
     eventbridge_redis_timeout 2s;
     eventbridge_redis_wait 1 1s;
     server {
@@ -127,13 +133,15 @@ my $old_addr = $primary->addr;
          grep { /eventbridge_redis_(?!errors)/ } sort keys %$m);
 }
 
+unlike($ngx->error_log, qr/\Q$PW\E|\Q$SPW\E/, 'no password is ever logged');
 $ngx->finish;
 
 # --- 3. a master the sentinels do not know ---------------------------------------
 
 {
     my $ngx2 = EBTest::Nginx->new(http => <<"EOF2");
-    eventbridge_redis sentinel=nosuch $sentinels;
+    eventbridge_redis sentinel=nosuch $sentinels password=$PW
+                      sentinel_password=$SPW;
     eventbridge_redis_timeout 2s;
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -158,6 +166,36 @@ EOF2
     like($lines[0] // '', qr/no sentinel named a primary for master "nosuch"/,
          'unknown master: the line says what is wrong');
     $ngx2->finish;
+}
+
+# --- 4. the sentinels refuse our password --------------------------------------
+
+{
+    my $ngx3 = EBTest::Nginx->new(http => <<"EOF2");
+    eventbridge_redis sentinel=mymaster $sentinels password=$PW
+                      sentinel_password=wrong-sen-pass;
+    eventbridge_redis_timeout 1s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /hook { eventbridge_source sen.src bus=sen; }
+    }
+EOF2
+    $ngx3->start;
+    my $r;
+    for (1 .. 3) { $r = post($ngx3); sleep 0.5 }
+    is($r->{status}, 503, 'wrong sentinel password: 503');
+    sleep 1.5;
+    my $log = $ngx3->error_log;
+    my @lines = grep { /\[error\]/ } split /\n/, $log;
+    ok(scalar(grep { /sentinel|AUTH|WRONGPASS|invalid/i } @lines),
+       'wrong sentinel password: said in the log')
+        or diag(join "\n", @lines);
+    cmp_ok(scalar @lines, '<=', 3, 'wrong sentinel password: logged once, '
+           . 'not at every retry (' . scalar(@lines) . ' [error] lines)')
+        or diag(join "\n", @lines);
+    unlike($log, qr/wrong-sen-pass|\Q$PW\E/, 'wrong sentinel password: '
+           . 'no password in the log');
+    $ngx3->finish;
 }
 
 done_testing;

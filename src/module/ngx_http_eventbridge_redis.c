@@ -532,6 +532,7 @@ ngx_http_eventbridge_redis_refreshed(ngx_uint_t ok)
 
     if (ok) {
         rd->unavailable = 0;
+        rd->logged_auth = 0;
         ngx_http_eventbridge_redis_flush();
         return;
     }

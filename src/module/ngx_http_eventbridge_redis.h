@@ -130,6 +130,7 @@ typedef struct {
     unsigned                     asked_live:1;    /* this round */
     unsigned                     unavailable:1;   /* a whole round failed */
     unsigned                     logged_unavailable:1;
+    unsigned                     logged_auth:1;   /* a query's AUTH failed */
     unsigned                     exiting:1;
 } ngx_http_eventbridge_redis_t;
 

@@ -58,11 +58,18 @@ ngx_http_eventbridge_query_auth_reply(redisAsyncContext *ac, void *r,
     redisReply                    *reply = r;
     ngx_http_eventbridge_query_t  *q = ac->data;
 
+    ngx_uint_t                     level;
+    ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
+
     if (q && q->ac == ac && reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_eventbridge_redis.log, 0,
+        /* once until a topology query succeeds again: every round asks
+         * every server, and the password is wrong for all of them */
+        level = rd->logged_auth ? NGX_LOG_INFO : NGX_LOG_ERR;
+        ngx_log_error(level, rd->log, 0,
                       "eventbridge: redis %s:%d: AUTH failed: %*s",
                       q->addr.host, q->addr.port, (size_t) reply->len,
                       reply->str);
+        rd->logged_auth = 1;
     }
 }
 
