@@ -29,29 +29,12 @@ sub post {
                          body => $o{body} // '{"n":1}', timeout => 10);
 }
 
-sub metrics {
-    my ($ngx) = @_;
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    my %m;
-    for my $line (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
-    }
-    return \%m;
-}
 
 # event id => count, from a stream read through the cluster or one node
-sub stream_ids {
-    my ($from, $key) = @_;
-    my %ids;
-    for my $e (@{ $from->xrange($key) // [] }) {
-        next unless ref $e eq 'ARRAY';
-        my $ev = EBTest::json_decode($e->[1]{event} // '') // {};
-        $ids{ $ev->{id} }++ if defined $ev->{id};
-    }
-    return \%ids;
-}
 
 # acknowledged ids against a bus's events stream and its fan-out
+sub stream_ids { EBTest::event_ids($_[0]->xrange($_[1])) }
+
 sub check_bus {
     my ($c, $bus, $res, $what) = @_;
     my $ev = stream_ids($c, "eb:{$bus}:events");
@@ -216,7 +199,7 @@ $ngx->start;
 {
     my $b = $bus[1];
     my $to = $c->primary_of_slot($slot{ $bus[2] });
-    my $m0 = metrics($ngx);
+    my $m0 = $ngx->metrics;
     my $load = EBTest::Load->start(url => 'http://127.0.0.1:' . $ngx->port . "/$b",
                                    rate => 40, seconds => 8, concurrency => 32,
                                    timeout => 6, body => sub { qq({"i":$_[0]}) });
@@ -231,7 +214,7 @@ $ngx->start;
     is($res->{s503}, 0, 'migration: no 503');
     check_bus($c, $b, $res, 'migration');
 
-    my $m1 = metrics($ngx);
+    my $m1 = $ngx->metrics;
     my %d = map { $_ => ($m1->{$_} // 0) - ($m0->{$_} // 0) }
         'eventbridge_redis_redirections_total{kind="moved"}',
         'eventbridge_redis_redirections_total{kind="ask"}',
@@ -243,10 +226,10 @@ $ngx->start;
 
     # the map is refreshed: later requests go to the new owner at once
     sleep 0.5;
-    $m0 = metrics($ngx);
+    $m0 = $ngx->metrics;
     my $ok = 0;
     for (1 .. 20) { $ok++ if post($ngx, "/$b")->{status} == 200 }
-    $m1 = metrics($ngx);
+    $m1 = $ngx->metrics;
     is($ok, 20, 'after the migration: 200s');
     is(($m1->{'eventbridge_redis_redirections_total{kind="moved"}'} // 0)
        + ($m1->{'eventbridge_redis_redirections_total{kind="ask"}'} // 0)
@@ -261,7 +244,7 @@ $ngx->start;
     my $b = $bus[2];
     my $old = $c->primary_of_slot($slot{$b});
     my ($judge) = grep { $_->{pid} && $_ != $old } $c->primaries;
-    my $m0 = metrics($ngx);
+    my $m0 = $ngx->metrics;
     my $load = EBTest::Load->start(url => 'http://127.0.0.1:' . $ngx->port . "/$b",
                                    rate => 40, seconds => 8, concurrency => 32,
                                    timeout => 6, body => sub { qq({"i":$_[0]}) });
@@ -297,7 +280,7 @@ $ngx->start;
     ok(defined $first_ok, 'frozen primary: 2xx again without a reload');
     is($late_bad, 0, 'frozen primary: 2xx only once recovered');
     is($res->{other} + $res->{errors}, 0, 'frozen primary: every request answered');
-    my $m1 = metrics($ngx);
+    my $m1 = $ngx->metrics;
     cmp_ok(($m1->{eventbridge_redis_watchdog_drops_total} // 0)
            - ($m0->{eventbridge_redis_watchdog_drops_total} // 0), '>=', 1,
            'frozen primary: the watchdog dropped its connection');
@@ -372,10 +355,41 @@ $ngx->start;
     }
 }
 
-my $m = metrics($ngx);
+my $m = $ngx->metrics;
 diag('metrics: ' . join ', ', map { "$_ $m->{$_}" }
      grep { /eventbridge_redis_(?!errors)|redis_errors.*[1-9]/ } sort keys %$m);
 
 $ngx->finish;
+
+# --- seeds that do not answer: 503 at once, one clear line ------------------------------
+
+{
+    my @none = map { '127.0.0.1:' . EBTest::free_port() } 1 .. 2;
+    my $ngx2 = EBTest::Nginx->new(http => <<"EOF2");
+    eventbridge_redis cluster @none;
+    eventbridge_redis_timeout 1s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /x { eventbridge_source s.src bus=x; }
+    }
+EOF2
+    $ngx2->start;
+    my ($r, $dt);
+    for (1 .. 4) {
+        my $t0 = time;
+        $r = post($ngx2, '/x');
+        $dt = time - $t0;
+        sleep 0.5;
+    }
+    is($r->{status}, 503, 'unreachable seeds: 503');
+    like($r->{headers}{'retry-after'} // '', qr/^\d+$/, 'unreachable seeds: Retry-After');
+    is($r->{json}{errorCode}, 'ServiceUnavailable', 'unreachable seeds: JSON error');
+    cmp_ok($dt, '<', 1.5, 'unreachable seeds: answered within the timeout');
+    my @lines = grep { /\[error\]/ } split /\n/, $ngx2->error_log;
+    is(scalar(grep { /no node answered CLUSTER SLOTS/ } @lines), 1,
+       'unreachable seeds: one line says so, not one per round')
+        or diag(join "\n", @lines);
+    $ngx2->finish;
+}
 
 done_testing;

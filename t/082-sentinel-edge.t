@@ -21,26 +21,12 @@ sub post {
                          body => $o{body} // '{"n":1}', timeout => 10);
 }
 
-sub metrics {
-    my ($ngx) = @_;
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    my %m;
-    for my $line (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
-    }
-    return \%m;
-}
 
 # the events go to database 2 (db=2)
 sub stream_ids {
     my ($redis, $key) = @_;
-    my %ids;
     $redis->cmd('SELECT', 2);
-    for my $e (@{ $redis->xrange($key) // [] }) {
-        my $ev = EBTest::json_decode($e->[1]{event} // '') // {};
-        $ids{ $ev->{id} }++ if defined $ev->{id};
-    }
-    return \%ids;
+    return EBTest::event_ids($redis->xrange($key));
 }
 
 my $PW = 'srv-pass-7c1e';
@@ -126,7 +112,7 @@ my $old_addr = $primary->addr;
     like($ngx->error_log,
          qr/sentinel: primary of mymaster is now \Q$new_addr\E/,
          'the new primary is logged') if $new_addr;
-    my $m = metrics($ngx);
+    my $m = $ngx->metrics;
     cmp_ok($m->{eventbridge_redis_topology_refreshes_total} // 0, '>=', 2,
            'metrics: topology refreshes counted');
     diag('metrics: ' . join ', ', map { "$_ $m->{$_}" }

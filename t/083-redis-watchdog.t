@@ -14,15 +14,6 @@ use EBTest qw(wait_for);
 use EBTest::Blackhole;
 use EBTest::Load;
 
-sub metrics {
-    my ($ngx) = @_;
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    my %m;
-    for my $line (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
-    }
-    return \%m;
-}
 
 sub post {
     my ($ngx, %o) = @_;
@@ -31,15 +22,7 @@ sub post {
                          body => $o{body} // '{"n":1}', timeout => 10);
 }
 
-sub stream_ids {
-    my ($redis, $key) = @_;
-    my %ids;
-    for my $e (@{ $redis->xrange($key) }) {
-        my $ev = EBTest::json_decode($e->[1]{event} // '') // {};
-        $ids{ $ev->{id} }++ if defined $ev->{id};
-    }
-    return \%ids;
-}
+sub stream_ids { EBTest::event_ids($_[0]->xrange($_[1])) }
 
 my $redis = EBTest::Redis->start(password => 'pw');
 my $proxy = EBTest::Blackhole->start(to => $redis->addr);
@@ -110,7 +93,7 @@ like($redis->cmd('CLIENT', 'LIST') // '', qr/\buser=eb\b/,
          scalar(keys %$ids), $lost, $dups, $res->{s503});
     is($lost, 0, 'black hole: every acknowledged event is in Redis');
 
-    my $m = metrics($ngx);
+    my $m = $ngx->metrics;
     cmp_ok($m->{eventbridge_redis_watchdog_drops_total} // 0, '>=', 1,
            'metrics: watchdog_drops_total counted');
     like($ngx->error_log, qr/\[error\].*redis 127\.0\.0\.1:\d+: no reply for \d+ms/,
@@ -179,7 +162,7 @@ EOF
     cmp_ok($dt, '<', 0.9, 'WAIT 1 without replicas: after WAIT\'s 100 ms, not the timeout');
     is($redis->xlen('eb:{wait}:events'), 1,
        'WAIT 1 without replicas: the event is stored all the same, once');
-    my $m = metrics($ngx2);
+    my $m = $ngx2->metrics;
     is($m->{eventbridge_redis_wait_failures_total}, 1, 'metrics: wait_failures_total 1');
     is($m->{'eventbridge_redis_errors_total{kind="wait"}'}, 1,
        'metrics: redis_errors_total{kind="wait"} 1');

@@ -54,14 +54,7 @@ sub write_events {
     return @ids;
 }
 
-sub delivered {
-    my %d;
-    for my $r (@{ $peer->requests(path => '/hook') }) {
-        my $e = eval { $JSON->decode($r->{body}) } or next;
-        $d{ $e->{id} }++ if $r->{status} == 200;
-    }
-    return \%d;
-}
+sub delivered { $peer->delivered_ids(path => '/hook') }
 
 sub count_delivered {
     my $d = delivered();

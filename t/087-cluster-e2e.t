@@ -85,29 +85,9 @@ sub post {
                          body => '{"n":1}', timeout => 10);
 }
 
-sub metrics {
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    my %m;
-    for my $line (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
-    }
-    return \%m;
-}
 
 # event id => deliveries the target answered 200
-sub delivered {
-    my %d;
-    for my $r (@{ $peer->requests(path => '/hook') }) {
-        next unless $r->{status} == 200;
-        my $id = $r->{headers}{'ce-id'};
-        unless (defined $id) {
-            my $e = eval { $JSON->decode($r->{body}) } // {};
-            $id = $e->{id};
-        }
-        $d{$id}++ if defined $id;
-    }
-    return \%d;
-}
+sub delivered { $peer->delivered_ids(path => '/hook') }
 
 sub pending {
     my ($b) = @_;
@@ -164,31 +144,13 @@ sub figures {
 # (an XACK lost with the old primary).
 sub dup_origin {
     my ($d, $ids, $xrange) = @_;
-    my %stored;
-    for my $b (@bus) {
-        for my $e (@{ $xrange->("eb:{$b}:events") // [] }) {
-            my $ev = EBTest::json_decode($e->[1]{event} // '') // {};
-            $stored{ $ev->{id} }++ if defined $ev->{id};
-        }
-    }
+    my %stored = map { %{ EBTest::event_ids($xrange->("eb:{$_}:events")) } } @bus;
     my @dup = grep { ($d->{$_} // 0) > 1 } @$ids;
     my $twice = grep { ($stored{$_} // 0) > 1 } @dup;
     return sprintf 'duplicates: %d stored twice by the edge, %d delivered '
         . 'again by ebd', $twice, @dup - $twice;
 }
 
-# when the first 2xx answer came to a request sent after $t (Load's time)
-sub first_answer {
-    my ($res, $t) = @_;
-    my $first;
-    for my $r (@{ $res->{requests} }) {
-        my (undef, $sent, $st, $ms) = @$r;
-        next if $sent < $t || $st < 200 || $st >= 300;
-        my $end = $sent + $ms / 1000;
-        $first = $end if !defined $first || $end < $first;
-    }
-    return $first;
-}
 
 # --- 0. one event per bus, through to the target -----------------------------
 
@@ -226,7 +188,7 @@ sub first_answer {
     my $first = EBTest::Load->first_ok_after($res{$b}, $tk + 0.5);
     ok(defined $first, "failover: bus $b answers 2xx again without a reload");
     diag(sprintf 'failover: bus %s: first 2xx answer %.2f s after the kill',
-         $b, (first_answer($res{$b}, $tk) // 99) - $tk);
+         $b, (EBTest::Load->first_answer_after($res{$b}, $tk) // 99) - $tk);
     is(scalar(grep { $res{$_}{errors} + $res{$_}{other} } @bus), 0,
        'failover: every request answered, 2xx or 503');
     my $max = 0;
@@ -267,13 +229,13 @@ sub first_answer {
 
     # the map is refreshed: later requests go to the new owner at once
     sleep 0.5;
-    my $m0 = metrics();
+    my $m0 = $ngx->metrics;
     my @ids;
     for (1 .. 10) {
         my $r = post("/$b");
         push @ids, $r->{json}{eventId} if $r->{status} == 200;
     }
-    my $m1 = metrics();
+    my $m1 = $ngx->metrics;
     is(scalar @ids, 10, 'after the migration: 200s');
     my %on = map {
         ((EBTest::json_decode($_->[1]{event} // '') // {})->{id} // '') => 1

@@ -78,19 +78,7 @@ sub post {
 }
 
 # event id => deliveries the target answered 200
-sub delivered {
-    my %d;
-    for my $r (@{ $peer->requests(path => '/hook') }) {
-        next unless $r->{status} == 200;
-        my $id = $r->{headers}{'ce-id'};
-        unless (defined $id) {
-            my $e = eval { $JSON->decode($r->{body}) } // {};
-            $id = $e->{id};
-        }
-        $d{$id}++ if defined $id;
-    }
-    return \%d;
-}
+sub delivered { $peer->delivered_ids(path => '/hook') }
 
 # entries read by ebd and not yet acknowledged, on the current primary
 sub pending {
@@ -106,32 +94,16 @@ sub pending {
 # (an XACK lost with the old primary).
 sub dup_origin {
     my ($d, $ids) = @_;
-    my %stored;
     my $p = $s->primary;
-    for my $b (@bus) {
-        for my $e (@{ ($p ? eval { $p->xrange("eb:{$b}:events") } : []) // [] }) {
-            my $ev = EBTest::json_decode($e->[1]{event} // '') // {};
-            $stored{ $ev->{id} }++ if defined $ev->{id};
-        }
-    }
+    my %stored = map {
+        %{ EBTest::event_ids($p ? eval { $p->xrange("eb:{$_}:events") } : []) }
+    } @bus;
     my @dup = grep { ($d->{$_} // 0) > 1 } @$ids;
     my $twice = grep { ($stored{$_} // 0) > 1 } @dup;
     return sprintf 'duplicates: %d stored twice by the edge, %d delivered '
         . 'again by ebd', $twice, @dup - $twice;
 }
 
-# when the first 2xx answer came to a request sent after $t (Load's time)
-sub first_answer {
-    my ($res, $t) = @_;
-    my $first;
-    for my $r (@{ $res->{requests} }) {
-        my (undef, $sent, $st, $ms) = @$r;
-        next if $sent < $t || $st < 200 || $st >= 300;
-        my $end = $sent + $ms / 1000;
-        $first = $end if !defined $first || $end < $first;
-    }
-    return $first;
-}
 
 # --- 0. one event per bus, through to the target -----------------------------
 
@@ -174,7 +146,7 @@ my $first_primary = $s->primary_addr;
         my $first = EBTest::Load->first_ok_after($res{$b}, $tk + 0.5);
         ok(defined $first, "failover: bus $b answers 2xx again without a reload");
         diag(sprintf 'failover: bus %s: first 2xx answer %.2f s after the '
-             . 'kill', $b, (first_answer($res{$b}, $tk) // 99) - $tk);
+             . 'kill', $b, (EBTest::Load->first_answer_after($res{$b}, $tk) // 99) - $tk);
     }
     is(scalar(grep { $res{$_}{errors} + $res{$_}{other} } @bus), 0,
        'failover: every request answered, 2xx or 503');

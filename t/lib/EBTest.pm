@@ -16,7 +16,8 @@ use Time::HiRes qw(sleep time);
 use JSON::PP;
 use Test::More;
 
-our @EXPORT_OK = qw(free_port http json_decode wait_for write_file slurp);
+our @EXPORT_OK = qw(free_port http json_decode wait_for write_file slurp
+                    event_ids);
 
 my @started;    # objects to stop at exit
 
@@ -24,6 +25,19 @@ sub json_decode {
     my ($text) = @_;
     my $v = eval { JSON::PP->new->utf8->allow_nonref->decode($text) };
     return $v;
+}
+
+# The CloudEvent ids in stream entries ([id, { event => JSON }], as
+# xrange returns them), counted: { id => how many entries carry it }.
+sub event_ids {
+    my ($entries) = @_;
+    my %ids;
+    for my $e (@{ $entries // [] }) {
+        next unless ref $e eq 'ARRAY' && ref $e->[1] eq 'HASH';
+        my $ev = json_decode($e->[1]{event} // '') // {};
+        $ids{ $ev->{id} }++ if ref $ev eq 'HASH' && defined $ev->{id};
+    }
+    return \%ids;
 }
 
 # Writes a file whole, by rename: a reader never sees half of it.
@@ -497,6 +511,17 @@ sub stop {
 sub request {
     my ($self, %o) = @_;
     return EBTest::http(port => $self->{port}, %o);
+}
+
+# The samples of an eventbridge_status location: { 'name{labels}' => N }
+sub metrics {
+    my ($self, $path) = @_;
+    my $r = $self->request(method => 'GET', path => $path // '/status');
+    my %m;
+    for my $line (split /\n/, $r->{body} // '') {
+        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
+    }
+    return \%m;
 }
 
 sub error_log {

@@ -83,6 +83,20 @@ sub first_ok_after {
     return;
 }
 
+# When the first 2xx answer came (Load's clock) to a request sent at or
+# after $t; undef if none did.
+sub first_answer_after {
+    my ($class, $res, $t) = @_;
+    my $first;
+    for my $r (@{ $res->{requests} }) {
+        my (undef, $sent, $st, $ms) = @$r;
+        next if $sent < $t || $st < 200 || $st >= 300;
+        my $end = $sent + $ms / 1000;
+        $first = $end if !defined $first || $end < $first;
+    }
+    return $first;
+}
+
 sub stop {
     my ($self) = @_;
     my $pid = delete $self->{pid} or return;

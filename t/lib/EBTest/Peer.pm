@@ -112,6 +112,23 @@ sub requests {
     return \@r;
 }
 
+# The event ids of the requests answered 2xx, counted: { id => N }. The
+# id is the CloudEvent's own when the body is one (http targets send the
+# event), else the ce-id header (cloudevents targets in binary mode).
+sub delivered_ids {
+    my ($self, %f) = @_;
+    my %d;
+    for my $r (@{ $self->requests(%f) }) {
+        next unless $r->{status} >= 200 && $r->{status} < 300;
+        my $e = eval { $JSON->decode($r->{body} // '') };
+        my $id = ref $e eq 'HASH' && defined $e->{specversion} ? $e->{id}
+                                                               : undef;
+        $id //= $r->{headers}{'ce-id'};
+        $d{$id}++ if defined $id;
+    }
+    return \%d;
+}
+
 sub token_fetches {
     my ($self) = @_;
     my $path = $self->{oauth_path} // '/token';
