@@ -17,6 +17,37 @@
 static eb_redis_map_t  map;
 
 
+/*
+ * hiredis 0.14's reader allocates an array's element pointers as soon as
+ * it reads the header ("*1092210923" is an 8 GB calloc; reader limits came
+ * with hiredis 1.0): that is the library's, not what is fuzzed here, and
+ * only the servers we connect to can send it. Such inputs are skipped.
+ */
+static int
+eb_fuzz_huge_count(const uint8_t *data, size_t size)
+{
+    size_t    i;
+    uint64_t  n;
+
+    for (i = 0; i < size; i++) {
+        if (data[i] != '*') {
+            continue;
+        }
+
+        for (n = 0; i + 1 < size && data[i + 1] >= '0' && data[i + 1] <= '9';
+             i++)
+        {
+            n = n * 10 + (data[i + 1] - '0');
+            if (n > 100000) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 eb_fuzz_reply(const redisReply *r)
 {
@@ -54,6 +85,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) eb_redis_key_slot((const char *) data, size);
     (void) eb_redis_addr_parse((const char *) data, size, &a);
     (void) eb_redis_error_parse((const char *) data, size, &slot, &a);
+
+    if (eb_fuzz_huge_count(data, size)) {
+        return 0;
+    }
 
     rd = redisReaderCreate();
     if (rd == NULL) {
