@@ -16,7 +16,39 @@
 static ngx_int_t ngx_http_eventbridge_redis_addr(ngx_conf_t *cf,
     ngx_http_eventbridge_main_conf_t *mcf, ngx_str_t *value);
 static ngx_int_t ngx_http_eventbridge_redis_secret(ngx_conf_t *cf,
-    ngx_str_t *value, size_t skip, ngx_str_t *to, const char *what);
+    ngx_http_eventbridge_main_conf_t *mcf, ngx_str_t *value);
+
+
+/* the NAME=VALUE credentials of eventbridge_redis */
+typedef struct {
+    ngx_str_t    name;                 /* with its "=" */
+    size_t       offset;               /* of the ngx_str_t in mcf */
+    ngx_uint_t   sentinel;             /* sentinel= only */
+    const char  *what;                 /* for "empty ..." */
+} ngx_http_eventbridge_redis_secret_t;
+
+
+static ngx_http_eventbridge_redis_secret_t
+    ngx_http_eventbridge_redis_secrets[] = {
+
+    { ngx_string("password="),
+      offsetof(ngx_http_eventbridge_main_conf_t, redis_password), 0,
+      "redis password" },
+
+    { ngx_string("user="),
+      offsetof(ngx_http_eventbridge_main_conf_t, redis_user), 0,
+      "redis user" },
+
+    { ngx_string("sentinel_password="),
+      offsetof(ngx_http_eventbridge_main_conf_t, sentinel_password), 1,
+      "sentinel password" },
+
+    { ngx_string("sentinel_user="),
+      offsetof(ngx_http_eventbridge_main_conf_t, sentinel_user), 1,
+      "sentinel user" },
+
+    { ngx_null_string, 0, 0, NULL }
+};
 
 
 char *
@@ -25,6 +57,7 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_eventbridge_main_conf_t  *mcf = conf;
 
+    ngx_int_t    rc;
     ngx_str_t   *value;
     ngx_uint_t   i, first;
 
@@ -58,55 +91,13 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     for (i = first; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            if (ngx_http_eventbridge_redis_secret(cf, &value[i], 9,
-                                                  &mcf->redis_password,
-                                                  "redis password")
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
+        rc = ngx_http_eventbridge_redis_secret(cf, mcf, &value[i]);
 
-            continue;
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            if (ngx_http_eventbridge_redis_secret(cf, &value[i], 5,
-                                                  &mcf->redis_user,
-                                                  "redis user")
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0
-            && mcf->redis_mode == EB_REDIS_SENTINEL)
-        {
-            if (ngx_http_eventbridge_redis_secret(cf, &value[i], 18,
-                                                  &mcf->sentinel_password,
-                                                  "sentinel password")
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "sentinel_user=", 14) == 0
-            && mcf->redis_mode == EB_REDIS_SENTINEL)
-        {
-            if (ngx_http_eventbridge_redis_secret(cf, &value[i], 14,
-                                                  &mcf->sentinel_user,
-                                                  "sentinel user")
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -175,18 +166,33 @@ ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static ngx_int_t
-ngx_http_eventbridge_redis_secret(ngx_conf_t *cf, ngx_str_t *value,
-    size_t skip, ngx_str_t *to, const char *what)
+ngx_http_eventbridge_redis_secret(ngx_conf_t *cf,
+    ngx_http_eventbridge_main_conf_t *mcf, ngx_str_t *value)
 {
-    to->data = value->data + skip;
-    to->len = value->len - skip;
+    ngx_str_t                            *to;
+    ngx_http_eventbridge_redis_secret_t  *sc;
 
-    if (to->len == 0) {
-        ngx_http_eventbridge_conf_error(cf, "empty %s", what);
-        return NGX_ERROR;
+    for (sc = ngx_http_eventbridge_redis_secrets; sc->name.len; sc++) {
+        if (value->len < sc->name.len
+            || ngx_strncmp(value->data, sc->name.data, sc->name.len) != 0
+            || (sc->sentinel && mcf->redis_mode != EB_REDIS_SENTINEL))
+        {
+            continue;
+        }
+
+        to = (ngx_str_t *) ((u_char *) mcf + sc->offset);
+        to->data = value->data + sc->name.len;
+        to->len = value->len - sc->name.len;
+
+        if (to->len == 0) {
+            ngx_http_eventbridge_conf_error(cf, "empty %s", sc->what);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
     }
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 
