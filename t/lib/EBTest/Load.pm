@@ -22,6 +22,8 @@ package EBTest::Load;
 #   $l->elapsed             seconds since t0 (to note when a fault began)
 #   EBTest::Load->first_ok_after($res, $t)   t of the first request sent
 #                           at or after $t that got a 2xx (undef: none)
+#   EBTest::Load->oks_between($res, $t1, $t2)  how many requests sent in
+#                           [$t1, $t2) got a 2xx ($t2 undef: to the end)
 #   EBTest::Load->summary($res)              one line for note/diag
 #
 # Request i is due at t0 + i / rate and goes out then (open loop: slow
@@ -81,6 +83,14 @@ sub first_ok_after {
         return $r->[1] if $r->[1] >= $t && $r->[2] >= 200 && $r->[2] < 300;
     }
     return;
+}
+
+sub oks_between {
+    my ($class, $res, $t1, $t2) = @_;
+    return scalar grep {
+        $_->[1] >= $t1 && (!defined $t2 || $_->[1] < $t2)
+            && $_->[2] >= 200 && $_->[2] < 300
+    } @{ $res->{requests} };
 }
 
 # When the first 2xx answer came (Load's clock) to a request sent at or
