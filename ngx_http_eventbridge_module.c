@@ -33,6 +33,8 @@ static char *ngx_http_eventbridge_check_bounds(ngx_conf_t *cf, void *post,
 static ngx_int_t ngx_http_eventbridge_add_slot(ngx_conf_t *cf,
     ngx_http_eventbridge_main_conf_t *mcf, ngx_uint_t slot);
 static size_t ngx_http_eventbridge_digits(ngx_uint_t n);
+static char *ngx_http_eventbridge_id_format(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -167,6 +169,27 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       offsetof(ngx_http_eventbridge_loc_conf_t, token),
       &ngx_http_eventbridge_secret_post },
 
+    { ngx_string("eventbridge_token_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eventbridge_token_header,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_strip_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eventbridge_strip_headers,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_id_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eventbridge_id_format,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eventbridge_stream_maxlen"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -249,6 +272,37 @@ ngx_http_eventbridge_add_variables(ngx_conf_t *cf)
     }
 
     return NGX_OK;
+}
+
+
+static char *
+ngx_http_eventbridge_id_format(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t  *value;
+
+    if (lcf->id_format != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 5 && ngx_strncmp(value[1].data, "uuid4", 5) == 0) {
+        lcf->id_format = EB_UUID_V4;
+
+    } else if (value[1].len == 5
+               && ngx_strncmp(value[1].data, "uuid7", 5) == 0)
+    {
+        lcf->id_format = EB_UUID_V7;
+
+    } else {
+        ngx_http_eventbridge_conf_error(cf, "invalid value \"%V\": uuid4 or "
+                                        "uuid7", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -349,6 +403,8 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
      *     lcf->region = { 0, NULL };
      *     lcf->account = { 0, NULL };
      *     lcf->token = { 0, NULL };
+     *     lcf->token_header = { 0, NULL };
+     *     lcf->allow_unix = 0;
      *     lcf->allow_header = { 0, NULL };
      */
 
@@ -356,6 +412,8 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
     lcf->allow_ips = NGX_CONF_UNSET_PTR;
     lcf->allow_referers = NGX_CONF_UNSET_PTR;
     lcf->allow_no_referer = NGX_CONF_UNSET;
+    lcf->strip_headers = NGX_CONF_UNSET_PTR;
+    lcf->id_format = NGX_CONF_UNSET_UINT;
     lcf->stream_maxlen = NGX_CONF_UNSET_UINT;
     lcf->max_json_depth = NGX_CONF_UNSET_UINT;
     lcf->max_batch = NGX_CONF_UNSET_UINT;
@@ -371,6 +429,7 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_eventbridge_loc_conf_t  *prev = parent;
     ngx_http_eventbridge_loc_conf_t  *conf = child;
 
+    ngx_http_core_loc_conf_t          *clcf;
     ngx_http_eventbridge_main_conf_t  *mcf;
 
     ngx_conf_merge_str_value(conf->region, prev->region, "local");
@@ -380,6 +439,7 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth,
                               NGX_HTTP_EVENTBRIDGE_JSON_DEPTH);
     ngx_conf_merge_value(conf->status, prev->status, 0);
+    ngx_conf_merge_uint_value(conf->id_format, prev->id_format, EB_UUID_V4);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch,
                               EB_CE_DEFAULT_MAX_ENTRIES);
 
@@ -389,6 +449,27 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->endpoint.len == 0) {
         return NGX_CONF_OK;
+    }
+
+    /* the body is needed in memory, in one piece: let nginx keep it there
+     * instead of spooling it to a temp file that would have to be read
+     * back with a blocking read (the core module is merged first) */
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->client_max_body_size == 0) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"eventbridge_%s %V\" in %s:%ui: "
+                      "client_max_body_size 0 (no limit): bodies over "
+                      "client_body_buffer_size (%uz) are refused with 413",
+                      conf->put_events ? "put_events" : "source",
+                      conf->put_events ? &conf->bus : &conf->source,
+                      conf->source_file, conf->source_line,
+                      clcf->client_body_buffer_size);
+
+    } else if ((off_t) clcf->client_body_buffer_size
+               < clcf->client_max_body_size)
+    {
+        clcf->client_body_buffer_size = (size_t) clcf->client_max_body_size;
     }
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eventbridge_module);

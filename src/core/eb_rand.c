@@ -82,31 +82,3 @@ eb_rand_next(eb_rand_t *r)
     return result;
 }
 
-
-void
-eb_uuid_v4(eb_rand_t *r, char *out)
-{
-    static const char  hex[] = "0123456789abcdef";
-    unsigned char      b[16];
-    uint64_t           hi, lo;
-    int                i, j;
-
-    hi = eb_rand_next(r);
-    lo = eb_rand_next(r);
-
-    for (i = 0; i < 8; i++) {
-        b[i] = (unsigned char) (hi >> (56 - 8 * i));
-        b[8 + i] = (unsigned char) (lo >> (56 - 8 * i));
-    }
-
-    b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);     /* version 4 */
-    b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);     /* variant 10 */
-
-    for (i = 0, j = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
-            out[j++] = '-';
-        }
-        out[j++] = hex[b[i] >> 4];
-        out[j++] = hex[b[i] & 0x0f];
-    }
-}

@@ -16,7 +16,7 @@
 
 #include <yajl/yajl_common.h>
 
-#include "eb_rand.h"
+#include "eb_uuid.h"
 #include "eb_config.h"
 #include "eb_redis_topology.h"
 
@@ -160,9 +160,18 @@ typedef struct {
     ngx_uint_t                   methods;         /* NGX_HTTP_* bits */
     ngx_str_t                    allow_header;    /* "POST, PUT" */
     ngx_array_t                 *allow_ips;       /* ngx_cidr_t */
+    ngx_flag_t                   allow_unix;      /* "unix:" was listed */
     ngx_array_t                 *allow_referers;  /* ngx_str_t */
     ngx_flag_t                   allow_no_referer;
     ngx_str_t                    token;
+    ngx_str_t                    token_header;    /* lower case; "": the
+                                                     query's "token" */
+    ngx_array_t                 *strip_headers;   /* ngx_str_t, as set */
+    /* lower-case names of headers never copied into events: the
+     * defaults, eventbridge_strip_headers and the token header */
+    ngx_array_t                 *strip;           /* ngx_str_t */
+
+    ngx_uint_t                   id_format;       /* EB_UUID_V4 or _V7 */
 
     ngx_uint_t                   stream_maxlen;
     /* the constant head of every XADD this location sends, in RESP:
@@ -221,7 +230,8 @@ void ngx_http_eventbridge_conf_error(ngx_conf_t *cf, const char *fmt, ...);
 /* ngx_http_eventbridge_source.c */
 ngx_int_t ngx_http_eventbridge_source_handler(ngx_http_request_t *r);
 void ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle);
-/* the request body in one buffer (read back from a temp file if need be) */
+/* the request body in one buffer: NGX_OK, or what to finalize with (a
+ * 413 JSON answer sent when nginx spooled the body to a temp file) */
 ngx_int_t ngx_http_eventbridge_collect_body(ngx_http_request_t *r,
     ngx_str_t *body);
 /* yajl's allocator hooks onto the request pool */
@@ -263,6 +273,13 @@ ngx_int_t ngx_http_eventbridge_unavailable(ngx_http_request_t *r,
 
 /* ngx_http_eventbridge_security.c */
 char *ngx_http_eventbridge_allow_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+/* whether a request header is one never copied into events */
+ngx_int_t ngx_http_eventbridge_stripped(ngx_http_eventbridge_loc_conf_t *lcf,
+    ngx_table_elt_t *h);
+char *ngx_http_eventbridge_token_header(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eventbridge_strip_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_eventbridge_allow_ips(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

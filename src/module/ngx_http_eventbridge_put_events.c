@@ -207,6 +207,7 @@ ngx_http_eventbridge_put_events_process(ngx_http_request_t *r)
     eb_kv_t                          *kv;
     eb_buf_t                         *out;
     ngx_str_t                         body, t1, t2, addr, id;
+    ngx_int_t                         st;
     eb_ce_rc_t                        rc;
     eb_ce_ctx_t                       ce;
     ngx_array_t                      *events;
@@ -224,8 +225,9 @@ ngx_http_eventbridge_put_events_process(ngx_http_request_t *r)
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
 
-    if (ngx_http_eventbridge_collect_body(r, &body) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    st = ngx_http_eventbridge_collect_body(r, &body);
+    if (st != NGX_OK) {
+        return st;
     }
 
     ct = r->headers_in.content_type;

@@ -1,7 +1,8 @@
 /*
  * The HTTP event source's security settings, as the seed service has
- * them: allowed methods, source addresses (CIDR, IPv4 and IPv6), Referer
- * hosts, plus a shared-secret token. All rules are compiled at
+ * them: allowed methods, source addresses (CIDR, IPv4 and IPv6, unix:),
+ * Referer hosts, plus a shared-secret token in the query or a header,
+ * and the headers never copied into events. All rules are compiled at
  * configuration time; the request path only walks them, before any of
  * the body is read.
  */
@@ -25,6 +26,18 @@ static ngx_http_eventbridge_method_t  ngx_http_eventbridge_methods[] = {
     { ngx_string("PATCH"), NGX_HTTP_PATCH },
     { ngx_string("OPTIONS"), NGX_HTTP_OPTIONS },
     { ngx_null_string, 0 }
+};
+
+
+/* credentials an event never carries, whatever the configuration adds */
+static ngx_str_t  ngx_http_eventbridge_strip_default[] = {
+    ngx_string("authorization"),
+    ngx_string("proxy-authorization"),
+    ngx_string("cookie"),
+    ngx_string("x-gitlab-token"),
+    ngx_string("x-api-key"),
+    ngx_string("x-auth-token"),
+    ngx_null_string
 };
 
 
@@ -92,6 +105,14 @@ ngx_http_eventbridge_allow_ips(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     for (i = 1; i < cf->args->nelts; i++) {
+
+#if (NGX_HAVE_UNIX_DOMAIN)
+        /* as the access module: unix-socket peers only when listed */
+        if (value[i].len == 5 && ngx_strncmp(value[i].data, "unix:", 5) == 0) {
+            lcf->allow_unix = 1;
+            continue;
+        }
+#endif
 
         cidr = ngx_array_push(lcf->allow_ips);
         if (cidr == NULL) {
@@ -207,6 +228,166 @@ ngx_http_eventbridge_allow_referers(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* a header field name (RFC 9110 token), lower-cased in place */
+static ngx_int_t
+ngx_http_eventbridge_header_name(ngx_str_t *name)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (name->len == 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || ngx_strchr("!#$%&'*+-.^_`|~", c)))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_strlow(name->data, name->data, name->len);
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_eventbridge_token_header(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t  *value;
+
+    if (lcf->token_header.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_eventbridge_header_name(&value[1]) != NGX_OK) {
+        ngx_http_eventbridge_conf_error(cf, "invalid header name \"%V\"",
+                                        &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->token_header = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_eventbridge_strip_headers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eventbridge_loc_conf_t  *lcf = conf;
+
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (lcf->strip_headers != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    lcf->strip_headers = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                          sizeof(ngx_str_t));
+    if (lcf->strip_headers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_http_eventbridge_header_name(&value[i]) != NGX_OK) {
+            ngx_http_eventbridge_conf_error(cf, "invalid header name \"%V\"",
+                                            &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(lcf->strip_headers);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *name = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the defaults, then what the configuration adds, then the token header */
+static ngx_int_t
+ngx_http_eventbridge_merge_strip(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *conf)
+{
+    ngx_str_t   *name, *add;
+    ngx_uint_t   i, n;
+
+    n = sizeof(ngx_http_eventbridge_strip_default) / sizeof(ngx_str_t)
+        + (conf->strip_headers ? conf->strip_headers->nelts : 0);
+
+    conf->strip = ngx_array_create(cf->pool, n, sizeof(ngx_str_t));
+    if (conf->strip == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (add = ngx_http_eventbridge_strip_default; add->len; add++) {
+        name = ngx_array_push(conf->strip);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+        *name = *add;
+    }
+
+    add = conf->strip_headers ? conf->strip_headers->elts : NULL;
+
+    for (i = 0; conf->strip_headers && i < conf->strip_headers->nelts; i++) {
+        name = ngx_array_push(conf->strip);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+        *name = add[i];
+    }
+
+    if (conf->token_header.len) {
+        name = ngx_array_push(conf->strip);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+        *name = conf->token_header;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_stripped(ngx_http_eventbridge_loc_conf_t *lcf,
+    ngx_table_elt_t *h)
+{
+    ngx_str_t   *name;
+    ngx_uint_t   i;
+
+    name = lcf->strip->elts;
+
+    for (i = 0; i < lcf->strip->nelts; i++) {
+        if (name[i].len == h->key.len
+            && ngx_strncmp(name[i].data, h->lowcase_key, h->key.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
     ngx_http_eventbridge_loc_conf_t *prev,
@@ -217,11 +398,21 @@ ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
     ngx_http_eventbridge_method_t  *m;
 
     ngx_conf_merge_uint_value(conf->methods, prev->methods, NGX_HTTP_POST);
+    if (conf->allow_ips == NGX_CONF_UNSET_PTR) {
+        conf->allow_unix = prev->allow_unix;   /* a part of allow_ips */
+    }
+
     ngx_conf_merge_ptr_value(conf->allow_ips, prev->allow_ips, NULL);
     ngx_conf_merge_ptr_value(conf->allow_referers, prev->allow_referers,
                              NULL);
     ngx_conf_merge_value(conf->allow_no_referer, prev->allow_no_referer, 0);
     ngx_conf_merge_str_value(conf->token, prev->token, "");
+    ngx_conf_merge_str_value(conf->token_header, prev->token_header, "");
+    ngx_conf_merge_ptr_value(conf->strip_headers, prev->strip_headers, NULL);
+
+    if (ngx_http_eventbridge_merge_strip(cf, conf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /* the Allow header of 405 answers, built once */
     len = 0;
@@ -257,8 +448,9 @@ ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
 
 static ngx_int_t
 ngx_http_eventbridge_check_address(ngx_http_request_t *r,
-    ngx_array_t *rules)
+    ngx_http_eventbridge_loc_conf_t *lcf)
 {
+    ngx_array_t          *rules = lcf->allow_ips;
     in_addr_t             addr;
     ngx_uint_t            i, n;
     ngx_cidr_t           *cidr;
@@ -313,8 +505,8 @@ ngx_http_eventbridge_check_address(ngx_http_request_t *r,
         goto ipv4;
 
     default:
-        /* unix sockets: the peer is local */
-        return NGX_OK;
+        /* unix sockets: only when "unix:" is listed */
+        return lcf->allow_unix ? NGX_OK : NGX_DECLINED;
     }
 
 ipv4:
@@ -407,27 +599,116 @@ ngx_http_eventbridge_check_referer(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_eventbridge_check_token(ngx_http_request_t *r,
-    ngx_http_eventbridge_loc_conf_t *lcf)
+/*
+ * The values of the query arguments "token" in s (a request line, a URI
+ * or the arguments) become "***", in a copy: log lines carry
+ * r->request_line, access logs $request, $request_uri and $args.
+ */
+static void
+ngx_http_eventbridge_redact(ngx_pool_t *pool, ngx_str_t *s)
 {
-    u_char     *buf;
-    size_t      len;
-    ngx_str_t   arg;
+    u_char  *p, *q, *end, *v, *copy, *out;
 
-    if (ngx_http_arg(r, (u_char *) "token", 5, &arg) != NGX_OK) {
-        return NGX_DECLINED;
+    if (s->len == 0) {
+        return;
     }
 
-    buf = ngx_pnalloc(r->pool, arg.len + 1);
-    if (buf == NULL) {
-        return NGX_ERROR;
+    end = s->data + s->len;
+
+    p = ngx_strlchr(s->data, end, '?');
+    if (p == NULL) {
+        p = s->data - 1;                    /* r->args: no '?' */
     }
 
-    len = eb_form_decode(buf, arg.data, arg.len);
+    copy = NULL;
+    out = NULL;
+    q = s->data;                            /* copied up to here */
 
-    return eb_ct_equal(buf, len, lcf->token.data, lcf->token.len)
-           ? NGX_OK : NGX_DECLINED;
+    while ((p = ngx_strlcasestrn(p + 1, end, (u_char *) "token=", 6 - 1))) {
+
+        if (p != s->data && p[-1] != '?' && p[-1] != '&') {
+            continue;
+        }
+
+        if (copy == NULL) {
+            /* "***" is at most 3 bytes longer than each value */
+            copy = ngx_pnalloc(pool, s->len * 2 + 3);
+            if (copy == NULL) {
+                return;
+            }
+            out = copy;
+        }
+
+        for (v = p + 6; v < end && *v != '&' && *v != ' ' && *v != '#'; v++) {
+            /* void */
+        }
+
+        out = ngx_cpymem(out, q, p + 6 - q);
+        out = ngx_cpymem(out, "***", 3);
+        q = v;
+        p = v - 1;
+    }
+
+    if (copy == NULL) {
+        return;
+    }
+
+    out = ngx_cpymem(out, q, end - q);
+
+    s->data = copy;
+    s->len = out - copy;
+}
+
+
+/*
+ * The token as sent: the header's value, or the query argument decoded
+ * (the argument is then redacted before anything is logged, whether the
+ * request goes on or not). NGX_DECLINED: none sent.
+ */
+static ngx_int_t
+ngx_http_eventbridge_sent_token(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *token)
+{
+    ngx_str_t         arg;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    /* whether or not it is the one checked, no log line shows it */
+    if (ngx_http_arg(r, (u_char *) "token", 5, &arg) == NGX_OK) {
+        token->data = ngx_pnalloc(r->pool, arg.len + 1);
+        if (token->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        token->len = eb_form_decode(token->data, arg.data, arg.len);
+
+        ngx_http_eventbridge_redact(r->pool, &r->request_line);
+        ngx_http_eventbridge_redact(r->pool, &r->unparsed_uri);
+        ngx_http_eventbridge_redact(r->pool, &r->args);
+
+        if (lcf->token_header.len == 0) {
+            return NGX_OK;
+        }
+    }
+
+    if (lcf->token_header.len) {
+        for (part = &r->headers_in.headers.part; part; part = part->next) {
+            h = part->elts;
+
+            for (i = 0; i < part->nelts; i++) {
+                if (h[i].key.len == lcf->token_header.len
+                    && ngx_strncmp(h[i].lowcase_key, lcf->token_header.data,
+                                   h[i].key.len) == 0)
+                {
+                    *token = h[i].value;
+                    return NGX_OK;
+                }
+            }
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -446,8 +727,20 @@ ngx_int_t
 ngx_http_eventbridge_check_access(ngx_http_request_t *r,
     ngx_http_eventbridge_loc_conf_t *lcf)
 {
-    ngx_int_t         rc;
+    ngx_int_t         rc, sent;
+    ngx_str_t         token;
     ngx_table_elt_t  *h;
+
+    /* first, so that no line logged below shows a token in the query */
+    sent = NGX_DECLINED;
+
+    if (lcf->token.len) {
+        sent = ngx_http_eventbridge_sent_token(r, lcf, &token);
+
+        if (sent == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     if (!(r->method & lcf->methods)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -475,7 +768,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
     }
 
     if (lcf->allow_ips
-        && ngx_http_eventbridge_check_address(r, lcf->allow_ips) != NGX_OK)
+        && ngx_http_eventbridge_check_address(r, lcf) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "eventbridge %V: address not allowed",
@@ -502,13 +795,10 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
     }
 
     if (lcf->token.len) {
-        rc = ngx_http_eventbridge_check_token(r, lcf);
-
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (rc != NGX_OK) {
+        if (sent != NGX_OK
+            || !eb_ct_equal(token.data, token.len, lcf->token.data,
+                            lcf->token.len))
+        {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "eventbridge %V: token missing or wrong",
                           &lcf->endpoint);

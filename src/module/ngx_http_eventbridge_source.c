@@ -34,21 +34,14 @@ static ngx_int_t ngx_http_eventbridge_publish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eventbridge_answer(ngx_http_request_t *r);
 
 
-/* per worker: seeded from the kernel in init_process */
-static eb_rand_t  ngx_http_eventbridge_rand;
+/* per worker: a pool of the kernel's random bytes, empty after fork */
+static eb_uuid_gen_t  ngx_http_eventbridge_ids;
 
 
 void
 ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle)
 {
-    if (eb_rand_seed_os(&ngx_http_eventbridge_rand) != 0) {
-        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
-                      "eventbridge: getrandom() failed, seeding event ids "
-                      "from time and pid");
-        eb_rand_seed(&ngx_http_eventbridge_rand,
-                     (uint64_t) ngx_time() << 20 ^ (uint64_t) ngx_pid
-                     ^ (uint64_t) ngx_random());
-    }
+    eb_uuid_gen_init(&ngx_http_eventbridge_ids);
 }
 
 
@@ -79,11 +72,10 @@ ngx_http_eventbridge_body_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    u_char       *p;
-    off_t         len;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    u_char                    *p;
+    off_t                      len;
+    ngx_chain_t               *cl;
+    ngx_http_core_loc_conf_t  *clcf;
 
     body->len = 0;
     body->data = (u_char *) "";
@@ -95,6 +87,21 @@ ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
+
+        /* reading a temp file back would block the worker: bodies are
+         * kept in memory (the location's client_body_buffer_size is
+         * raised to client_max_body_size at configuration time) */
+        if (cl->buf->in_file) {
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+            ngx_http_eventbridge_count_reject(EB_REJECT_BODY_TOO_LARGE);
+
+            return ngx_http_eventbridge_send_error(r,
+                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge",
+                       "request body exceeds client_body_buffer_size "
+                       "(%uz bytes)", clcf->client_body_buffer_size);
+        }
+
         len += ngx_buf_size(cl->buf);
     }
 
@@ -105,7 +112,7 @@ ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
 
     cl = r->request_body->bufs;
 
-    if (cl->next == NULL && !cl->buf->in_file) {
+    if (cl->next == NULL) {
         body->data = cl->buf->pos;
         body->len = len;
         return NGX_OK;
@@ -113,27 +120,15 @@ ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     body->data = p;
     body->len = len;
 
-    /* a body larger than client_body_buffer_size was spooled to a temp
-     * file by nginx; it is read back once, as nginx's own modules do */
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                return NGX_ERROR;
-            }
-            p += n;
-
-        } else if (b->last > b->pos) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    for ( /* void */ ; cl; cl = cl->next) {
+        if (cl->buf->last > cl->buf->pos) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
         }
     }
 
@@ -260,8 +255,9 @@ ngx_http_eventbridge_reject(ngx_http_request_t *r,
 
 /* The request headers, lower-cased, without credentials. */
 static ngx_int_t
-ngx_http_eventbridge_headers(ngx_http_request_t *r, eb_kv_t **kvp,
-    size_t *np, ngx_str_t *bad)
+ngx_http_eventbridge_headers(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, eb_kv_t **kvp, size_t *np,
+    ngx_str_t *bad)
 {
     size_t            n;
     eb_kv_t          *kv;
@@ -286,14 +282,7 @@ ngx_http_eventbridge_headers(ngx_http_request_t *r, eb_kv_t **kvp,
 
         for (i = 0; i < part->nelts; i++) {
 
-            if ((h[i].key.len == 13
-                 && ngx_strncmp(h[i].lowcase_key, "authorization", 13) == 0)
-                || (h[i].key.len == 6
-                    && ngx_strncmp(h[i].lowcase_key, "cookie", 6) == 0)
-                || (h[i].key.len == 19
-                    && ngx_strncmp(h[i].lowcase_key, "proxy-authorization",
-                                   19) == 0))
-            {
+            if (ngx_http_eventbridge_stripped(lcf, &h[i])) {
                 continue;
             }
 
@@ -582,13 +571,15 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     int                                is_json;
     ngx_int_t                          rc;
     ngx_str_t                          body, json, bad, t1, t2, addr;
+    ngx_time_t                        *tp;
     eb_http_event_t                    ev;
     ngx_http_eventbridge_loc_conf_t   *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
 
-    if (ngx_http_eventbridge_collect_body(r, &body) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_eventbridge_collect_body(r, &body);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     rc = ngx_http_eventbridge_classify_body(r, lcf, &body, &is_json);
@@ -598,7 +589,7 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
 
     ngx_memzero(&ev, sizeof(eb_http_event_t));
 
-    rc = ngx_http_eventbridge_headers(r, (eb_kv_t **) &ev.headers,
+    rc = ngx_http_eventbridge_headers(r, lcf, (eb_kv_t **) &ev.headers,
                                       &ev.nheaders, &bad);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -630,7 +621,17 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
                                            NULL);
     }
 
-    eb_uuid_v4(&ngx_http_eventbridge_rand, (char *) ctx->event_id);
+    tp = ngx_timeofday();
+
+    if (eb_uuid(&ngx_http_eventbridge_ids, lcf->id_format,
+                (uint64_t) tp->sec * 1000 + tp->msec, (char *) ctx->event_id)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      "eventbridge %V: getrandom() failed", &lcf->endpoint);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ctx->event_id_str.data = ctx->event_id;
     ctx->event_id_str.len = EB_UUID_LEN;
 
