@@ -132,6 +132,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eventbridge_dedupe"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_eventbridge_dedupe_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eventbridge_max_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -350,6 +357,8 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
      *     lcf->account = { 0, NULL };
      *     lcf->token = { 0, NULL };
      *     lcf->allow_header = { 0, NULL };
+     *     lcf->dedupe = EB_DEDUPE_OFF;
+     *     lcf->dedupe_path = NULL;
      */
 
     lcf->methods = NGX_CONF_UNSET_UINT;
@@ -387,8 +396,13 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->endpoint.len == 0) {
+    if (conf->endpoint.len == 0 && conf->dedupe == EB_DEDUPE_OFF) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->dedupe && ngx_http_eventbridge_dedupe_merge(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eventbridge_module);

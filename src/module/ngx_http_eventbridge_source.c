@@ -52,6 +52,13 @@ ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle)
 }
 
 
+void
+ngx_http_eventbridge_uuid(u_char *out)
+{
+    eb_uuid_v4(&ngx_http_eventbridge_rand, (char *) out);
+}
+
+
 ngx_int_t
 ngx_http_eventbridge_source_handler(ngx_http_request_t *r)
 {
@@ -664,6 +671,13 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
 
     if (ngx_http_eventbridge_encode(r, &ev, &json) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (lcf->dedupe) {
+        rc = ngx_http_eventbridge_dedupe_source(r, ctx, &body, is_json);
+        if (rc != NGX_OK || r->header_sent) {
+            return rc;
+        }
     }
 
     return ngx_http_eventbridge_append(r, &json, 1,
