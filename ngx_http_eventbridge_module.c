@@ -56,8 +56,10 @@ static ngx_conf_num_bounds_t  ngx_http_eventbridge_batch_bounds = {
     ngx_http_eventbridge_check_bounds, 1, 10000
 };
 
+/* a source's body sits two levels down in its event: the deepest body
+ * accepted still fits the rule matcher's bound */
 static ngx_conf_num_bounds_t  ngx_http_eventbridge_depth_bounds = {
-    ngx_http_eventbridge_check_bounds, 1, 1024
+    ngx_http_eventbridge_check_bounds, 1, EB_PATTERN_EVENT_MAX_DEPTH - 2
 };
 
 static ngx_conf_post_t  ngx_http_eventbridge_name_post = {
@@ -130,6 +132,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
     { ngx_string("eventbridge_put_events"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_eventbridge_put_events,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eventbridge_dedupe"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_eventbridge_dedupe_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -406,6 +415,8 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
      *     lcf->token_header = { 0, NULL };
      *     lcf->allow_unix = 0;
      *     lcf->allow_header = { 0, NULL };
+     *     lcf->dedupe = EB_DEDUPE_OFF;
+     *     lcf->dedupe_path = NULL;
      */
 
     lcf->methods = NGX_CONF_UNSET_UINT;
@@ -447,7 +458,7 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->endpoint.len == 0) {
+    if (conf->endpoint.len == 0 && conf->dedupe == EB_DEDUPE_OFF) {
         return NGX_CONF_OK;
     }
 
@@ -470,6 +481,11 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                < clcf->client_max_body_size)
     {
         clcf->client_body_buffer_size = (size_t) clcf->client_max_body_size;
+    }
+
+    if (conf->dedupe && ngx_http_eventbridge_dedupe_merge(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eventbridge_module);

@@ -173,11 +173,11 @@ bad('eventbridge_redis in a server block',
 # --- numbers -------------------------------------------------------------------------------------
 
 bad('eventbridge_max_json_depth 0',
-    qr/value must be between 1 and 1024/,
+    qr/value must be between 1 and 254/,
     conf(loc => 'eventbridge_max_json_depth 0; # HERE'));
-bad('eventbridge_max_json_depth 1025',
-    qr/value must be between 1 and 1024/,
-    conf(srv => 'eventbridge_max_json_depth 1025; # HERE'));
+bad('eventbridge_max_json_depth 255 (deeper than the rule matcher goes)',
+    qr/value must be between 1 and 254/,
+    conf(srv => 'eventbridge_max_json_depth 255; # HERE'));
 bad('eventbridge_max_json_depth not a number',
     qr/"eventbridge_max_json_depth" directive invalid number/,
     conf(http => 'eventbridge_max_json_depth deep; # HERE'));
@@ -259,7 +259,7 @@ bad('duplicate eventbridge_status', qr/"eventbridge_status" directive is duplica
             eventbridge_allow_methods post PUT patch;
             eventbridge_allow_referers example.com *.example.org .example.net none;
             eventbridge_token s3cret;
-            eventbridge_max_json_depth 1024;
+            eventbridge_max_json_depth 254;
         }
         location /other {
             eventbridge_source "other" "bus=my-bus.2";

@@ -18,6 +18,7 @@
 
 #include "eb_uuid.h"
 #include "eb_config.h"
+#include "eb_jsonpath.h"
 #include "eb_redis_topology.h"
 
 
@@ -36,6 +37,7 @@ typedef enum {
     EB_REJECT_INVALID_UTF8,
     EB_REJECT_UNAVAILABLE,
     EB_REJECT_INVALID_EVENT,
+    EB_REJECT_MISSING_KEY,          /* eventbridge_dedupe missing=reject */
     EB_REJECT_MAX
 } ngx_http_eventbridge_reject_e;
 
@@ -66,6 +68,7 @@ typedef enum {
 
 typedef struct {
     ngx_atomic_t  accepted;
+    ngx_atomic_t  deduplicated;
     ngx_atomic_t  rejected[EB_REJECT_MAX];
     ngx_atomic_t  redis_errors[EB_REDIS_ERR_MAX];
     ngx_atomic_t  redis_events[EB_REDIS_EV_MAX];
@@ -81,10 +84,13 @@ typedef enum {
 
 
 /* One matched (rule, target): XADD eb:{BUS}:target:TARGET * event JSON
- * rule NAME, in RESP, built at configuration time around the JSON. */
+ * rule NAME, in RESP, built at configuration time around the JSON; the
+ * key and the rule name alone for the dedupe script. */
 typedef struct {
     ngx_str_t                    head;
     ngx_str_t                    tail;
+    ngx_str_t                    key;
+    ngx_str_t                    rule;
 } ngx_http_eventbridge_fanout_t;
 
 
@@ -142,6 +148,15 @@ typedef struct {
 } ngx_http_eventbridge_main_conf_t;
 
 
+/* eventbridge_dedupe: where the idempotency key comes from */
+typedef enum {
+    EB_DEDUPE_OFF = 0,
+    EB_DEDUPE_HEADER,               /* header:NAME */
+    EB_DEDUPE_BODY,                 /* body:JSONPATH */
+    EB_DEDUPE_CLOUDEVENTS           /* PutEvents: (source, id) */
+} ngx_http_eventbridge_dedupe_e;
+
+
 typedef struct {
     ngx_str_t                    source;          /* "" if not a source */
     ngx_flag_t                   put_events;      /* a PutEvents endpoint */
@@ -182,6 +197,16 @@ typedef struct {
 
     ngx_uint_t                   max_batch;       /* PutEvents entries */
 
+    /* eventbridge_dedupe (this location only, not inherited) */
+    ngx_uint_t                   dedupe;          /* EB_DEDUPE_* */
+    ngx_str_t                    dedupe_header;
+    eb_jsonpath_t               *dedupe_path;
+    ngx_msec_t                   dedupe_window;
+    ngx_flag_t                   dedupe_required; /* missing=reject */
+    ngx_str_t                    dedupe_prefix;   /* of its Redis keys */
+    u_char                      *dedupe_file;     /* where it was set */
+    ngx_uint_t                   dedupe_line;
+
     ngx_flag_t                   status;          /* eventbridge_status */
 } ngx_http_eventbridge_loc_conf_t;
 
@@ -199,6 +224,20 @@ typedef void (*ngx_http_eventbridge_job_pt)(void *data,
     ngx_http_eventbridge_redis_result_t *res);
 
 
+/* the reply of a single-command job (the dedupe script), before the
+ * handler is called */
+typedef void (*ngx_http_eventbridge_reply_pt)(void *data, redisReply *reply);
+
+
+/* One event on its way to Redis: its JSON, the rules it matched. */
+typedef struct {
+    ngx_str_t                   *json;
+    uint32_t                    *ids;             /* matched rule ids */
+    ngx_uint_t                   n;
+    ngx_str_t                    names;           /* "r1,r2" */
+} ngx_http_eventbridge_matched_t;
+
+
 /* sends the 2xx once Redis has the events; returns what to finalize with */
 typedef ngx_int_t (*ngx_http_eventbridge_answer_pt)(ngx_http_request_t *r);
 
@@ -212,6 +251,12 @@ typedef struct {
     ngx_http_eventbridge_answer_pt  answer;
     ngx_uint_t                   nevents;
     ngx_str_t                    answer_body;     /* PutEvents */
+
+    /* eventbridge_dedupe: per event, its key (NULL: no key, the plain
+     * MULTI/EXEC) and the value set under it; the repeats found */
+    ngx_str_t                   *dedupe_keys;
+    ngx_str_t                   *dedupe_tokens;
+    ngx_uint_t                   deduplicated;
 
     unsigned                     own_response:1;  /* our JSON, not core's */
     unsigned                     rewrite_error:1; /* core error -> JSON */
@@ -237,6 +282,9 @@ ngx_int_t ngx_http_eventbridge_collect_body(ngx_http_request_t *r,
 /* yajl's allocator hooks onto the request pool */
 void ngx_http_eventbridge_pool_afs(ngx_http_request_t *r,
     yajl_alloc_funcs *afs);
+/* a fresh UUID (EB_UUID_LEN bytes, EB_UUID_V4 or _V7) from the worker's
+ * pool of kernel random bytes */
+ngx_int_t ngx_http_eventbridge_uuid(ngx_uint_t version, u_char *out);
 /* the event times: local with offset, and UTC */
 void ngx_http_eventbridge_timestamps(ngx_str_t *local, ngx_str_t *utc);
 /* the client address as events publish it (IPv4-mapped as IPv4) */
@@ -267,9 +315,33 @@ ngx_int_t ngx_http_eventbridge_append(ngx_http_request_t *r,
 /* security checks, then the body for post(); a content handler's result */
 ngx_int_t ngx_http_eventbridge_read_event(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt post);
+/* "$LEN\r\nBYTES\r\n", one RESP bulk string; returns the end */
+u_char *ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s);
+#define EB_BULK_OVERHEAD  (1 + NGX_SIZE_T_LEN + 4)
 /* 503 with Retry-After */
 ngx_int_t ngx_http_eventbridge_unavailable(ngx_http_request_t *r,
     const char *why);
+
+/* ngx_http_eventbridge_dedupe.c */
+char *ngx_http_eventbridge_dedupe_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+/* checks the directive against the location's endpoint, builds the key
+ * prefix */
+ngx_int_t ngx_http_eventbridge_dedupe_merge(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *lcf);
+/* The HTTP source's key (header or body): sets ctx->dedupe_keys when the
+ * request has one. NGX_OK: go on (with or without a key); anything else:
+ * answered (400 missing=reject) or an error, finalize with it. */
+ngx_int_t ngx_http_eventbridge_dedupe_source(ngx_http_request_t *r,
+    ngx_http_eventbridge_ctx_t *ctx, ngx_str_t *body, ngx_uint_t is_json);
+/* PutEvents: the key of each event from its (source, id) */
+ngx_int_t ngx_http_eventbridge_dedupe_events(ngx_http_request_t *r,
+    ngx_http_eventbridge_ctx_t *ctx, ngx_str_t *events, ngx_uint_t n);
+/* the one EVAL that appends what is not a repeat */
+ngx_int_t ngx_http_eventbridge_dedupe_script(ngx_http_request_t *r,
+    ngx_http_eventbridge_ctx_t *ctx, ngx_http_eventbridge_matched_t *ev,
+    ngx_uint_t n, ngx_str_t *cmd);
+void ngx_http_eventbridge_dedupe_reply(void *data, redisReply *reply);
 
 /* ngx_http_eventbridge_security.c */
 char *ngx_http_eventbridge_allow_methods(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -312,6 +384,10 @@ void ngx_http_eventbridge_redis_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
     ngx_uint_t n, ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **job, ngx_http_eventbridge_redis_err_e *err);
+/* reply: called with the reply of a single-command job that went through
+ * (before the handler), while the request is there */
+void ngx_http_eventbridge_redis_on_reply(ngx_http_eventbridge_job_t *job,
+    ngx_http_eventbridge_reply_pt reply);
 /* the request is gone: its handler is never called */
 void ngx_http_eventbridge_redis_cancel(ngx_http_eventbridge_job_t *job);
 
@@ -331,6 +407,7 @@ ngx_int_t ngx_http_eventbridge_metrics_init_conf(ngx_conf_t *cf,
     ngx_http_eventbridge_main_conf_t *mcf);
 void ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason);
 void ngx_http_eventbridge_count_accept(ngx_uint_t n);
+void ngx_http_eventbridge_count_deduplicated(ngx_uint_t n);
 void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);
 void ngx_http_eventbridge_count_redis_event(

@@ -1,7 +1,9 @@
 /*
  * Handing events to Redis: each event is matched against its bus's rules
  * and appended, with one entry per matched (rule, target), in a single
- * MULTI/EXEC, so that an event is wholly accepted or not at all. The
+ * MULTI/EXEC, so that an event is wholly accepted or not at all; with
+ * idempotency keys (eventbridge_dedupe), in a single script instead (see
+ * ngx_http_eventbridge_dedupe.c). The
  * request waits for EXEC's reply (or eventbridge_redis_timeout); the
  * caller's answer handler sends the 2xx, this file sends the 503s.
  */
@@ -122,7 +124,7 @@ ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
 
 
 /* "$LEN\r\nBYTES\r\n": one RESP bulk string */
-static u_char *
+u_char *
 ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s)
 {
     p = ngx_sprintf(p, "$%uz\r\n", s->len);
@@ -138,70 +140,93 @@ ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s)
 }
 
 
-#define EB_BULK_OVERHEAD  (1 + NGX_SIZE_T_LEN + 4)
+/* The rules an event matched: their ids, and their names for the events
+ * stream's "rules" field. */
+static ngx_int_t
+ngx_http_eventbridge_match_event(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *event,
+    ngx_http_eventbridge_matched_t *m)
+{
+    u_char                      *p;
+    size_t                       size;
+    ngx_int_t                    n;
+    ngx_uint_t                   i;
+    ngx_http_eventbridge_bus_t  *bus;
+
+    bus = lcf->bus_conf;
+
+    m->json = event;
+    m->ids = NULL;
+    m->n = 0;
+    ngx_str_null(&m->names);
+
+    if (bus == NULL || bus->nrules == 0) {
+        return NGX_OK;
+    }
+
+    m->ids = ngx_palloc(r->pool, bus->nrules * sizeof(uint32_t));
+    if (m->ids == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_http_eventbridge_match(bus, event, m->ids, bus->nrules);
+
+    /* never appended without its fan-out: the request fails instead */
+    if (n == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "eventbridge: event could not be matched");
+        return NGX_ERROR;
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    m->n = n;
+
+    size = 0;
+    for (i = 0; i < m->n; i++) {
+        size += bus->rules[m->ids[i]].name.len + 1;
+    }
+
+    m->names.data = ngx_pnalloc(r->pool, size);
+    if (m->names.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = m->names.data;
+    for (i = 0; i < m->n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+        p = ngx_cpymem(p, bus->rules[m->ids[i]].name.data,
+                       bus->rules[m->ids[i]].name.len);
+    }
+    m->names.len = p - m->names.data;
+
+    return NGX_OK;
+}
 
 
 /* The commands of one event: its XADD to the events stream, with the
  * names of the rules it matched, then one XADD per (rule, target). */
 static ngx_int_t
 ngx_http_eventbridge_event_commands(ngx_http_request_t *r,
-    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *event, ngx_array_t *cmds)
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_http_eventbridge_matched_t *m,
+    ngx_array_t *cmds)
 {
     u_char                         *p;
     size_t                          size;
-    uint32_t                       *ids;
-    ngx_int_t                       n, i;
-    ngx_str_t                       names, *cmd;
-    ngx_uint_t                      t;
-    ngx_http_eventbridge_bus_t     *bus;
+    ngx_str_t                      *cmd, *event;
+    ngx_uint_t                      i, t;
     ngx_http_eventbridge_rule_t    *rule;
     ngx_http_eventbridge_fanout_t  *fo;
 
-    bus = lcf->bus_conf;
-    n = 0;
-    ids = NULL;
-    ngx_str_null(&names);
-
-    if (bus && bus->nrules) {
-        ids = ngx_palloc(r->pool, bus->nrules * sizeof(uint32_t));
-        if (ids == NULL) {
-            return NGX_ERROR;
-        }
-
-        n = ngx_http_eventbridge_match(bus, event, ids, bus->nrules);
-
-        if (n == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "eventbridge: event could not be matched");
-            n = 0;
-        }
-    }
-
-    if (n) {
-        size = 0;
-        for (i = 0; i < n; i++) {
-            size += bus->rules[ids[i]].name.len + 1;
-        }
-
-        names.data = ngx_pnalloc(r->pool, size);
-        if (names.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = names.data;
-        for (i = 0; i < n; i++) {
-            if (i) {
-                *p++ = ',';
-            }
-            p = ngx_cpymem(p, bus->rules[ids[i]].name.data,
-                           bus->rules[ids[i]].name.len);
-        }
-        names.len = p - names.data;
-    }
+    event = m->json;
 
     /* XADD eb:{BUS}:events MAXLEN ~ N * event JSON rules NAMES */
     size = lcf->xadd_head.len + 2 * EB_BULK_OVERHEAD + event->len
-           + sizeof("$5\r\nrules\r\n") - 1 + names.len;
+           + sizeof("$5\r\nrules\r\n") - 1 + m->names.len;
 
     cmd = ngx_array_push(cmds);
     p = ngx_pnalloc(r->pool, size);
@@ -213,11 +238,11 @@ ngx_http_eventbridge_event_commands(ngx_http_request_t *r,
     p = ngx_cpymem(p, lcf->xadd_head.data, lcf->xadd_head.len);
     p = ngx_http_eventbridge_bulk(p, event);
     p = ngx_cpymem(p, "$5\r\nrules\r\n", sizeof("$5\r\nrules\r\n") - 1);
-    p = ngx_http_eventbridge_bulk(p, &names);
+    p = ngx_http_eventbridge_bulk(p, &m->names);
     cmd->len = p - cmd->data;
 
-    for (i = 0; i < n; i++) {
-        rule = &bus->rules[ids[i]];
+    for (i = 0; i < m->n; i++) {
+        rule = &lcf->bus_conf->rules[m->ids[i]];
 
         for (t = 0; t < rule->ntargets; t++) {
             fo = &rule->targets[t];
@@ -247,10 +272,12 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
     ngx_uint_t n, ngx_http_eventbridge_answer_pt answer)
 {
     ngx_int_t                          rc;
+    ngx_str_t                         *cmd;
     ngx_uint_t                         i;
     ngx_array_t                       *cmds;
     ngx_http_eventbridge_ctx_t        *ctx;
     ngx_http_eventbridge_job_t        *job;
+    ngx_http_eventbridge_matched_t    *matched;
     ngx_http_eventbridge_loc_conf_t   *lcf;
     ngx_http_eventbridge_main_conf_t  *mcf;
     ngx_http_eventbridge_redis_err_e   err;
@@ -263,16 +290,38 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    matched = ngx_palloc(r->pool, n * sizeof(ngx_http_eventbridge_matched_t));
     cmds = ngx_array_create(r->pool, n, sizeof(ngx_str_t));
-    if (cmds == NULL) {
+    if (matched == NULL || cmds == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     for (i = 0; i < n; i++) {
-        if (ngx_http_eventbridge_event_commands(r, lcf, &events[i], cmds)
+        if (ngx_http_eventbridge_match_event(r, lcf, &events[i], &matched[i])
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ctx->dedupe_keys) {
+        /* with idempotency keys: one script, atomic as MULTI/EXEC is */
+        cmd = ngx_array_push(cmds);
+
+        if (cmd == NULL
+            || ngx_http_eventbridge_dedupe_script(r, ctx, matched, n, cmd)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else {
+        for (i = 0; i < n; i++) {
+            if (ngx_http_eventbridge_event_commands(r, lcf, &matched[i], cmds)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
     }
 
@@ -290,6 +339,11 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
         ngx_http_eventbridge_count_redis_error(err);
         return ngx_http_eventbridge_unavailable(r,
                                          ngx_http_eventbridge_redis_why[err]);
+    }
+
+    if (ctx->dedupe_keys) {
+        ngx_http_eventbridge_redis_on_reply(job,
+                                            ngx_http_eventbridge_dedupe_reply);
     }
 
     ctx->job = job;
@@ -322,7 +376,8 @@ ngx_http_eventbridge_appended(void *data,
     }
 
     if (res == NULL) {
-        ngx_http_eventbridge_count_accept(ctx->nevents);
+        ngx_http_eventbridge_count_accept(ctx->nevents - ctx->deduplicated);
+        ngx_http_eventbridge_count_deduplicated(ctx->deduplicated);
         rc = ctx->answer(r);
         goto done;
     }

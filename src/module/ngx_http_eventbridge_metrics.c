@@ -24,7 +24,8 @@ static const char  *ngx_http_eventbridge_reject_names[EB_REJECT_MAX] = {
     "json_too_deep",
     "invalid_utf8",
     "unavailable",
-    "invalid_event"
+    "invalid_event",
+    "missing_key"
 };
 
 
@@ -130,6 +131,16 @@ ngx_http_eventbridge_count_accept(ngx_uint_t n)
 
 
 void
+ngx_http_eventbridge_count_deduplicated(ngx_uint_t n)
+{
+    if (ngx_http_eventbridge_counters && n) {
+        (void) ngx_atomic_fetch_add(
+                           &ngx_http_eventbridge_counters->deduplicated, n);
+    }
+}
+
+
+void
 ngx_http_eventbridge_count_redis_error(ngx_http_eventbridge_redis_err_e kind)
 {
     if (ngx_http_eventbridge_counters) {
@@ -185,7 +196,7 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    size = 8 * EB_METRIC_LINE_MAX
+    size = 12 * EB_METRIC_LINE_MAX
            + (EB_REJECT_MAX + EB_REDIS_ERR_MAX + 3 * EB_REDIS_EV_MAX)
              * EB_METRIC_LINE_MAX;
 
@@ -200,6 +211,14 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
         "# TYPE eventbridge_events_accepted_total counter\n"
         "eventbridge_events_accepted_total %uA\n",
         cn->accepted);
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP eventbridge_events_deduplicated_total "
+        "Events not appended: repeats of an idempotency key within "
+        "its window, answered with the original id.\n"
+        "# TYPE eventbridge_events_deduplicated_total counter\n"
+        "eventbridge_events_deduplicated_total %uA\n",
+        cn->deduplicated);
 
     b->last = ngx_sprintf(b->last,
         "# HELP eventbridge_events_rejected_total "

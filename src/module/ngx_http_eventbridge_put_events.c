@@ -139,9 +139,10 @@ ngx_http_eventbridge_put_events_finish(ngx_http_request_t *r,
     ngx_http_eventbridge_ctx_t *ctx, eb_ce_answer_t *answer,
     ngx_array_t *events, ngx_uint_t single)
 {
-    eb_buf_t           *out;
-    eb_bytes_t          body;
-    ngx_pool_cleanup_t  *cln;
+    eb_buf_t                         *out;
+    eb_bytes_t                        body;
+    ngx_pool_cleanup_t               *cln;
+    ngx_http_eventbridge_loc_conf_t  *lcf;
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(eb_buf_t));
     if (cln == NULL) {
@@ -174,6 +175,18 @@ ngx_http_eventbridge_put_events_finish(ngx_http_request_t *r,
                                               single ? NGX_HTTP_BAD_REQUEST
                                                      : NGX_HTTP_OK,
                                               &ctx->answer_body);
+    }
+
+    /* a repeated (source, id) is answered as a success: its id is the
+     * original's, so the answer above holds for it */
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
+
+    if (lcf->dedupe
+        && ngx_http_eventbridge_dedupe_events(r, ctx, events->elts,
+                                              events->nelts)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_eventbridge_append(r, events->elts, events->nelts,

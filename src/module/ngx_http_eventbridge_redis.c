@@ -278,6 +278,14 @@ sent:
 
 
 void
+ngx_http_eventbridge_redis_on_reply(ngx_http_eventbridge_job_t *job,
+    ngx_http_eventbridge_reply_pt reply)
+{
+    job->reply = reply;
+}
+
+
+void
 ngx_http_eventbridge_redis_cancel(ngx_http_eventbridge_job_t *job)
 {
     job->handler = NULL;

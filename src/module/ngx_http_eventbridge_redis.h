@@ -75,6 +75,7 @@ typedef struct {
 struct ngx_http_eventbridge_job_s {
     ngx_http_eventbridge_job_pt  handler;         /* NULL once cancelled */
     void                        *data;
+    ngx_http_eventbridge_reply_pt  reply;         /* single command's */
 
     ngx_str_t                   *cmds;            /* request pool */
     ngx_uint_t                   n;

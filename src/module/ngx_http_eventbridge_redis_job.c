@@ -82,6 +82,13 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
                 }
             }
 
+            /* a script's answer (the dedupe EVAL): read while it is here */
+            if (job->n == 1 && job->reply && job->handler && !job->error
+                && !ngx_http_eventbridge_redis.exiting)
+            {
+                job->reply(job->data, reply);
+            }
+
         } else if (reply->type == REDIS_REPLY_NIL) {
             ngx_http_eventbridge_redis_error(job, "transaction aborted",
                                              sizeof("transaction aborted") - 1,

@@ -89,6 +89,17 @@ ngx_http_eventbridge_build_bus(ngx_conf_t *cf,
             p = ngx_sprintf(fo->tail.data, "$4\r\nrule\r\n$%uz\r\n%V\r\n",
                             nlen, &rule->name);
             fo->tail.len = p - fo->tail.data;
+
+            /* the same, as the dedupe script's arguments */
+            fo->key.data = ngx_pnalloc(cf->pool, klen);
+            if (fo->key.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            fo->key.len = ngx_sprintf(fo->key.data, "eb:{%V}:target:%s",
+                                      &bus->name, et->name)
+                          - fo->key.data;
+            fo->rule = rule->name;
         }
     }
 

@@ -46,6 +46,26 @@ ngx_http_eventbridge_source_init_worker(ngx_cycle_t *cycle)
 
 
 ngx_int_t
+ngx_http_eventbridge_uuid(ngx_uint_t version, u_char *out)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    if (eb_uuid(&ngx_http_eventbridge_ids, version,
+                (uint64_t) tp->sec * 1000 + tp->msec, (char *) out)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "eventbridge: getrandom() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_http_eventbridge_source_handler(ngx_http_request_t *r)
 {
     return ngx_http_eventbridge_read_event(r, ngx_http_eventbridge_body_handler);
@@ -571,7 +591,6 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     int                                is_json;
     ngx_int_t                          rc;
     ngx_str_t                          body, json, bad, t1, t2, addr;
-    ngx_time_t                        *tp;
     eb_http_event_t                    ev;
     ngx_http_eventbridge_loc_conf_t   *lcf;
 
@@ -621,14 +640,7 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
                                            NULL);
     }
 
-    tp = ngx_timeofday();
-
-    if (eb_uuid(&ngx_http_eventbridge_ids, lcf->id_format,
-                (uint64_t) tp->sec * 1000 + tp->msec, (char *) ctx->event_id)
-        != 0)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
-                      "eventbridge %V: getrandom() failed", &lcf->endpoint);
+    if (ngx_http_eventbridge_uuid(lcf->id_format, ctx->event_id) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -665,6 +677,13 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
 
     if (ngx_http_eventbridge_encode(r, &ev, &json) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (lcf->dedupe) {
+        rc = ngx_http_eventbridge_dedupe_source(r, ctx, &body, is_json);
+        if (rc != NGX_OK || r->header_sent) {
+            return rc;
+        }
     }
 
     return ngx_http_eventbridge_append(r, &json, 1,
