@@ -40,6 +40,7 @@ static ngx_int_t ngx_http_eventbridge_event_id_variable(ngx_http_request_t *r,
 
 
 #define NGX_HTTP_EVENTBRIDGE_MAX_PENDING     1024
+#define NGX_HTTP_EVENTBRIDGE_MAX_PENDING_BYTES  (64 * 1024 * 1024)
 #define NGX_HTTP_EVENTBRIDGE_STREAM_MAXLEN   1000000
 #define NGX_HTTP_EVENTBRIDGE_JSON_DEPTH      64
 
@@ -107,6 +108,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_eventbridge_main_conf_t, redis_max_pending),
       &ngx_http_eventbridge_pending_bounds },
+
+    { ngx_string("eventbridge_redis_max_pending_bytes"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_main_conf_t, redis_max_pending_bytes),
+      NULL },
 
     { ngx_string("eventbridge_region"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -365,6 +373,7 @@ ngx_http_eventbridge_create_main_conf(ngx_conf_t *cf)
 
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     mcf->redis_max_pending = NGX_CONF_UNSET_UINT;
+    mcf->redis_max_pending_bytes = NGX_CONF_UNSET_SIZE;
     mcf->redis_wait = NGX_CONF_UNSET_UINT;
     mcf->redis_wait_timeout = NGX_CONF_UNSET_MSEC;
 
@@ -380,6 +389,8 @@ ngx_http_eventbridge_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
     ngx_conf_init_uint_value(mcf->redis_max_pending,
                              NGX_HTTP_EVENTBRIDGE_MAX_PENDING);
+    ngx_conf_init_size_value(mcf->redis_max_pending_bytes,
+                             NGX_HTTP_EVENTBRIDGE_MAX_PENDING_BYTES);
 
     if (ngx_http_eventbridge_redis_init_conf(cf, mcf) != NGX_OK) {
         return NGX_CONF_ERROR;

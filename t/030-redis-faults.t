@@ -373,6 +373,48 @@ EOF
     $ngx2->finish;
 }
 
+# --- 2b. eventbridge_redis_max_pending_bytes 4k -----------------------------------
+
+{
+    my $ngx2 = EBTest::Nginx->new(redis => $redis, http => <<'EOF');
+    eventbridge_redis %%REDIS%%;
+    eventbridge_redis_timeout 3s;
+    eventbridge_redis_max_pending_bytes 4k;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /hook { eventbridge_source q.src bus=queue; }
+        location /status { eventbridge_status; }
+    }
+EOF
+    $ngx2->start;
+
+    my $big = '{"pad":"' . ('x' x 3000) . '"}';
+    my $r = post($ngx2, '/hook', body => '{"pad":"' . ('y' x 6000) . '"}');
+    is($r->{status}, 200, 'max_pending_bytes 4k: one 6 KB event alone passes');
+
+    my ($first, $second, $dt);
+    with_frozen($redis->{pid}, sub {
+        my $s = send_request($ngx2->port, '/hook', $big);
+        sleep 0.3;              # about 3.5 KB of commands in flight
+        my $t0 = time;
+        $second = post($ngx2, '/hook', body => $big, timeout => 5);
+        $dt = time - $t0;
+        $first = $s;
+    });
+    $first = read_response($first, 5);
+
+    is_unavailable($second, 'max_pending_bytes 4k, a second 3 KB event',
+                   qr/in flight/);
+    cmp_ok($dt, '<', 1, 'max_pending_bytes: refused at once');
+    is($first->{status}, 200, 'max_pending_bytes: the first event gets 200');
+    my $m = metrics($ngx2);
+    is($m->{rerr('queue_full')}, 1,
+       'metrics: redis_errors{kind="queue_full"} = 1');
+    is(post($ngx2, '/hook', body => $big)->{status}, 200,
+       'max_pending_bytes: taken again once the first is answered');
+    $ngx2->finish;
+}
+
 # --- 3. password= ------------------------------------------------------------
 
 my $predis = EBTest::Redis->start(password => 'pw');

@@ -126,6 +126,7 @@ typedef struct {
     ngx_str_t                    sentinel_password;
     ngx_msec_t                   redis_timeout;
     ngx_uint_t                   redis_max_pending;
+    size_t                       redis_max_pending_bytes;
 
     /* eventbridge_redis_wait N TIMEOUT: WAIT after every EXEC */
     ngx_uint_t                   redis_wait;

@@ -18,7 +18,7 @@ static void ngx_http_eventbridge_cleanup(void *data);
 
 
 static const char  *ngx_http_eventbridge_redis_why[EB_REDIS_ERR_MAX] = {
-    "not connected", "too many appends in flight", "timed out",
+    "not connected", "too many appends (or bytes) in flight", "timed out",
     "error reply", "connection lost", "too few replicas acknowledged"
 };
 

@@ -7,7 +7,8 @@
  * RETRY errors (after a short delay), READONLY/MASTERDOWN/LOADING/
  * CLUSTERDOWN or a lost connection (after the topology was asked again).
  * A job whose node is not ready waits in a queue that counts against
- * eventbridge_redis_max_pending; the request's own timer bounds it all.
+ * eventbridge_redis_max_pending (and _bytes); the request's own timer
+ * bounds it all.
  *
  * A transaction is applied whole or not at all: a resend may duplicate an
  * event (consumers de-duplicate by id), never half-apply it.
@@ -216,6 +217,7 @@ ngx_http_eventbridge_job_free(ngx_http_eventbridge_job_t *job)
     }
 
     rd->pending--;
+    rd->pending_bytes -= job->bytes;
 
     job->handler = NULL;
     job->data = rd->free_jobs;
@@ -228,11 +230,25 @@ ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
     ngx_uint_t n, ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **jobp, ngx_http_eventbridge_redis_err_e *err)
 {
+    size_t                         bytes;
+    ngx_uint_t                     i;
     ngx_http_eventbridge_job_t    *job;
     ngx_http_eventbridge_node_t   *node;
     ngx_http_eventbridge_redis_t  *rd = &ngx_http_eventbridge_redis;
 
-    if (rd->pending >= rd->mcf->redis_max_pending) {
+    /* what a job holds (its request's body, event and commands) grows
+     * with its commands: both their count and their bytes are bounded;
+     * a lone job always goes, or a big event could never be sent */
+    bytes = 0;
+
+    for (i = 0; i < n; i++) {
+        bytes += cmds[i].len;
+    }
+
+    if (rd->pending >= rd->mcf->redis_max_pending
+        || (rd->pending
+            && rd->pending_bytes + bytes > rd->mcf->redis_max_pending_bytes))
+    {
         *err = EB_REDIS_ERR_QUEUE_FULL;
         return NGX_DECLINED;
     }
@@ -245,9 +261,11 @@ ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
 
     job->cmds = cmds;
     job->n = n;
+    job->bytes = bytes;
     job->slot = slot;
 
     rd->pending++;
+    rd->pending_bytes += bytes;
 
     node = ngx_http_eventbridge_redis_route(job);
 

@@ -79,6 +79,7 @@ struct ngx_http_eventbridge_job_s {
 
     ngx_str_t                   *cmds;            /* request pool */
     ngx_uint_t                   n;
+    size_t                       bytes;           /* of the commands */
     ngx_uint_t                   slot;
 
     ngx_queue_t                  queue;           /* waiting for a node */
@@ -116,6 +117,7 @@ typedef struct {
 
     ngx_queue_t                  waiting;         /* jobs without a node */
     ngx_uint_t                   pending;         /* live jobs */
+    size_t                       pending_bytes;   /* their commands' */
     ngx_http_eventbridge_job_t  *free_jobs;
 
     /* topology: CLUSTER SLOTS or the sentinels, one query at a time */
