@@ -12,6 +12,8 @@
 #                   module compiled in, and run the suite against it
 #   make fuzz       build the libFuzzer harnesses of fuzz/ (clang) and run
 #                   each for FUZZ_SECONDS (default 30) from its corpus
+#   make fuzz-campaign  FUZZ_RUNS (default 10M) executions of each harness,
+#                   a table row each for docs/testing.md
 #
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
@@ -51,7 +53,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz clean
+.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign clean
 
 all: module ebd unit
 
@@ -165,6 +167,9 @@ fuzz: deps $(FUZZ_BINS)
 	    grep -E "stat::number_of_executed_units|cov:" build-fuzz/$$n.log \
 	        | tail -2; \
 	done
+
+fuzz-campaign: deps $(FUZZ_BINS)
+	bash fuzz/campaign
 
 clean:
 	rm -rf build build-asan build-fuzz
