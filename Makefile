@@ -4,6 +4,8 @@
 #                   the unit tests
 #   make test       install missing packages, build, run the whole suite
 #   make test-asan  the same suite, module built with ASan + UBSan
+#   make node-deps  the webhook senders' npm libraries for
+#                   t/013-signatures.t (t/node; run by test and check)
 #   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
 #   make bench-dispatch  ebd's drain rates and end-to-end latency
@@ -43,7 +45,7 @@ EBD_BIN     := $(BUILD)/ebd
 EBD_CFLAGS  := -D_GNU_SOURCE -Isrc/core -Isrc/dispatcher -I/usr/include/mariadb \
                -I/usr/include/postgresql
 EBD_LIBS    := -levent -levent_pthreads -lhiredis -lcurl -lmariadb -lpq \
-               -lyajl -lpcre2-8 -lpthread -lm
+               -lyajl -lpcre2-8 -lcrypto -lpthread -lm
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
@@ -53,7 +55,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign clean
+.PHONY: all module ebd unit deps node-deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign clean
 
 all: module ebd unit
 
@@ -97,11 +99,20 @@ $(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS) \
 	@echo "CC $@"
 	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
 	    -Isrc/dispatcher -o $@ $< $(CORE_SRCS) $(EBD_PURE) -lyajl -lpcre2-8 \
-	    -lhiredis
+	    -lhiredis -lcrypto
+
+# t/013-signatures.t signs its requests with the providers' own libraries
+# (t/node/package.json, exact versions; no lockfile: t/node/.npmrc)
+node-deps:
+	@cd t/node && { [ -d node_modules/stripe ] && \
+	    [ node_modules/.eb-stamp -nt package.json ] || { \
+	    npm install --no-audit --no-fund --no-package-lock --silent && \
+	    touch node_modules/.eb-stamp; }; }
 
 # The README's test command: everything, ending with "N passed, N failed".
 test: deps
 	$(MAKE) all
+	$(MAKE) node-deps
 	perl t/run.pl
 
 test-asan: deps
@@ -109,7 +120,7 @@ test-asan: deps
 	$(MAKE) SAN=asan check
 
 # T=t/030-redis-faults.t runs only the files named
-check:
+check: node-deps
 	perl t/run.pl $(T)
 
 # Only fetching the source may be skipped (no archive reachable); a build
@@ -155,7 +166,7 @@ build-fuzz/fuzz_%: fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@echo "CC $@"
 	@clang -O1 -g -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc/core -o $@ $< \
-	    $(CORE_SRCS) -lyajl -lpcre2-8 -lhiredis
+	    $(CORE_SRCS) -lyajl -lpcre2-8 -lhiredis -lcrypto
 
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \

@@ -207,6 +207,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eventbridge_signature"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eventbridge_signature_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eventbridge_stream_maxlen"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -436,6 +443,7 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
     lcf->allow_no_referer = NGX_CONF_UNSET;
     lcf->strip_headers = NGX_CONF_UNSET_PTR;
     lcf->id_format = NGX_CONF_UNSET_UINT;
+    lcf->signature = NGX_CONF_UNSET_PTR;
     lcf->stream_maxlen = NGX_CONF_UNSET_UINT;
     lcf->max_json_depth = NGX_CONF_UNSET_UINT;
     lcf->max_batch = NGX_CONF_UNSET_UINT;
@@ -466,6 +474,12 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               EB_CE_DEFAULT_MAX_ENTRIES);
 
     if (ngx_http_eventbridge_merge_security(cf, prev, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_eventbridge_merge_signature(cf, prev, conf)
+        != NGX_CONF_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -20,6 +20,7 @@
 #include "eb_config.h"
 #include "eb_jsonpath.h"
 #include "eb_redis_topology.h"
+#include "eb_signature.h"
 
 
 #define NGX_HTTP_EVENTBRIDGE_RETRY_AFTER  "1"
@@ -38,6 +39,7 @@ typedef enum {
     EB_REJECT_UNAVAILABLE,
     EB_REJECT_INVALID_EVENT,
     EB_REJECT_MISSING_KEY,          /* eventbridge_dedupe missing=reject */
+    EB_REJECT_SIGNATURE,
     EB_REJECT_MAX
 } ngx_http_eventbridge_reject_e;
 
@@ -72,6 +74,7 @@ typedef struct {
     ngx_atomic_t  rejected[EB_REJECT_MAX];
     ngx_atomic_t  redis_errors[EB_REDIS_ERR_MAX];
     ngx_atomic_t  redis_events[EB_REDIS_EV_MAX];
+    ngx_atomic_t  signature[EB_SIG_RC_MAX];     /* failures by reason */
 } ngx_http_eventbridge_counters_t;
 
 
@@ -188,6 +191,9 @@ typedef struct {
     ngx_array_t                 *strip;           /* ngx_str_t */
 
     ngx_uint_t                   id_format;       /* EB_UUID_V4 or _V7 */
+    eb_sig_scheme_t             *signature;       /* eventbridge_signature */
+    u_char                      *signature_file;  /* where it was set */
+    ngx_uint_t                   signature_line;
 
     ngx_uint_t                   stream_maxlen;
     /* the constant head of every XADD this location sends, in RESP:
@@ -366,6 +372,18 @@ ngx_int_t ngx_http_eventbridge_merge_security(ngx_conf_t *cf,
 ngx_int_t ngx_http_eventbridge_check_access(ngx_http_request_t *r,
     ngx_http_eventbridge_loc_conf_t *lcf);
 
+/* ngx_http_eventbridge_signature.c */
+char *ngx_http_eventbridge_signature_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_eventbridge_merge_signature(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *prev,
+    ngx_http_eventbridge_loc_conf_t *conf);
+/* NGX_DECLINED if the raw body's signature is good (or none is asked);
+ * otherwise the request has been answered (401) and the result is what
+ * to finalize it with */
+ngx_int_t ngx_http_eventbridge_check_signature(ngx_http_request_t *r,
+    ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *body);
+
 /* ngx_http_eventbridge_redis_conf.c */
 char *ngx_http_eventbridge_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -409,6 +427,7 @@ ngx_int_t ngx_http_eventbridge_metrics_init_conf(ngx_conf_t *cf,
 void ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason);
 void ngx_http_eventbridge_count_accept(ngx_uint_t n);
 void ngx_http_eventbridge_count_deduplicated(ngx_uint_t n);
+void ngx_http_eventbridge_count_signature(eb_sig_rc_t reason);
 void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);
 void ngx_http_eventbridge_count_redis_event(

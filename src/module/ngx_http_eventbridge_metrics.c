@@ -25,7 +25,8 @@ static const char  *ngx_http_eventbridge_reject_names[EB_REJECT_MAX] = {
     "invalid_utf8",
     "unavailable",
     "invalid_event",
-    "missing_key"
+    "missing_key",
+    "signature"
 };
 
 
@@ -141,6 +142,16 @@ ngx_http_eventbridge_count_deduplicated(ngx_uint_t n)
 
 
 void
+ngx_http_eventbridge_count_signature(eb_sig_rc_t reason)
+{
+    if (ngx_http_eventbridge_counters && reason < EB_SIG_RC_MAX) {
+        (void) ngx_atomic_fetch_add(
+                          &ngx_http_eventbridge_counters->signature[reason], 1);
+    }
+}
+
+
+void
 ngx_http_eventbridge_count_redis_error(ngx_http_eventbridge_redis_err_e kind)
 {
     if (ngx_http_eventbridge_counters) {
@@ -197,8 +208,8 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
     }
 
     size = 12 * EB_METRIC_LINE_MAX
-           + (EB_REJECT_MAX + EB_REDIS_ERR_MAX + 3 * EB_REDIS_EV_MAX)
-             * EB_METRIC_LINE_MAX;
+           + (EB_REJECT_MAX + EB_REDIS_ERR_MAX + 3 * EB_REDIS_EV_MAX
+              + EB_SIG_RC_MAX) * EB_METRIC_LINE_MAX;
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -231,6 +242,20 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
                               "{reason=\"%s\"} %uA\n",
                               ngx_http_eventbridge_reject_names[i],
                               cn->rejected[i]);
+    }
+
+    /* the reasons of signature failures (EB_SIG_OK and EB_SIG_ERROR, a
+     * 500, are not failures of the sender) */
+    b->last = ngx_sprintf(b->last,
+        "# HELP eventbridge_signature_failures_total "
+        "Requests refused by eventbridge_signature, by reason.\n"
+        "# TYPE eventbridge_signature_failures_total counter\n");
+
+    for (i = EB_SIG_OK + 1; i < EB_SIG_ERROR; i++) {
+        b->last = ngx_sprintf(b->last,
+                              "eventbridge_signature_failures_total"
+                              "{reason=\"%s\"} %uA\n",
+                              eb_sig_reason(i), cn->signature[i]);
     }
 
     b->last = ngx_sprintf(b->last,

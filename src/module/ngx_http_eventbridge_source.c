@@ -601,6 +601,12 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
         return rc;
     }
 
+    /* on the raw bytes, before the body is compacted or anything stored */
+    rc = ngx_http_eventbridge_check_signature(r, lcf, &body);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     rc = ngx_http_eventbridge_classify_body(r, lcf, &body, &is_json);
     if (rc != NGX_OK || r->header_sent) {
         return rc;
