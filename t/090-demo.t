@@ -34,6 +34,13 @@ like($out, qr/"body":\{"welcome":"小明","id":"1411\*\*\*\*46379"\}/,
 like($out, qr/accepted\s+source my\.dingtalk .*rules new-employee/, 'trace: accepted');
 like($out, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/, 'trace: the row');
 like($out, qr/delivered\s+target onboarding-api\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the API call');
+my ($s1) = $out =~ /^signed webhook: \{"eventId":"([0-9a-f-]{36})"\}$/m;
+ok($s1, 'a signed webhook (Standard Webhooks) is accepted') or diag $out;
+like($out, qr/^signed webhook, sent again: \{"eventId":"\Q${\ ($s1 \/\/ 'none')}\E"\}$/m,
+     'its retry gets the same event id');
+like($out, qr/^signed webhook, body changed after signing: \{"errorCode":"InvalidSignature","errorMessage":"[^"]*bad signature/m,
+     'a tampered body: 401 InvalidSignature');
+like($out, qr/^events of my\.signed stored: 1$/m, 'one event stored for the two posts');
 like($out, qr/demo: stopped/, 'everything it started is stopped');
 
 done_testing;
