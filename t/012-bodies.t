@@ -337,6 +337,47 @@ my $utf8 = sub { Encode::encode_utf8($_[0]) };
     ok(body_of($ev) eq $text, 'large chunked body stored exactly');
 }
 
+# --- JSON that readers would disagree on (issue 9): refused -------------------------------
+
+{
+    my $json = ['Content-Type' => 'application/json'];
+    my @cases = (
+        [ 'a string left open after the value', '{"a":1}"x' ],
+        [ 'a lone low surrogate escape', '{"a":"\udc00"}' ],
+        [ 'a lone high surrogate escape', '{"a":"\ud800"}' ],
+        [ 'a high surrogate before a non-surrogate', '["\ud800\u0041"]' ],
+        [ 'a key twice', '{"amount":5,"amount":5000}' ],
+        [ 'a key twice, once escaped', '{"a":1,"\u0061":2}' ],
+        [ 'a key twice in a nested object', '{"d":{"k":1,"k":2}}' ],
+        [ 'U+0000 in a key', '{"a\u0000":1,"a":2}' ],
+    );
+    for my $c (@cases) {
+        my ($name, $body) = @$c;
+        my $before = xlen();
+        my $r = EBTest::http(port => $port, method => 'POST', path => '/hook',
+                             body => $body, headers => $json);
+        subtest "declared JSON, $name -> 400 InvalidJSON" => sub {
+            is($r->{status}, 400, 'status') or diag $r->{raw} // $r->{error};
+            my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+            is_deeply([sort keys %$j], ['errorCode', 'errorMessage'],
+                      'exactly errorCode and errorMessage');
+            is($j->{errorCode}, 'InvalidJSON', 'errorCode');
+            ok(length($j->{errorMessage} // ''), 'non-empty errorMessage');
+            is(xlen(), $before, 'nothing appended');
+        };
+    }
+
+    # a pair is one character; the same key in sibling objects is fine
+    my (undef, $ev) = taken('a surrogate pair, keys repeated across objects',
+        body => '{"e":"\ud83d\ude00","l":[{"k":1},{"k":2}],"o":{"k":3}}',
+        headers => $json);
+    is(body_of($ev) && body_of($ev)->{e}, "\x{1F600}", 'the pair decoded');
+
+    # undeclared, it is no JSON: kept as the string it is
+    (undef, $ev) = taken('undeclared, a key twice', body => '{"a":1,"a":2}');
+    is(body_of($ev), '{"a":1,"a":2}', 'stored as a string');
+}
+
 # --- PUT, event id in the access log -------------------------------------------------------
 
 {

@@ -256,6 +256,16 @@ my $rejects = 0;     # requests expected to count as invalid_event
          '{"specversion":"1.0","id":"x","source":"/s","type":"t","data":1,"data_base64":"AA=="}'],
         ['not an object', 'InvalidEvent', '[1,2]'],
         ['not JSON', 'InvalidJSON', '{"specversion":"1.0",'],
+        ['a string left open after the event', 'InvalidJSON',
+         '{"specversion":"1.0","id":"x","source":"/s","type":"t"}"x'],
+        ['a lone low surrogate escape', 'InvalidJSON',
+         '{"specversion":"1.0","id":"x","source":"/s","type":"t","subject":"\udc00"}'],
+        ['a lone high surrogate in data', 'InvalidJSON',
+         '{"specversion":"1.0","id":"x","source":"/s","type":"t","data":{"a":"\ud800"}}'],
+        ['a key twice in data', 'InvalidJSON',
+         '{"specversion":"1.0","id":"x","source":"/s","type":"t","data":{"amount":5,"amount":5000}}'],
+        ['an attribute twice', 'DuplicateAttribute',
+         '{"specversion":"1.0","id":"x","source":"/s","type":"t","type":"u"}'],
     );
     for my $c (@cases) {
         my ($what, $code, $body) = @$c;
@@ -362,7 +372,18 @@ my $rejects = 0;     # requests expected to count as invalid_event
                    'batch that is a string → 400 InvalidBatch');
     is_whole_error(post('/put', CT_BATCH, '[' . ev_text('a') . ','), 400,
                    'InvalidJSON', 'batch that is not JSON → 400 InvalidJSON');
-    $rejects += 3;
+    is_whole_error(post('/put', CT_BATCH, '[' . ev_text('a') . ']"x'), 400,
+                   'InvalidJSON',
+                   'batch with a string left open after it → 400 InvalidJSON');
+    is_whole_error(post('/put', CT_BATCH, '[' . ev_text('a') . ',{"specversion":'
+                        . '"1.0","id":"d","source":"/s","type":"t","data":'
+                        . '{"amount":5,"amount":5000}}]'), 400, 'InvalidJSON',
+                   'batch with a key twice in data → 400 InvalidJSON');
+    is_whole_error(post('/put', CT_BATCH, '[{"specversion":"1.0","id":"d",'
+                        . '"source":"/s","type":"t","subject":"\udc00"}]'),
+                   400, 'InvalidJSON',
+                   'batch with a lone surrogate escape → 400 InvalidJSON');
+    $rejects += 6;
     is(xlen('demo'), $before, 'bad batches: nothing stored');
 }
 
@@ -420,7 +441,14 @@ my @ce = ('ce-specversion' => '1.0', 'ce-source' => '/bin', 'ce-type' => 't.bin'
                       'MissingAttribute', 'binary: no ce-specversion → 400 MissingAttribute');
     is_single_failure(post('/put', 'application/json', '{"a":', @ce, 'ce-id' => 'bin-6'),
                       'InvalidJSON', 'binary: JSON Content-Type with a bad body → 400 InvalidJSON');
-    $rejects += 3;
+    is_single_failure(post('/put', 'application/json', '{"a":1}"x', @ce, 'ce-id' => 'bin-7'),
+                      'InvalidJSON', 'binary: a string left open after the body → 400 InvalidJSON');
+    is_single_failure(post('/put', 'application/json', '{"amount":5,"amount":5000}', @ce,
+                           'ce-id' => 'bin-8'),
+                      'InvalidJSON', 'binary: a key twice in the body → 400 InvalidJSON');
+    is_single_failure(post('/put', 'application/json', '["\udc00"]', @ce, 'ce-id' => 'bin-9'),
+                      'InvalidJSON', 'binary: a lone surrogate escape → 400 InvalidJSON');
+    $rejects += 6;
     is(xlen('demo'), $before, 'binary invalid: nothing stored');
 }
 

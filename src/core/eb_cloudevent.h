@@ -41,7 +41,9 @@
  * (errorMessage) are one line of ASCII, quoting at most 40 characters of
  * what the sender sent.
  */
-/* not JSON (syntax, or invalid UTF-8 in a string); names the byte */
+/* not JSON as eb_json_validate() checks it (syntax, invalid UTF-8 in a
+ * string, an unpaired surrogate escape, a key twice in an object below
+ * the event's own members); names the byte */
 #define EB_CE_INVALID_JSON             "InvalidJSON"
 /* nested deeper than max_depth */
 #define EB_CE_JSON_TOO_DEEP            "JSONTooDeep"
@@ -60,7 +62,7 @@
 #define EB_CE_INVALID_ATTRIBUTE_NAME   "InvalidAttributeName"
 /* a value not of its attribute's type: an object or array, a fraction or
  * an out-of-range Integer, an empty or non-string required attribute,
- * control characters, noncharacters or unpaired surrogates in a String,
+ * control characters or noncharacters in a String,
  * bad URI, URI-reference, timestamp or media type, malformed header
  * quoting or percent-encoding */
 #define EB_CE_INVALID_ATTRIBUTE_VALUE  "InvalidAttributeValue"

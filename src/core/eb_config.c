@@ -8,11 +8,14 @@
 
 #include "eb_buf.h"
 #include "eb_config.h"
+#include "eb_json.h"
 #include "eb_jsonpath.h"
 
 
 #define EB_CONFIG_MAX_SIZE   (16 * 1024 * 1024)
 #define EB_PATH_MAX          512
+/* nesting of the file; patterns have their own, lower bound */
+#define EB_CONFIG_MAX_DEPTH  1000
 
 
 typedef enum {
@@ -1070,10 +1073,13 @@ eb_config_parse(const char *file, const unsigned char *text, size_t len,
         return NULL;
     }
 
-    memcpy(copy, text, len);
+    if (len) {
+        memcpy(copy, text, len);
+    }
+
     copy[len] = '\0';
 
-    if (memchr(text, '\0', len) != NULL) {
+    if (len && memchr(text, '\0', len) != NULL) {
         free(copy);
         snprintf(err, errlen, "%s: contains a NUL byte", file);
         return NULL;
@@ -1084,6 +1090,17 @@ eb_config_parse(const char *file, const unsigned char *text, size_t len,
 
     if (root == NULL) {
         eb_syntax_error(file, text, len, err, errlen);
+        return NULL;
+    }
+
+    /* what yajl lets through: a string left open after the value,
+     * unpaired surrogate escapes, a key twice in an object */
+    if (eb_json_validate(text, len, EB_CONFIG_MAX_DEPTH, NULL, yerr,
+                         sizeof(yerr))
+        != EB_JSON_OK)
+    {
+        yajl_tree_free(root);
+        snprintf(err, errlen, "%s: %s", file, yerr);
         return NULL;
     }
 

@@ -97,6 +97,68 @@ eb_kv_cmp(const void *a, const void *b)
 }
 
 
+/*
+ * A name with a NUL (a query argument "a%00") gets U+FFFD in its place:
+ * yajl's tree cuts "a\u0000" at the NUL and the matcher drops the NUL,
+ * so both would read it as "a", and eb_json_validate() refuses it in a
+ * key. kv is then a copy in scratch memory, taken before the merge.
+ */
+static const eb_kv_t *
+eb_kv_names_fix(const eb_http_event_t *ev, const eb_kv_t *kv, size_t n)
+{
+    size_t          i, k, nul;
+    eb_kv_t        *copy;
+    unsigned char  *p;
+
+    for (i = 0; i < n; i++) {
+        if (kv[i].name.len && memchr(kv[i].name.data, '\0', kv[i].name.len))
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        return kv;
+    }
+
+    copy = ev->alloc(ev->alloc_ctx, n * sizeof(eb_kv_t));
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        copy[i] = kv[i];
+
+        for (nul = 0, k = 0; k < kv[i].name.len; k++) {
+            nul += (kv[i].name.data[k] == '\0');
+        }
+
+        if (nul == 0) {
+            continue;
+        }
+
+        p = ev->alloc(ev->alloc_ctx, kv[i].name.len + 2 * nul);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        copy[i].name.data = p;
+        copy[i].name.len = kv[i].name.len + 2 * nul;
+
+        for (k = 0; k < kv[i].name.len; k++) {
+            if (kv[i].name.data[k] == '\0') {
+                p = eb_cpy(p, "\xef\xbf\xbd", 3);
+
+            } else {
+                *p++ = kv[i].name.data[k];
+            }
+        }
+    }
+
+    return copy;
+}
+
+
 /* Emits an object of kv pairs sorted by name; values of a repeated name
  * are joined with sep, in the order they arrived. */
 static int
@@ -112,6 +174,11 @@ eb_gen_kv_object(yajl_gen g, const eb_http_event_t *ev, const eb_kv_t *kv,
     if (n == 0) {
         EB_TRY(yajl_gen_map_close(g));
         return 0;
+    }
+
+    kv = eb_kv_names_fix(ev, kv, n);
+    if (kv == NULL) {
+        return -1;
     }
 
     refs = ev->alloc(ev->alloc_ctx, n * sizeof(eb_kv_ref_t));

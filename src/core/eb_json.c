@@ -1,22 +1,80 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
 #include "eb_json.h"
+#include "eb_json_string.h"
 #include "eb_utf8.h"
 
 
+/* a key of an object still open: its bytes in keys, where it ended */
 typedef struct {
-    unsigned  depth;
-    unsigned  max_depth;
-    int       too_deep;
-} eb_json_depth_t;
+    const unsigned char  *key;          /* set only while sorting */
+    size_t                off;
+    size_t                len;
+    size_t                at;
+} eb_json_key_t;
+
+
+typedef struct {
+    yajl_handle           h;
+    yajl_alloc_funcs     *afs;
+
+    unsigned              depth;
+    unsigned              max_depth;
+    unsigned              dup_level;    /* objects whose keys may repeat */
+    int                   too_deep;
+    int                   nomem;
+
+    /* keys of the open objects, each object's after its parent's */
+    eb_json_key_t        *key;
+    size_t                nkeys;
+    size_t                keys_cap;
+    unsigned char        *keys;
+    size_t                keys_len;
+    size_t                keys_size;
+    size_t               *obj;          /* an open object's first key */
+    size_t                nobjs;
+    size_t                objs_cap;
+
+    const eb_json_key_t  *dup;          /* a key met twice: the later */
+    size_t                nul_key;      /* where a key with U+0000 ends */
+} eb_json_check_t;
+
+
+static void *
+eb_json_grow(eb_json_check_t *d, void *p, size_t *cap, size_t need,
+    size_t size)
+{
+    size_t  n;
+
+    if (need <= *cap) {
+        return p;
+    }
+
+    n = *cap ? *cap : 16;
+
+    while (n < need) {
+        n *= 2;
+    }
+
+    p = d->afs->realloc(d->afs->ctx, p, n * size);
+    if (p == NULL) {
+        d->nomem = 1;
+        return NULL;
+    }
+
+    *cap = n;
+
+    return p;
+}
 
 
 static int
 eb_json_open(void *ctx)
 {
-    eb_json_depth_t  *d = ctx;
+    eb_json_check_t  *d = ctx;
 
     if (++d->depth > d->max_depth) {
         d->too_deep = 1;
@@ -30,22 +88,148 @@ eb_json_open(void *ctx)
 static int
 eb_json_close(void *ctx)
 {
-    eb_json_depth_t  *d = ctx;
+    eb_json_check_t  *d = ctx;
 
     d->depth--;
     return 1;
 }
 
 
-/* Only nesting is tracked: yajl skips the conversion of scalars whose
- * callbacks are NULL, which keeps validation cheap. */
 static int
 eb_json_start_map(void *ctx)
 {
-    return eb_json_open(ctx);
+    size_t           *obj;
+    eb_json_check_t  *d = ctx;
+
+    if (!eb_json_open(ctx)) {
+        return 0;
+    }
+
+    obj = eb_json_grow(d, d->obj, &d->objs_cap, d->nobjs + 1,
+                       sizeof(size_t));
+    if (obj == NULL) {
+        return 0;
+    }
+
+    d->obj = obj;
+    d->obj[d->nobjs++] = d->nkeys;
+
+    return 1;
 }
 
 
+/* yajl hands over keys with escapes decoded, in a buffer it reuses */
+static int
+eb_json_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    void             *p;
+    eb_json_key_t    *k;
+    eb_json_check_t  *d = ctx;
+
+    if (len && memchr(key, '\0', len) != NULL) {
+        /* yajl's tree cuts such a key at the NUL, the matcher drops the
+         * NUL: "a\u0000" would be "a" to one and not to the other */
+        d->nul_key = yajl_get_bytes_consumed(d->h);
+        return 0;
+    }
+
+    if (d->depth == d->dup_level || d->dup_level == EB_JSON_DUP_ANY) {
+        return 1;
+    }
+
+    p = eb_json_grow(d, d->key, &d->keys_cap, d->nkeys + 1,
+                     sizeof(eb_json_key_t));
+    if (p == NULL) {
+        return 0;
+    }
+
+    d->key = p;
+
+    p = eb_json_grow(d, d->keys, &d->keys_size, d->keys_len + len + 1, 1);
+    if (p == NULL) {
+        return 0;
+    }
+
+    d->keys = p;
+
+    k = &d->key[d->nkeys++];
+    k->off = d->keys_len;
+    k->len = len;
+    k->at = yajl_get_bytes_consumed(d->h);
+
+    if (len) {
+        memcpy(d->keys + d->keys_len, key, len);
+        d->keys_len += len;
+    }
+
+    return 1;
+}
+
+
+static int
+eb_json_key_cmp(const void *one, const void *two)
+{
+    int                   rc;
+    const eb_json_key_t  *a = one, *b = two;
+
+    if (a->len != b->len) {
+        return a->len < b->len ? -1 : 1;
+    }
+
+    rc = a->len ? memcmp(a->key, b->key, a->len) : 0;
+
+    if (rc == 0) {
+        /* the later of equal keys last: it is the one reported */
+        rc = (a->at > b->at) - (a->at < b->at);
+    }
+
+    return rc;
+}
+
+
+/* Sorting the keys when the object closes bounds the cost by n log n
+ * whatever the keys, which a hash would not against chosen keys. */
+static int
+eb_json_end_map(void *ctx)
+{
+    size_t            i, first, n;
+    eb_json_key_t    *k;
+    eb_json_check_t  *d = ctx;
+
+    first = d->obj[--d->nobjs];
+    n = d->nkeys - first;
+
+    if (n > 1) {
+        k = d->key + first;
+
+        for (i = 0; i < n; i++) {
+            k[i].key = d->keys + k[i].off;
+        }
+
+        qsort(k, n, sizeof(eb_json_key_t), eb_json_key_cmp);
+
+        for (i = 1; i < n; i++) {
+            if (k[i].len == k[i - 1].len
+                && (k[i].len == 0
+                    || memcmp(k[i].key, k[i - 1].key, k[i].len) == 0))
+            {
+                d->dup = &k[i];
+                return 0;
+            }
+        }
+    }
+
+    if (n) {
+        d->keys_len = d->key[first].off;
+        d->nkeys = first;
+    }
+
+    return eb_json_close(ctx);
+}
+
+
+/* Scalars are skipped: yajl does not convert those whose callbacks are
+ * NULL, which keeps validation cheap. */
 static const yajl_callbacks  eb_json_callbacks = {
     NULL,                       /* null */
     NULL,                       /* boolean */
@@ -54,8 +238,8 @@ static const yajl_callbacks  eb_json_callbacks = {
     NULL,                       /* number */
     NULL,                       /* string */
     eb_json_start_map,
-    NULL,                       /* map key */
-    eb_json_close,
+    eb_json_map_key,
+    eb_json_end_map,
     eb_json_open,
     eb_json_close
 };
@@ -90,26 +274,33 @@ eb_json_error(yajl_handle h, const unsigned char *p, size_t len, int at_end,
 }
 
 
-/* Offset of the first \v or \f outside a string, or -1. */
+/*
+ * What yajl lets through in a text it parsed: \v and \f between tokens,
+ * unpaired surrogate escapes (it decodes them to bytes that are not
+ * UTF-8), and a string left open after the value, which it takes for
+ * input still to come. Returns the offset of the fault, or -1.
+ */
 static ssize_t
-eb_json_bad_space_at(const unsigned char *p, size_t len)
+eb_json_scan(const unsigned char *p, size_t len, const char **why)
 {
-    size_t  i;
-    int     in_string, escaped;
+    size_t    i, k;
+    uint32_t  cp;
+    int       in_string;
 
     in_string = 0;
-    escaped = 0;
 
     for (i = 0; i < len; i++) {
         if (in_string) {
-            if (escaped) {
-                escaped = 0;
+            if (p[i] == '"') {
+                in_string = 0;
 
             } else if (p[i] == '\\') {
-                escaped = 1;
+                k = eb_json_escape(p + i, len - i, &cp, why);
+                if (k == 0) {
+                    return (ssize_t) i;
+                }
 
-            } else if (p[i] == '"') {
-                in_string = 0;
+                i += k - 1;
             }
 
             continue;
@@ -119,11 +310,50 @@ eb_json_bad_space_at(const unsigned char *p, size_t len)
             in_string = 1;
 
         } else if (p[i] == '\v' || p[i] == '\f') {
+            *why = "invalid whitespace character";
             return (ssize_t) i;
         }
     }
 
+    if (in_string) {
+        *why = "a string left open after the value";
+        return (ssize_t) len;
+    }
+
     return -1;
+}
+
+
+/* quoted keys in a message: printable ASCII only */
+static void
+eb_json_printable(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f) {
+            *s = '?';
+        }
+    }
+}
+
+
+static void *
+eb_json_malloc(void *ctx, size_t size)
+{
+    return malloc(size);
+}
+
+
+static void *
+eb_json_realloc(void *ctx, void *p, size_t size)
+{
+    return realloc(p, size);
+}
+
+
+static void
+eb_json_free(void *ctx, void *p)
+{
+    free(p);
 }
 
 
@@ -131,37 +361,45 @@ eb_json_rc_t
 eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
     yajl_alloc_funcs *afs, char *err, size_t errlen)
 {
-    yajl_handle      h;
-    int              at_end;
-    ssize_t          bad;
-    yajl_status      st;
-    eb_json_depth_t  d;
-    eb_json_rc_t     rc;
+    return eb_json_validate_keys(p, len, max_depth, 0, afs, err, errlen);
+}
 
-    d.depth = 0;
+
+eb_json_rc_t
+eb_json_validate_keys(const unsigned char *p, size_t len, unsigned max_depth,
+    unsigned dup_level, yajl_alloc_funcs *afs, char *err, size_t errlen)
+{
+    int               at_end;
+    ssize_t           bad;
+    const char       *why;
+    yajl_status       st;
+    eb_json_rc_t      rc;
+    eb_json_check_t   d;
+    yajl_alloc_funcs  std = {
+        eb_json_malloc, eb_json_realloc, eb_json_free, NULL
+    };
+
+    memset(&d, 0, sizeof(eb_json_check_t));
+    d.afs = afs ? afs : &std;
     d.max_depth = max_depth;
-    d.too_deep = 0;
+    d.dup_level = dup_level;
 
-    h = yajl_alloc(&eb_json_callbacks, afs, &d);
-    if (h == NULL) {
+    d.h = yajl_alloc(&eb_json_callbacks, afs, &d);
+    if (d.h == NULL) {
         snprintf(err, errlen, "out of memory");
         return EB_JSON_NOMEM;
     }
 
     at_end = 0;
 
-    st = yajl_parse(h, p, len);
+    st = yajl_parse(d.h, p, len);
     if (st == yajl_status_ok) {
-        st = yajl_complete_parse(h);
+        st = yajl_complete_parse(d.h);
         at_end = 1;
     }
 
-    if (st == yajl_status_ok
-        && (bad = eb_json_bad_space_at(p, len)) >= 0)
-    {
-        /* yajl's lexer also skips \v and \f: not JSON whitespace */
-        snprintf(err, errlen, "invalid JSON at byte %zd: invalid "
-                 "whitespace character", bad);
+    if (st == yajl_status_ok && (bad = eb_json_scan(p, len, &why)) >= 0) {
+        snprintf(err, errlen, "invalid JSON at byte %zd: %s", bad, why);
         rc = EB_JSON_SYNTAX;
 
     } else if (st == yajl_status_ok
@@ -182,12 +420,35 @@ eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
         snprintf(err, errlen, "JSON nested deeper than %u levels", max_depth);
         rc = EB_JSON_TOO_DEEP;
 
+    } else if (d.nomem) {
+        snprintf(err, errlen, "out of memory");
+        rc = EB_JSON_NOMEM;
+
+    } else if (d.nul_key) {
+        snprintf(err, errlen, "invalid JSON at byte %zu: \\u0000 in a key",
+                 d.nul_key);
+        rc = EB_JSON_SYNTAX;
+
+    } else if (d.dup) {
+        /* a member twice: readers would disagree on which one counts */
+        snprintf(err, errlen, "invalid JSON at byte %zu: duplicate key "
+                 "\"%.*s%s\"", d.dup->at,
+                 (int) (d.dup->len > 40 ? 40 : d.dup->len),
+                 (const char *) d.dup->key, d.dup->len > 40 ? "..." : "");
+        eb_json_printable(err);
+        rc = EB_JSON_SYNTAX;
+
     } else {
-        eb_json_error(h, p, len, at_end, err, errlen);
+        eb_json_error(d.h, p, len, at_end, err, errlen);
         rc = EB_JSON_SYNTAX;
     }
 
-    yajl_free(h);
+    yajl_free(d.h);
+
+    d.afs->free(d.afs->ctx, d.key);
+    d.afs->free(d.afs->ctx, d.keys);
+    d.afs->free(d.afs->ctx, d.obj);
+
     return rc;
 }
 

@@ -19,10 +19,20 @@ typedef enum {
 
 
 /* Checks that p[0..len) is exactly one JSON value (RFC 8259, strings valid
- * UTF-8) nested at most max_depth arrays/objects deep. On failure err gets
- * a one-line, NUL-terminated reason. afs may be NULL (malloc). */
+ * UTF-8, no unpaired surrogate escape, no key twice in an object) nested
+ * at most max_depth arrays/objects deep. On failure err gets a one-line,
+ * NUL-terminated reason. afs may be NULL (malloc). */
 eb_json_rc_t eb_json_validate(const unsigned char *p, size_t len,
     unsigned max_depth, yajl_alloc_funcs *afs, char *err, size_t errlen);
+
+/* The same, except that the objects at nesting level dup_level (1: the
+ * top-level value; EB_JSON_DUP_ANY: all) may repeat keys: the caller
+ * reports those itself, with a better message. */
+#define EB_JSON_DUP_ANY  ((unsigned) -1)
+
+eb_json_rc_t eb_json_validate_keys(const unsigned char *p, size_t len,
+    unsigned max_depth, unsigned dup_level, yajl_alloc_funcs *afs,
+    char *err, size_t errlen);
 
 /* Removes the whitespace between the tokens of a valid JSON text, in
  * place; strings, numbers and escapes keep their exact bytes. Returns

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eb_json_string.h"
 #include "eb_jsonpath.h"
 #include "eb_utf8.h"
 
@@ -226,89 +227,23 @@ eb_jp_parse_name(eb_jp_parser_t *jp)
 }
 
 
-static int
-eb_jp_hex4(const unsigned char *p, unsigned *v)
-{
-    unsigned  i, d;
-
-    *v = 0;
-
-    for (i = 0; i < 4; i++) {
-        if (p[i] >= '0' && p[i] <= '9') {
-            d = p[i] - '0';
-
-        } else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f') {
-            d = (p[i] | 0x20) - 'a' + 10;
-
-        } else {
-            return -1;
-        }
-
-        *v = *v << 4 | d;
-    }
-
-    return 0;
-}
-
-
 /* \uXXXX (or a surrogate pair) at jp->i, which is at the backslash;
  * appends the character as UTF-8 */
 static int
 eb_jp_parse_u(eb_jp_parser_t *jp)
 {
-    size_t         at;
-    unsigned       cp, lo;
-    unsigned char  u[4];
-    size_t         n;
+    size_t          k, n;
+    uint32_t        cp;
+    const char     *why;
+    unsigned char   u[4];
 
-    at = jp->i;
-
-    if (jp->len - at < 6 || eb_jp_hex4(jp->s + at + 2, &cp) != 0) {
-        return eb_jp_fail(jp, at, "\\u needs four hexadecimal digits");
+    k = eb_json_escape(jp->s + jp->i, jp->len - jp->i, &cp, &why);
+    if (k == 0) {
+        return eb_jp_fail(jp, jp->i, why);
     }
 
-    jp->i += 6;
-
-    if (cp >= 0xdc00 && cp <= 0xdfff) {
-        return eb_jp_fail(jp, at, "a lone low surrogate");
-    }
-
-    if (cp >= 0xd800 && cp <= 0xdbff) {
-        if (jp->len - jp->i < 6
-            || jp->s[jp->i] != '\\' || jp->s[jp->i + 1] != 'u'
-            || eb_jp_hex4(jp->s + jp->i + 2, &lo) != 0
-            || lo < 0xdc00 || lo > 0xdfff)
-        {
-            return eb_jp_fail(jp, at,
-                              "a high surrogate without a low surrogate");
-        }
-
-        jp->i += 6;
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-    }
-
-    if (cp < 0x80) {
-        u[0] = (unsigned char) cp;
-        n = 1;
-
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char) (0xc0 | cp >> 6);
-        u[1] = (unsigned char) (0x80 | (cp & 0x3f));
-        n = 2;
-
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char) (0xe0 | cp >> 12);
-        u[1] = (unsigned char) (0x80 | (cp >> 6 & 0x3f));
-        u[2] = (unsigned char) (0x80 | (cp & 0x3f));
-        n = 3;
-
-    } else {
-        u[0] = (unsigned char) (0xf0 | cp >> 18);
-        u[1] = (unsigned char) (0x80 | (cp >> 12 & 0x3f));
-        u[2] = (unsigned char) (0x80 | (cp >> 6 & 0x3f));
-        u[3] = (unsigned char) (0x80 | (cp & 0x3f));
-        n = 4;
-    }
+    jp->i += k;
+    n = eb_utf8_encode(u, cp);
 
     if (eb_buf_append(&jp->names, u, n) != 0) {
         eb_jp_set_err(jp->err, jp->errlen, "out of memory");
@@ -1013,6 +948,11 @@ eb_jsonpath_write_escaped(eb_buf_t *b, const unsigned char *p, size_t len)
     unsigned char   c;
     char            esc[6];
     const char     *e;
+
+    if (len == 0) {
+        /* p may be NULL: no pointer arithmetic on it */
+        return b->failed ? -1 : 0;
+    }
 
     run = 0;
 

@@ -1803,7 +1803,10 @@ eb_ruleset_compile(eb_ruleset_t *rs, char *err, size_t errlen)
     memset(&c, 0, sizeof(c));
     c.rs = rs;
 
-    rc = (eb_pm_fields(&c) == 0
+    /* a byte past the strings, so that rs->bytes.data is never NULL (empty
+     * operands point into it, while compiling and matching) */
+    rc = (eb_pm_vec_push(&rs->bytes, 1, 1) != NULL
+          && eb_pm_fields(&c) == 0
           && eb_pm_states(&c) == 0
           && eb_pm_matchers(&c) == 0
           && eb_pm_build_states(&c) == 0) ? 0 : -1;
@@ -1839,18 +1842,6 @@ eb_ruleset_compile(eb_ruleset_t *rs, char *err, size_t errlen)
     /* what matching does not read goes; the rest is trimmed to size */
 
     rs->nalts = rs->alts.n;
-
-    /* a byte past the strings, so that rs->bytes.data is never NULL (empty
-     * operands point into it) */
-    if (eb_pm_vec_push(&rs->bytes, 1, 1) == NULL) {
-        rs->broken = 1;
-
-        if (errlen) {
-            snprintf(err, errlen, "out of memory");
-        }
-
-        return -1;
-    }
 
     eb_pm_vec_free(&rs->canon);
     eb_pm_vec_free(&rs->conjs);

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eb_json_string.h"
 #include "eb_pattern_int.h"
+#include "eb_utf8.h"
 
 
 typedef struct {
@@ -47,19 +49,6 @@ static const unsigned char  eb_pm_plain[256] = {
 };
 
 
-static int
-eb_pm_hex(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-
 static void
 eb_pm_skip_ws(eb_pm_scan_t *s)
 {
@@ -78,6 +67,9 @@ static int
 eb_pm_scan_string(eb_pm_scan_t *s, const unsigned char **start,
     size_t *len, int *esc)
 {
+    size_t                k;
+    uint32_t              cp;
+    const char           *why;
     const unsigned char  *p, *end;
 
     p = s->p + 1;
@@ -110,31 +102,13 @@ eb_pm_scan_string(eb_pm_scan_t *s, const unsigned char **start,
 
         *esc = 1;
 
-        switch (*p) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            p++;
-            break;
-
-        case 'u':
-            if (end - p < 5 || eb_pm_hex(p[1]) < 0 || eb_pm_hex(p[2]) < 0
-                || eb_pm_hex(p[3]) < 0 || eb_pm_hex(p[4]) < 0)
-            {
-                return -1;
-            }
-
-            p += 5;
-            break;
-
-        default:
+        /* the shared decoder: also refuses unpaired surrogates */
+        k = eb_json_escape(p - 1, (size_t) (end - p + 1), &cp, &why);
+        if (k == 0) {
             return -1;
         }
+
+        p += k - 1;
     }
 
     *len = (size_t) (p - *start);
@@ -144,23 +118,16 @@ eb_pm_scan_string(eb_pm_scan_t *s, const unsigned char **start,
 }
 
 
-static unsigned
-eb_pm_hex4(const unsigned char *p)
-{
-    return (unsigned) (eb_pm_hex(p[0]) << 12 | eb_pm_hex(p[1]) << 8
-                       | eb_pm_hex(p[2]) << 4 | eb_pm_hex(p[3]));
-}
-
-
 /* Decodes a validated string body into dst (never longer than the raw
- * text), as yajl does, so that event strings compare equal to pattern
- * strings: a high surrogate with a following \u escape pairs with it, a
- * lone one is '?', \u0000 is dropped. */
+ * text) with the shared escape decoder; \u0000 is dropped, as yajl's tree
+ * (which reads the patterns) cuts its strings at a NUL. */
 static size_t
 eb_pm_unescape(unsigned char *dst, const unsigned char *p, size_t len)
 {
+    size_t                k;
+    uint32_t              cp;
     unsigned char        *d;
-    unsigned              cp, lo;
+    const char           *why;
     const unsigned char  *end;
 
     d = dst;
@@ -172,67 +139,15 @@ eb_pm_unescape(unsigned char *dst, const unsigned char *p, size_t len)
             continue;
         }
 
-        p++;
-
-        switch (*p++) {
-        case 'b':
-            *d++ = '\b';
-            continue;
-        case 'f':
-            *d++ = '\f';
-            continue;
-        case 'n':
-            *d++ = '\n';
-            continue;
-        case 'r':
-            *d++ = '\r';
-            continue;
-        case 't':
-            *d++ = '\t';
-            continue;
-        case 'u':
-            break;
-        default:
-            *d++ = p[-1];       /* " \ / */
-            continue;
+        k = eb_json_escape(p, (size_t) (end - p), &cp, &why);
+        if (k == 0) {
+            break;              /* eb_pm_scan_string() let none through */
         }
 
-        cp = eb_pm_hex4(p);
-        p += 4;
+        p += k;
 
-        if ((cp & 0xfc00) == 0xd800) {
-            if (end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-                lo = eb_pm_hex4(p + 2);
-                cp = (((cp & 0x3f) << 10) | ((((cp >> 6) & 0xf) + 1) << 16)
-                      | (lo & 0x3ff));
-                p += 6;
-
-            } else {
-                *d++ = '?';
-                continue;
-            }
-        }
-
-        if (cp == 0) {
-            continue;
-
-        } else if (cp < 0x80) {
-            *d++ = (unsigned char) cp;
-
-        } else if (cp < 0x800) {
-            *d++ = (unsigned char) (0xc0 | (cp >> 6));
-            *d++ = (unsigned char) (0x80 | (cp & 0x3f));
-
-        } else if (cp < 0x10000) {
-            *d++ = (unsigned char) (0xe0 | (cp >> 12));
-            *d++ = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
-            *d++ = (unsigned char) (0x80 | (cp & 0x3f));
-
-        } else {
-            *d++ = (unsigned char) (0xf0 | (cp >> 18));
-            *d++ = (unsigned char) (0x80 | ((cp >> 12) & 0x3f));
-            *d++ = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
-            *d++ = (unsigned char) (0x80 | (cp & 0x3f));
+        if (cp != 0) {
+            d += eb_utf8_encode(d, cp);
         }
     }
 
@@ -721,6 +636,10 @@ eb_pattern_event_parse(eb_pattern_event_t *ev, const eb_ruleset_t *rs,
     ev->strs.n = 0;
     ev->present.n = 0;
     ev->narrays = 0;
+
+    if (len == 0) {
+        return EB_PATTERN_BAD_EVENT;        /* json may be NULL */
+    }
 
     if (eb_pm_vec_reserve(&ev->strs, 1, len + 1) != 0) {
         return EB_PATTERN_NOMEM;

@@ -422,6 +422,10 @@ eb_pm_probe_lens(eb_pm_match_t *m, uint32_t matcher,
     const uint32_t  *lens;
 
     n = mt->lens_n[kind - EB_PM_K_LENS];
+    if (n == 0) {
+        return;                 /* lens.data may be NULL */
+    }
+
     lens = (const uint32_t *) m->rs->lens.data
            + mt->lens_off[kind - EB_PM_K_LENS];
 

@@ -378,9 +378,14 @@ eb_pm_push_key(eb_pm_parse_t *c, const unsigned char *key, size_t klen)
     size_t  old, i, room;
 
     old = c->plen;
-    room = sizeof(c->path) - 4;
+    room = sizeof(c->path) - 4;         /* "..." and the NUL */
 
-    if (c->plen && c->plen < room) {
+    if (c->plen >= room) {
+        /* already cut short, and ended with "..." */
+        return old;
+    }
+
+    if (c->plen) {
         c->path[c->plen++] = '.';
     }
 
@@ -1204,8 +1209,9 @@ eb_pm_canon_pred(eb_ruleset_t *rs, uint32_t id, eb_pm_vec_t *b)
         if (eb_pm_canon_put(b, &p->v.type, 1) != 0
             || eb_pm_canon_put(b, &p->v.num, sizeof(double)) != 0
             || eb_pm_canon_put(b, &n32, 4) != 0
-            || eb_pm_canon_put(b, (unsigned char *) rs->bytes.data + p->v.off,
-                               p->v.len) != 0)
+            || (p->v.len
+                && eb_pm_canon_put(b, (unsigned char *) rs->bytes.data
+                                      + p->v.off, p->v.len) != 0))
         {
             return -1;
         }
@@ -1968,7 +1974,9 @@ eb_pm_parse(eb_ruleset_t *rs, uint32_t rule_id, const unsigned char *p,
     c.err = err;
     c.errlen = errlen;
 
-    if (eb_json_validate(p, len, EB_PM_JSON_DEPTH, NULL, jerr, sizeof(jerr))
+    /* repeated keys are refused below, with their path */
+    if (eb_json_validate_keys(p, len, EB_PM_JSON_DEPTH, EB_JSON_DUP_ANY,
+                              NULL, jerr, sizeof(jerr))
         != EB_JSON_OK)
     {
         return eb_pm_fail(&c, "%s", jerr);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "eb_json.h"
+#include "eb_json_string.h"
 #include "eb_jsonpath.h"
 #include "eb_transform.h"
 
@@ -162,8 +163,9 @@ eb_transform_vars(eb_transform_t *t, const unsigned char *value, size_t len,
         return 0;
     }
 
-    if (eb_json_validate(value, len, EB_TRANSFORM_MAX_DEPTH, NULL, msg,
-                         sizeof(msg))
+    /* a name twice is refused below, by name */
+    if (eb_json_validate_keys(value, len, EB_TRANSFORM_MAX_DEPTH,
+                              EB_JSON_DUP_ANY, NULL, msg, sizeof(msg))
         != EB_JSON_OK)
     {
         eb_transform_err(err, errlen, "TEMPLATE variables: %s", msg);
@@ -729,6 +731,11 @@ eb_transform_parse_event(const unsigned char *event, size_t len, char *err,
         eb_transform_err(err, errlen, "out of memory");
         return NULL;
     }
+
+    /* the edge refuses unpaired surrogate escapes; an event that has them
+     * anyway (stored before it did, or by hand) reads them as U+FFFD,
+     * which yajl would decode to bytes that are not UTF-8 */
+    (void) eb_json_surrogates_replace(copy, len);
 
     msg[0] = '\0';
     root = yajl_tree_parse((const char *) copy, msg, sizeof(msg));

@@ -64,3 +64,32 @@ eb_utf8_invalid_at(const unsigned char *p, size_t len)
 
     return -1;
 }
+
+
+size_t
+eb_utf8_encode(unsigned char *u, uint32_t cp)
+{
+    if (cp < 0x80) {
+        u[0] = (unsigned char) cp;
+        return 1;
+    }
+
+    if (cp < 0x800) {
+        u[0] = (unsigned char) (0xc0 | cp >> 6);
+        u[1] = (unsigned char) (0x80 | (cp & 0x3f));
+        return 2;
+    }
+
+    if (cp < 0x10000) {
+        u[0] = (unsigned char) (0xe0 | cp >> 12);
+        u[1] = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (unsigned char) (0x80 | (cp & 0x3f));
+        return 3;
+    }
+
+    u[0] = (unsigned char) (0xf0 | cp >> 18);
+    u[1] = (unsigned char) (0x80 | ((cp >> 12) & 0x3f));
+    u[2] = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+    u[3] = (unsigned char) (0x80 | (cp & 0x3f));
+    return 4;
+}

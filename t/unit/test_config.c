@@ -1,7 +1,11 @@
 #include <stdlib.h>
+#include <string.h>
 
 #include "tap.h"
 #include "eb_config.h"
+
+
+#define S(s)  (const unsigned char *) (s), sizeof(s) - 1
 
 
 static const char  seed_config[] =
@@ -223,12 +227,38 @@ test_load_file(void)
 }
 
 
+/* An empty text (UBSan: no memcpy from NULL); JSON yajl's tree would take */
+static void
+test_empty(void)
+{
+    char          err[EB_CONFIG_ERROR_MAX];
+    eb_config_t  *cf;
+
+    cf = eb_config_parse("buses.json", NULL, 0, err, sizeof(err));
+    ok(cf == NULL, "an empty file is refused");
+    eb_config_free(cf);
+
+    cf = eb_config_parse("buses.json", S("{\"buses\":{}}\"x"), err,
+                         sizeof(err));
+    ok(cf == NULL && strstr(err, "a string left open") != NULL,
+       "a string left open after the object is refused");
+    eb_config_free(cf);
+
+    cf = eb_config_parse("buses.json", S("{\"buses\":{},\"buses\":{}}"), err,
+                         sizeof(err));
+    ok(cf == NULL && strstr(err, "duplicate key \"buses\"") != NULL,
+       "a key twice is refused");
+    eb_config_free(cf);
+}
+
+
 int
 main(void)
 {
     test_seed();
     test_errors();
     test_load_file();
+    test_empty();
 
     return tap_done();
 }

@@ -1096,6 +1096,49 @@ test_null_empty(void)
 }
 
 
+/* A NUL in a query argument's name ("?a%00=1&a=2"): readers would take
+ * "a\u0000" for "a", so it becomes U+FFFD, and the event stays one that
+ * eb_json_validate() accepts (no key twice, no U+0000 in a key). */
+static void
+test_nul_names(void)
+{
+    eb_http_event_t  ev;
+    eb_kv_t          q[3];
+    pool_t           pool;
+    char            *text, err[256];
+    size_t           len;
+    int              rc;
+
+    base_event(&ev);
+    memset(&pool, 0, sizeof(pool));
+
+    q[0].name.data = (const unsigned char *) "a\0";
+    q[0].name.len = 2;
+    q[0].value = bytes("1");
+    q[1] = kv("a", "2");
+    q[2].name.data = (const unsigned char *) "a\xef\xbf\xbd";
+    q[2].name.len = 4;
+    q[2].value = bytes("3");
+
+    ev.query = q;
+    ev.nquery = 3;
+
+    len = 0;
+    text = encode(&ev, &pool, &rc, &len);
+
+    ok(rc == 0 && text != NULL, "NUL in a name: encoded");
+    ok(text && strstr(text, "\"queryString\":{\"a\":\"2\","
+                      "\"a\xef\xbf\xbd\":\"1,3\"}") != NULL,
+       "NUL in a name: U+FFFD, merged with the same name");
+    ok(text && eb_json_validate((const unsigned char *) text, len, 32, NULL,
+                                err, sizeof(err)) == EB_JSON_OK,
+       "NUL in a name: the event validates");
+
+    free(text);
+    pool_free(&pool);
+}
+
+
 int
 main(void)
 {
@@ -1109,6 +1152,7 @@ main(void)
     test_failures();
     test_large();
     test_null_empty();
+    test_nul_names();
 
     return tap_done();
 }

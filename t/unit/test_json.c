@@ -8,6 +8,8 @@
 
 #include "tap.h"
 #include "eb_json.h"
+#include "eb_json_string.h"
+#include "eb_utf8.h"
 
 
 #define DEPTH  32
@@ -163,7 +165,9 @@ test_valid(void)
         "\"\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\"",
         "\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xf0\x90\x80\x80\"",
         "[[],{},[{}],{\"x\":[]}]",
-        "{\"dup\":1,\"dup\":2}",
+        "{\"a\":{\"b\":1},\"b\":{\"a\":1},\"c\":[{\"a\":1},{\"a\":2}]}",
+        "{\"\":1,\"a\":{\"\":2}}",
+        "\"\\ud83d\\ude00 \\uD83D\\uDE00\"",
         "{\n  \"syncAction\": \"user_add_org\",\n  \"active\": true,\n"
         "  \"avatar\": \"\",\n  \"name\": \"\xe5\xb0\x8f\xe6\x98\x8e\",\n"
         "  \"department\": [\n    1\n  ]\n}\n",
@@ -614,11 +618,150 @@ test_content_type(void)
 }
 
 
+/* What yajl lets through and every reader must refuse alike (issue 9):
+ * a string left open after the value, unpaired surrogate escapes, keys
+ * twice in an object. */
+static void
+test_trust(void)
+{
+    static const struct {
+        const char  *doc;
+        const char  *err;
+    } bad[] = {
+        { "{\"a\":1}\"x", "invalid JSON at byte 9: a string left open "
+          "after the value" },
+        { "{\"a\":1} \"x\\\"", NULL },
+        { "[1]\"", NULL },
+        { "{\"a\":\"\\udc00\"}", "invalid JSON at byte 6: a lone low "
+          "surrogate" },
+        { "{\"a\":\"\\ud800\"}", "invalid JSON at byte 6: a high "
+          "surrogate without a low surrogate" },
+        { "[\"\\ud800\\u0041\"]", NULL },
+        { "[\"\\ud800\\ud800\"]", NULL },
+        { "[\"\\uDBFF\"]", NULL },
+        { "{\"\\udc00\":1}", NULL },
+        { "{\"amount\":5,\"amount\":5000}", "invalid JSON at byte 20: "
+          "duplicate key \"amount\"" },
+        { "{\"a\":1,\"\\u0061\":2}", "invalid JSON at byte 15: duplicate "
+          "key \"a\"" },
+        { "{\"\":1,\"\":2}", NULL },
+        { "{\"x\":[{\"a\":1,\"b\":2,\"a\":3}]}", NULL },
+        { "{\"a\":{\"k\":1},\"b\":2,\"a\":3}", NULL },
+        { "{\"a\\u0000\":1}", "invalid JSON at byte 10: \\u0000 in a key" },
+        { "{\"\\u0001\\u0002\":1,\"\\u0001\\u0002\":1}", "invalid JSON at "
+          "byte 32: duplicate key \"??\"" },
+    };
+
+    char          err[256];
+    size_t        i, n;
+    uint32_t      cp;
+    const char   *why;
+    eb_json_rc_t  rc;
+    unsigned char buf[64], u[4];
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = V(bad[i].doc, DEPTH);
+        is_int(rc, EB_JSON_SYNTAX, "refused: %s", printable(bad[i].doc));
+
+        if (bad[i].err) {
+            is_str(err, bad[i].err, "message: %s", printable(bad[i].doc));
+        }
+    }
+
+    /* a key longer than a message quotes is cut */
+    rc = V("{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":1,"
+           "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":2}",
+           DEPTH);
+    ok(rc == EB_JSON_SYNTAX && strstr(err, "...\"") != NULL,
+       "a long duplicate key is cut in the message");
+
+    /* the level the caller checks itself */
+    rc = eb_json_validate_keys(S("{\"a\":1,\"a\":2}"), DEPTH, 1, NULL, err,
+                               sizeof(err));
+    is_int(rc, EB_JSON_OK, "keys of level 1 left to the caller");
+    rc = eb_json_validate_keys(S("{\"a\":1,\"a\":2,\"d\":{\"b\":1,\"b\":2}}"),
+                               DEPTH, 1, NULL, err, sizeof(err));
+    is_int(rc, EB_JSON_SYNTAX, "keys below level 1 still checked");
+    rc = eb_json_validate_keys(S("[{\"a\":1,\"a\":2}]"), DEPTH, 2, NULL,
+                               err, sizeof(err));
+    is_int(rc, EB_JSON_OK, "keys of level 2 left to the caller");
+    rc = eb_json_validate_keys(S("{\"a\":{\"b\":1,\"b\":1}}"), DEPTH,
+                               EB_JSON_DUP_ANY, NULL, err, sizeof(err));
+    is_int(rc, EB_JSON_OK, "EB_JSON_DUP_ANY: no level checked");
+
+    /* many keys: sorted, not compared pairwise */
+    {
+        char    *doc;
+        size_t   len;
+
+        doc = malloc(200000 * 12 + 16);
+        len = 0;
+        doc[len++] = '{';
+
+        for (i = 0; i < 200000; i++) {
+            len += (size_t) sprintf(doc + len, "%s\"k%zu\":1", i ? "," : "",
+                                    (i * 7919) % 200000);
+        }
+
+        doc[len++] = '}';
+        rc = validate(doc, len, DEPTH, NULL, err, sizeof(err));
+        is_int(rc, EB_JSON_OK, "200,000 distinct keys");
+
+        len = (size_t) sprintf(doc + len - 1, ",\"k77\":2}") + len - 1;
+        rc = validate(doc, len, DEPTH, NULL, err, sizeof(err));
+        is_int(rc, EB_JSON_SYNTAX, "200,000 keys and one twice");
+        free(doc);
+    }
+
+    /* the shared escape decoder */
+    n = eb_json_escape(S("\\ud83d\\ude00"), &cp, &why);
+    ok(n == 12 && cp == 0x1f600, "escape: a surrogate pair");
+    n = eb_json_escape(S("\\u00e9x"), &cp, &why);
+    ok(n == 6 && cp == 0xe9, "escape: \\u00e9");
+    n = eb_json_escape(S("\\n"), &cp, &why);
+    ok(n == 2 && cp == '\n', "escape: \\n");
+    n = eb_json_escape(S("\\udc00"), &cp, &why);
+    ok(n == 0 && strcmp(why, "a lone low surrogate") == 0,
+       "escape: a lone low surrogate");
+    n = eb_json_escape(S("\\ud800\\u0041"), &cp, &why);
+    ok(n == 0, "escape: a high surrogate before a non-surrogate");
+    n = eb_json_escape(S("\\ud800\\ud800"), &cp, &why);
+    ok(n == 0, "escape: two high surrogates");
+    n = eb_json_escape(S("\\ud800\\ude0"), &cp, &why);
+    ok(n == 0, "escape: a pair cut short");
+    n = eb_json_escape(S("\\u12"), &cp, &why);
+    ok(n == 0, "escape: \\u cut short");
+    n = eb_json_escape(S("\\"), &cp, &why);
+    ok(n == 0, "escape: a lone backslash");
+    n = eb_json_escape(S("\\x"), &cp, &why);
+    ok(n == 0, "escape: \\x");
+
+    /* ebd's reading of text the edge did not check */
+    strcpy((char *) buf, "[\"\\udc00\",\"\\ud800\\u0041\","
+           "\"\\ud83d\\ude00\",\"\\\\udc00\"]");
+    n = eb_json_surrogates_replace(buf, strlen((char *) buf));
+    is_int(n, 2, "replace: two unpaired surrogates");
+    is_str((char *) buf, "[\"\\ufffd\",\"\\ufffd\\u0041\",\"\\ud83d\\ude00\","
+           "\"\\\\udc00\"]", "replace: \\ufffd, the rest as it was");
+    rc = V((char *) buf, DEPTH);
+    is_int(rc, EB_JSON_OK, "replace: the result is valid");
+
+    ok(eb_utf8_encode(u, 0x41) == 1 && u[0] == 0x41, "encode: U+0041");
+    ok(eb_utf8_encode(u, 0xe9) == 2 && u[0] == 0xc3 && u[1] == 0xa9,
+       "encode: U+00E9");
+    ok(eb_utf8_encode(u, 0xfffd) == 3 && u[0] == 0xef && u[2] == 0xbd,
+       "encode: U+FFFD");
+    ok(eb_utf8_encode(u, 0x10ffff) == 4 && u[0] == 0xf4 && u[3] == 0xbf,
+       "encode: U+10FFFF");
+}
+
+
 int
 main(void)
 {
     test_valid();
     test_syntax();
+    test_trust();
     test_utf8();
     test_depth();
     test_err_buffer();

@@ -606,6 +606,19 @@ test_dingtalk(void)
 }
 
 
+/* empty text with no buffer behind it (UBSan: no arithmetic on NULL) */
+static void
+test_empty(void)
+{
+    eb_buf_t  b;
+
+    eb_buf_init(&b);
+    ok(eb_jsonpath_write_escaped(&b, NULL, 0) == 0 && b.len == 0,
+       "escaping nothing");
+    eb_buf_free(&b);
+}
+
+
 int
 main(void)
 {
@@ -631,6 +644,7 @@ main(void)
     test_text();
     test_deep();
     test_dingtalk();
+    test_empty();
 
     yajl_tree_free(doc);
 

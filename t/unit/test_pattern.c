@@ -949,6 +949,104 @@ test_fold(void)
 }
 
 
+/* Issue 9: what fuzzing and UBSan found. */
+static void
+test_trust(void)
+{
+    int                  i, n;
+    char                *p, err[512];
+    size_t               len;
+    uint32_t             ids[4];
+    eb_ruleset_t        *rs;
+    eb_match_scratch_t  *s;
+
+    /* a key path past the 480 bytes of the error path: cut with "..." */
+    p = malloc(8192);
+
+    for (len = 0, i = 0; i < 6; i++) {
+        len += (size_t) sprintf(p + len, "{\"");
+        memset(p + len, 'a' + i, 300);
+        len += 300;
+        len += (size_t) sprintf(p + len, "\":");
+    }
+
+    len += (size_t) sprintf(p + len, "[{\"bogus\":1}]}}}}}}");
+    p[len] = '\0';
+
+    err[0] = '\0';
+    ok(eb_pattern_check((const unsigned char *) p, len, err, sizeof(err))
+       == -1 && strstr(err, "...") != NULL && strlen(err) < sizeof(err),
+       "a key path of 1800 bytes in an error: cut");
+
+    for (len = 0, i = 0; i < 30; i++) {
+        len += (size_t) sprintf(p + len, "{\"%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c%c"
+                                "%c%c\":", 'a' + i % 26, 'a', 'a', 'a', 'a',
+                                'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a',
+                                'a', 'a', 'a', 'a');
+    }
+
+    len += (size_t) sprintf(p + len, "[{\"bogus\":1}]");
+    for (i = 0; i < 30; i++) {
+        p[len++] = '}';
+    }
+
+    p[len] = '\0';
+    ok(eb_pattern_check((const unsigned char *) p, len, err, sizeof(err))
+       == -1, "30 keys of 18 bytes in an error path");
+
+    free(p);
+
+    /* keys twice are refused with their path; \u escapes as JSON says */
+    refused("{\"a\":[1],\"\\u0061\":[2]}", "a: duplicate key",
+            "a key twice, once escaped");
+    refused("{\"a\":[\"\\udc00\"]}", "pattern: invalid JSON at byte 7: a "
+            "lone low surrogate", "a lone low surrogate escape");
+
+    /* empty values: no arithmetic on NULL (UBSan) */
+    rs = eb_ruleset_new();
+    s = eb_match_scratch_new();
+
+    ok(eb_ruleset_add(rs, 1, S("{\"a\":[{\"equals-ignore-case\":\"\"}]}"),
+                      err, sizeof(err)) == 0
+       && eb_ruleset_add(rs, 2, S("{\"b\":[\"\"],\"c\":[{\"prefix\":\"\"}]}"),
+                         err, sizeof(err)) == 0
+       && eb_ruleset_compile(rs, err, sizeof(err)) == 0,
+       "empty equals-ignore-case, exact and prefix values");
+
+    n = match(rs, s, "{\"a\":\"\"}", ids, 4);
+    ok(n == 1 && ids[0] == 1, "an empty equals-ignore-case matches \"\"");
+    n = match(rs, s, "{\"a\":\"x\",\"b\":\"\",\"c\":\"\"}", ids, 4);
+    ok(n == 1 && ids[0] == 2, "empty exact and prefix values match");
+    n = match(rs, s, "{\"a\":\"\\u00e9\",\"b\":\"\\udc00\"}", ids, 4);
+    ok(n < 0, "an event with a lone surrogate escape is refused");
+    n = match(rs, s, "{\"a\":\"\\ud83d\\ude00\"}", ids, 4);
+    ok(n == 0, "a surrogate pair is one character");
+
+    eb_match_scratch_free(s);
+    eb_ruleset_free(rs);
+
+    /* only empty strings: no string bytes at all */
+    rs = eb_ruleset_new();
+    s = eb_match_scratch_new();
+    ok(eb_ruleset_add(rs, 1, S("{\"a\":[\"\"]}"), err, sizeof(err)) == 0
+       && eb_ruleset_compile(rs, err, sizeof(err)) == 0,
+       "a pattern of one empty string");
+    n = match(rs, s, "{\"a\":\"\"}", ids, 4);
+    ok(n == 1 && ids[0] == 1, "matches \"\"");
+    ok(eb_ruleset_match_json(rs, s, NULL, 0, ids, 4) == EB_PATTERN_BAD_EVENT,
+       "no event at all");
+    eb_match_scratch_free(s);
+    eb_ruleset_free(rs);
+
+    rs = eb_ruleset_new();
+    s = eb_match_scratch_new();
+    ok(eb_ruleset_compile(rs, err, sizeof(err)) == 0, "an empty ruleset");
+    ok(match(rs, s, "{}", ids, 4) == 0, "matches nothing");
+    eb_match_scratch_free(s);
+    eb_ruleset_free(rs);
+}
+
+
 int
 main(void)
 {
@@ -966,6 +1064,7 @@ main(void)
     test_array_fanout();
     test_numbers();
     test_fold();
+    test_trust();
 
     ref_regex_free();
 

@@ -865,6 +865,44 @@ test_refused(void)
 }
 
 
+/* ebd reads what the edge did not check (entries older than its checks,
+ * XADD by hand): an unpaired surrogate escape is U+FFFD, never the bytes
+ * yajl would make of it, which are not UTF-8. */
+static void
+test_surrogates(void)
+{
+    static const char  ev[] =
+        "{\"a\":\"x\\udc00y\",\"b\":\"\\ud800\",\"c\":\"\\ud83d\\ude00\"}";
+
+    char            err[256];
+    eb_buf_t        out;
+    eb_transform_t *t;
+
+    t = eb_transform_compile("TEMPLATE",
+                             (const unsigned char *) "{\"a\":\"$.a\","
+                             "\"b\":\"$.b\",\"c\":\"$.c\"}", 31,
+                             (const unsigned char *) "${a}|${b}|${c}", 14,
+                             err, sizeof(err));
+    ok(t != NULL, "surrogates: the template compiles");
+
+    if (t == NULL) {
+        printf("#   %s\n", err);
+        return;
+    }
+
+    eb_buf_init(&out);
+    is_int(eb_transform_apply(t, (const unsigned char *) ev, sizeof(ev) - 1,
+                              &out, err, sizeof(err)),
+           EB_TRANSFORM_OK, "surrogates: applied");
+    eb_buf_append(&out, "", 1);
+    is_str((char *) out.data, "x\xef\xbf\xbdy|\xef\xbf\xbd|\xf0\x9f\x98\x80",
+           "surrogates: U+FFFD for unpaired ones, a pair is one character");
+
+    eb_buf_free(&out);
+    eb_transform_free(t);
+}
+
+
 int
 main(void)
 {
@@ -896,6 +934,7 @@ main(void)
     test_columns();
     test_compile_tree();
     test_refused();
+    test_surrogates();
 
     eb_buf_free(&event);
 
