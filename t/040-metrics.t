@@ -40,7 +40,8 @@ EOF
 $ngx->start;
 
 my @REASONS = qw(method address referer token body_too_large invalid_json
-                 json_too_deep invalid_utf8 unavailable);
+                 json_too_deep invalid_utf8 unavailable invalid_event
+                 missing_key signature);
 my @KINDS = qw(disconnected queue_full timeout reply_error connection_lost);
 
 sub status_page { $ngx->request(method => $_[0] // 'GET', path => '/status') }

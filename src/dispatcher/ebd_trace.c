@@ -18,6 +18,7 @@
 #include <time.h>
 #include <yajl/yajl_tree.h>
 
+#include "eb_json_string.h"
 #include "ebd.h"
 
 
@@ -143,6 +144,11 @@ ebd_find_accepted(redisReply *e, void *arg)
     if (strstr(ev, x->needle) == NULL) {
         return 0;
     }
+
+    /* read as ebd's transforms read it: an unpaired surrogate escape (an
+     * entry the edge did not check) as U+FFFD, same length, in place in
+     * the reply */
+    (void) eb_json_surrogates_replace((unsigned char *) ev, strlen(ev));
 
     tree = yajl_tree_parse(ev, NULL, 0);
     v = tree ? yajl_tree_get(tree, path, yajl_t_string) : NULL;
