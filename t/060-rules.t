@@ -273,6 +273,8 @@ my %ops_rules = (
     'contains'     => op_rule('contains', title => [{ contains => 'add' }]),
     'numeric'      => op_rule('numeric', amount => [{ numeric => ['>', 100, '<=', 200] }]),
     'numeric-eq'   => op_rule('numeq', n => [300]),
+    # past 2^53: an integer a double cannot hold (2^53 + 1) compares exactly
+    'bigint'       => op_rule('bigint', id => [{ numeric => ['>', 9007199254740992] }]),
     'anything-but' => op_rule('anything-but',
                               status => [{ 'anything-but' => ['deleted', 'archived'] }]),
     'anything-but-prefix' => op_rule('abp', status => [{ 'anything-but' => { prefix => 'tmp_' } }]),
@@ -535,6 +537,8 @@ my $dingtalk = slurp('t/data/dingtalk_user_add_org.json');
         [ '{"op":"numeq","n":300.0}', 'numeric-eq' ],
         [ '{"op":"numeq","n":301}', '' ],
         [ '{"op":"numeq","n":"300"}', '' ],
+        [ '{"op":"bigint","id":9007199254740993}', 'bigint' ],
+        [ '{"op":"bigint","id":9007199254740992}', '' ],
         [ '{"op":"anything-but","status":"active"}', 'anything-but' ],
         [ '{"op":"anything-but","status":"deleted"}', '' ],
         [ '{"op":"anything-but","status":"archived"}', '' ],

@@ -17,7 +17,8 @@
  *
  *   "s", 300, true, false, null      exact value; numbers compare as
  *                                    numbers (3.0e2 equals 300, -0 equals
- *                                    0), strings never equal numbers
+ *                                    0; integers exact up to 2^64, see
+ *                                    Limits), strings never equal numbers
  *   {"prefix": "s"}                  strings starting with s ("" : every
  *   {"suffix": "s"}                  string); ending with s
  *   {"prefix": {"equals-ignore-case": "s"}}, and the same for suffix
@@ -116,11 +117,20 @@
  * sorted list of the fields used below it.
  *
  * Limits and choices:
- *   - Numbers compare as IEEE doubles: integers past 2^53 lose precision
- *     (9007199254740993 equals 9007199254740992); an event number too
- *     large for a double is +-infinity. Numbers past 19 digits or 1e+-22
- *     go to strtod(), which wants the C locale's decimal point (nginx and
- *     the dispatcher never call setlocale()).
+ *   - Numbers, in patterns and events alike, compare as long doubles
+ *     (x86-64: 80-bit extended, a 64-bit significand), each read once
+ *     with one correct rounding: every integer of magnitude up to 2^64
+ *     is exact (9007199254740993 is not 9007199254740992; all int64 and
+ *     uint64 ids), and numbers of up to 18 significant digits keep their
+ *     order and stay distinct. Rounded to 64 significant bits: longer
+ *     integers (2^64 + 1 equals 2^64) and decimals binary cannot hold
+ *     (0.1, which equals 0.10 and 1e-1, as it always did). Magnitudes
+ *     past about 1.19e4932 are not finite: refused in a pattern,
+ *     +-infinity in an event. Where long double is a double (not x86-64
+ *     or aarch64) integers are exact only up to 2^53. Numbers with more
+ *     than a 64-bit significand or an exponent past 1e+-27 go to
+ *     strtold(), which wants the C locale's decimal point (nginx and the
+ *     dispatcher never call setlocale()).
  *   - Case-insensitive operators fold ASCII, Latin-1, Latin Extended-A,
  *     Greek, Cyrillic and full-width Latin letters, one character to one
  *     (no "ss" for a sharp s, no Turkish dotted I).

@@ -71,12 +71,12 @@ typedef struct {
 } eb_pm_bitem_t;
 
 typedef struct {
-    double     lo;
-    double     hi;
-    uint8_t    lo_incl;
-    uint8_t    hi_incl;
-    uint32_t   target;
-    uint32_t   cond;
+    eb_pm_num_t   lo;
+    eb_pm_num_t   hi;
+    uint8_t       lo_incl;
+    uint8_t       hi_incl;
+    uint32_t      target;
+    uint32_t      cond;
 } eb_pm_interval_t;
 
 typedef struct {
@@ -754,7 +754,7 @@ eb_pm_index_cond(eb_pm_compile_t *c, uint32_t matcher,
             mt->kinds |= 1u << EB_PM_K_NUM;
             return eb_pm_bucket(c, matcher, EB_PM_K_NUM,
                                 (const unsigned char *) &p->v.num,
-                                sizeof(double), target, verify);
+                                EB_PM_NUM_KEY, target, verify);
         }
 
         mt->kinds |= 1u << EB_PM_K_LIT;
@@ -1021,16 +1021,16 @@ eb_pm_flush_lens(eb_pm_compile_t *c, eb_pm_matcher_t *mt)
 
 
 static int
-eb_pm_double_cmp(const void *a, const void *b)
+eb_pm_num_cmp(const void *a, const void *b)
 {
-    double  x = *(const double *) a, y = *(const double *) b;
+    eb_pm_num_t  x = *(const eb_pm_num_t *) a, y = *(const eb_pm_num_t *) b;
 
     return (x > y) - (x < y);
 }
 
 
 static uint32_t
-eb_pm_point(const double *e, uint32_t m, double x)
+eb_pm_point(const eb_pm_num_t *e, uint32_t m, eb_pm_num_t x)
 {
     uint32_t  lo, hi, mid;
 
@@ -1075,7 +1075,7 @@ static int
 eb_pm_flush_numeric(eb_pm_compile_t *c, eb_pm_matcher_t *mt)
 {
     size_t              i, n, k;
-    double             *e;
+    eb_pm_num_t        *e;
     uint32_t            m, leaves, lo, hi, l, r, j, *order, *tmp;
     eb_pm_vec_t         tn;
     eb_pm_tnode_t      *t;
@@ -1092,7 +1092,7 @@ eb_pm_flush_numeric(eb_pm_compile_t *c, eb_pm_matcher_t *mt)
 
     /* the end points */
 
-    e = eb_pm_vec_push(&c->rs->nums, sizeof(double), 2 * n);
+    e = eb_pm_vec_push(&c->rs->nums, sizeof(eb_pm_num_t), 2 * n);
     if (e == NULL) {
         return -1;
     }
@@ -1107,7 +1107,7 @@ eb_pm_flush_numeric(eb_pm_compile_t *c, eb_pm_matcher_t *mt)
         }
     }
 
-    qsort(e, k, sizeof(double), eb_pm_double_cmp);
+    qsort(e, k, sizeof(eb_pm_num_t), eb_pm_num_cmp);
 
     for (m = 0, i = 0; i < k; i++) {
         if (m == 0 || e[m - 1] != e[i]) {
@@ -1858,7 +1858,7 @@ eb_ruleset_compile(eb_ruleset_t *rs, char *err, size_t errlen)
     eb_pm_vec_shrink(&rs->entries, sizeof(eb_pm_entry_t));
     eb_pm_vec_shrink(&rs->buckets, sizeof(eb_pm_range_t));
     eb_pm_vec_shrink(&rs->lens, sizeof(uint32_t));
-    eb_pm_vec_shrink(&rs->nums, sizeof(double));
+    eb_pm_vec_shrink(&rs->nums, sizeof(eb_pm_num_t));
     eb_pm_vec_shrink(&rs->tree, sizeof(eb_pm_range_t));
     eb_pm_vec_shrink(&rs->acnodes, sizeof(eb_pm_acnode_t));
     eb_pm_vec_shrink(&rs->acedges, sizeof(eb_pm_acedge_t));
@@ -1897,7 +1897,7 @@ eb_ruleset_stats(const eb_ruleset_t *rs, eb_ruleset_stats_t *st)
         + (rs->index.slots ? (rs->index.mask + 1) : 0)
           * sizeof(eb_pm_slot_t) + rs->index.keys.cap
         + rs->lens.cap * sizeof(uint32_t)
-        + rs->nums.cap * sizeof(double)
+        + rs->nums.cap * sizeof(eb_pm_num_t)
         + rs->tree.cap * sizeof(eb_pm_range_t)
         + rs->acnodes.cap * sizeof(eb_pm_acnode_t)
         + rs->acedges.cap * sizeof(eb_pm_acedge_t);

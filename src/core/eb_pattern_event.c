@@ -157,7 +157,7 @@ eb_pm_unescape(unsigned char *dst, const unsigned char *p, size_t len)
 
 static int
 eb_pm_emit(eb_pm_scan_t *s, uint32_t node, uint8_t type,
-    const unsigned char *str, size_t len, double num)
+    const unsigned char *str, size_t len, eb_pm_num_t num)
 {
     eb_pm_value_t       *v;
     eb_pattern_event_t  *ev;

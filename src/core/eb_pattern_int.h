@@ -6,6 +6,7 @@
 #ifndef EB_PATTERN_INT_H
 #define EB_PATTERN_INT_H
 
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,32 @@ uint32_t eb_pm_map_get(const eb_pm_map_t *m, uint64_t hash, uint32_t ns,
 void eb_pm_map_free(eb_pm_map_t *m);
 
 
+/*
+ * Numbers, in patterns and events alike, are long doubles: on x86-64 the
+ * 80-bit extended format, whose 64-bit significand holds every integer
+ * of magnitude up to 2^64 exactly (all int64 and uint64 ids), where a
+ * double loses integers past 2^53. Every number goes through the same
+ * correctly rounded conversion (eb_pm_number), which is monotone, so
+ * equality, order and the range tree agree with the decimal values up to
+ * that one rounding; -0 is made 0. Kept over a decimal key (sign,
+ * exponent, digits; exact for all JSON) because it stays a fixed-size
+ * value that compares in one instruction in the range tree and hashes as
+ * bytes. Where long double is only a double (LDBL_MANT_DIG 53) integers
+ * are exact up to 2^53, as before.
+ *
+ * EB_PM_NUM_KEY: the bytes of a number that hold its value, which the
+ * exact-value index hashes and compares (the x87 format is 10 bytes
+ * padded to 16; the padding is not part of the value).
+ */
+typedef long double  eb_pm_num_t;
+
+#if (LDBL_MANT_DIG == 64 && LDBL_MAX_EXP == 16384)
+#define EB_PM_NUM_KEY  10
+#else
+#define EB_PM_NUM_KEY  sizeof(eb_pm_num_t)
+#endif
+
+
 /* JSON value types, in patterns and events */
 
 enum {
@@ -99,10 +126,10 @@ enum {
 };
 
 typedef struct {
-    uint8_t    type;          /* EB_PM_T_* */
-    uint32_t   off;           /* string bytes in rs->bytes */
-    uint32_t   len;
-    double     num;           /* numbers: -0 made 0 */
+    uint8_t       type;       /* EB_PM_T_* */
+    uint32_t      off;        /* string bytes in rs->bytes */
+    uint32_t      len;
+    eb_pm_num_t   num;        /* numbers: -0 made 0 */
 } eb_pm_scalar_t;
 
 typedef struct {
@@ -113,8 +140,8 @@ typedef struct {
     uint8_t          bits;
     uint8_t          strings;     /* NOT: only strings can match */
     eb_pm_scalar_t   v;
-    double           lo;          /* -HUGE_VAL when unbounded */
-    double           hi;
+    eb_pm_num_t      lo;          /* -HUGE_VALL when unbounded */
+    eb_pm_num_t      hi;
     uint8_t          ip[16];      /* masked */
     uint32_t         list_off;    /* in rs->ids: pieces or pred ids */
     uint32_t         list_n;
@@ -266,7 +293,7 @@ struct eb_ruleset_s {
     eb_pm_vec_t      buckets;     /* eb_pm_range_t: map values */
     eb_pm_map_t      index;       /* (matcher, kind, key) -> bucket */
     eb_pm_vec_t      lens;        /* uint32_t */
-    eb_pm_vec_t      nums;        /* double */
+    eb_pm_vec_t      nums;        /* eb_pm_num_t */
     eb_pm_vec_t      tree;        /* eb_pm_range_t */
     eb_pm_vec_t      acnodes;     /* eb_pm_acnode_t */
     eb_pm_vec_t      acedges;     /* eb_pm_acedge_t */
@@ -275,15 +302,16 @@ struct eb_ruleset_s {
 
 /* the flattened event */
 
+/* num first: a 16-byte long double anywhere else pads the struct */
 typedef struct {
+    eb_pm_num_t            num;
+    const unsigned char   *str;         /* string bytes, number text */
     uint32_t               field;
     uint32_t               ord;         /* document order */
-    uint8_t                type;        /* EB_PM_T_* */
     uint32_t               len;
-    const unsigned char   *str;         /* string bytes, number text */
-    double                 num;
     uint32_t               trail_off;   /* element ids in ev->trails */
     uint32_t               trail_n;
+    uint8_t                type;        /* EB_PM_T_* */
 } eb_pm_value_t;
 
 /* an element of an array that is itself an object or array */
@@ -319,8 +347,9 @@ struct eb_pattern_event_s {
 
 /* helpers (eb_pattern_util.c) */
 
-/* Parses JSON number text (already validated); -0 becomes 0. */
-double eb_pm_number(const unsigned char *p, size_t len);
+/* Parses JSON number text (already validated), correctly rounded to an
+ * eb_pm_num_t; -0 becomes 0. */
+eb_pm_num_t eb_pm_number(const unsigned char *p, size_t len);
 /* Folds case (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic, full
  * width Latin; simple one-to-one folds only) into dst, which must hold
  * len bytes; the length never changes. */

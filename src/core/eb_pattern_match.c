@@ -441,10 +441,10 @@ eb_pm_numeric_hits(eb_pm_match_t *m, const eb_pm_matcher_t *mt,
     const eb_pm_value_t *v)
 {
     uint32_t              lo, hi, mid, node;
-    const double         *e;
+    const eb_pm_num_t    *e;
     const eb_pm_range_t  *tree;
 
-    e = (const double *) m->rs->nums.data + mt->num_off;
+    e = (const eb_pm_num_t *) m->rs->nums.data + mt->num_off;
     lo = 0;
     hi = mt->num_n;
 
@@ -618,7 +618,7 @@ eb_pm_lookup(eb_pm_match_t *m, uint32_t matcher, const eb_pm_value_t *v)
     case EB_PM_T_NUMBER:
         if (mt->kinds & (1u << EB_PM_K_NUM)) {
             eb_pm_probe(m, matcher, EB_PM_K_NUM,
-                        (const unsigned char *) &v->num, sizeof(double), v);
+                        (const unsigned char *) &v->num, EB_PM_NUM_KEY, v);
         }
 
         if (mt->tree_leaves) {

@@ -511,7 +511,7 @@ eb_pm_pred(eb_pm_parse_t *c, uint8_t op, uint32_t *id)
 
 
 static int
-eb_pm_number_of(eb_pm_parse_t *c, const eb_pm_jnode_t *n, double *d)
+eb_pm_number_of(eb_pm_parse_t *c, const eb_pm_jnode_t *n, eb_pm_num_t *d)
 {
     *d = eb_pm_number(n->str, n->len);
 
@@ -559,7 +559,7 @@ eb_pm_string_pred(eb_pm_parse_t *c, uint8_t op, const eb_pm_jnode_t *n,
 static int
 eb_pm_scalar_pred(eb_pm_parse_t *c, const eb_pm_jnode_t *n, uint32_t *id)
 {
-    double         d;
+    eb_pm_num_t    d;
     eb_pm_pred_t  *p;
 
     if (n->type == EB_PM_T_STRING) {
@@ -764,7 +764,7 @@ static int
 eb_pm_numeric(eb_pm_parse_t *c, const eb_pm_jnode_t *n, uint32_t *id)
 {
     size_t                i, old;
-    double                d, lo, hi;
+    eb_pm_num_t           d, lo, hi;
     int                   has_lo, has_hi, eq, lo_incl, hi_incl;
     eb_pm_pred_t         *p;
     const eb_pm_jnode_t  *op, *num;
@@ -777,8 +777,8 @@ eb_pm_numeric(eb_pm_parse_t *c, const eb_pm_jnode_t *n, uint32_t *id)
     has_lo = 0;
     has_hi = 0;
     eq = 0;
-    lo = -HUGE_VAL;
-    hi = HUGE_VAL;
+    lo = -HUGE_VALL;
+    hi = HUGE_VALL;
     lo_incl = 0;
     hi_incl = 0;
 
@@ -1207,7 +1207,7 @@ eb_pm_canon_pred(eb_ruleset_t *rs, uint32_t id, eb_pm_vec_t *b)
         n32 = p->v.len;
 
         if (eb_pm_canon_put(b, &p->v.type, 1) != 0
-            || eb_pm_canon_put(b, &p->v.num, sizeof(double)) != 0
+            || eb_pm_canon_put(b, &p->v.num, EB_PM_NUM_KEY) != 0
             || eb_pm_canon_put(b, &n32, 4) != 0
             || (p->v.len
                 && eb_pm_canon_put(b, (unsigned char *) rs->bytes.data
@@ -1235,8 +1235,8 @@ eb_pm_canon_pred(eb_ruleset_t *rs, uint32_t id, eb_pm_vec_t *b)
         return 0;
 
     case EB_PM_OP_NUMERIC:
-        if (eb_pm_canon_put(b, &p->lo, sizeof(double)) != 0
-            || eb_pm_canon_put(b, &p->hi, sizeof(double)) != 0
+        if (eb_pm_canon_put(b, &p->lo, EB_PM_NUM_KEY) != 0
+            || eb_pm_canon_put(b, &p->hi, EB_PM_NUM_KEY) != 0
             || eb_pm_canon_put(b, &p->lo_incl, 1) != 0
             || eb_pm_canon_put(b, &p->hi_incl, 1) != 0)
         {

@@ -10,6 +10,7 @@
 #endif
 
 #include <arpa/inet.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,24 +283,35 @@ eb_pm_map_free(eb_pm_map_t *m)
 }
 
 
-static const double  eb_pm_pow10[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+/* Powers of ten exact in an eb_pm_num_t: 10^k = 5^k 2^k, exact while 5^k
+ * fits the significand (k <= 27 for 64 bits, k <= 22 for a double's 53). */
+#if (LDBL_MANT_DIG >= 64)
+#define EB_PM_EXACT_POW10  27
+#else
+#define EB_PM_EXACT_POW10  22
+#endif
+
+static const eb_pm_num_t  eb_pm_pow10[] = {
+    1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L, 1e10L,
+    1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+    1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L
 };
 
 
-/* The common numbers (at most 19 significant digits that fit in 53 bits,
- * a decimal exponent within +-22) are exact products or quotients of two
- * exact doubles, so one rounding gives the correctly rounded result; the
- * rest go to strtod() (whose decimal point is the C locale's: nginx and
- * the dispatcher never call setlocale()). */
-double
+/* The common numbers (a significand that fits in 64 bits, so every
+ * integer up to 2^64 - 1, and a decimal exponent within +-27) are exact
+ * products or quotients of two exact values, so one rounding gives the
+ * correctly rounded result; the rest go to strtold(), also correctly
+ * rounded (its decimal point is the C locale's: nginx and the dispatcher
+ * never call setlocale()). */
+eb_pm_num_t
 eb_pm_number(const unsigned char *p, size_t len)
 {
-    int                   neg, eneg, digits;
+    int                   neg, eneg;
     long                  e10, ex;
-    double                d;
+    unsigned              dig;
     uint64_t              m;
+    eb_pm_num_t           d;
     char                  buf[64];
     const unsigned char  *q, *end;
 
@@ -307,7 +319,6 @@ eb_pm_number(const unsigned char *p, size_t len)
     end = p + len;
     neg = 0;
     m = 0;
-    digits = 0;
     e10 = 0;
 
     if (q < end && *q == '-') {
@@ -316,24 +327,24 @@ eb_pm_number(const unsigned char *p, size_t len)
     }
 
     for ( /* void */ ; q < end && *q >= '0' && *q <= '9'; q++) {
-        if (m || *q != '0') {
-            if (++digits > 19) {
-                goto slow;
-            }
+        dig = (unsigned) (*q - '0');
+
+        if (m > (UINT64_MAX - dig) / 10) {
+            goto slow;
         }
 
-        m = m * 10 + (uint64_t) (*q - '0');
+        m = m * 10 + dig;
     }
 
     if (q < end && *q == '.') {
         for (q++; q < end && *q >= '0' && *q <= '9'; q++) {
-            if (m || *q != '0') {
-                if (++digits > 19) {
-                    goto slow;
-                }
+            dig = (unsigned) (*q - '0');
+
+            if (m > (UINT64_MAX - dig) / 10) {
+                goto slow;
             }
 
-            m = m * 10 + (uint64_t) (*q - '0');
+            m = m * 10 + dig;
             e10--;
         }
     }
@@ -357,14 +368,20 @@ eb_pm_number(const unsigned char *p, size_t len)
     }
 
     if (m == 0) {
-        return 0.0;
+        return 0;
     }
 
-    if (m > (1ULL << 53) || e10 < -22 || e10 > 22) {
+#if (LDBL_MANT_DIG < 64)
+    if (m > (1ULL << LDBL_MANT_DIG)) {
+        goto slow;
+    }
+#endif
+
+    if (e10 < -EB_PM_EXACT_POW10 || e10 > EB_PM_EXACT_POW10) {
         goto slow;
     }
 
-    d = (double) m;
+    d = (eb_pm_num_t) m;
     d = e10 < 0 ? d / eb_pm_pow10[-e10] : d * eb_pm_pow10[e10];
 
     return neg ? -d : d;
@@ -374,14 +391,14 @@ slow:
     if (len < sizeof(buf)) {
         memcpy(buf, p, len);
         buf[len] = '\0';
-        d = strtod(buf, NULL);
+        d = strtold(buf, NULL);
 
     } else {
         /* validated JSON: a delimiter follows the number */
-        d = strtod((const char *) p, NULL);
+        d = strtold((const char *) p, NULL);
     }
 
-    return d == 0 ? 0.0 : d;
+    return d == 0 ? 0 : d;
 }
 
 

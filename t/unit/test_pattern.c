@@ -6,6 +6,7 @@
  * and case folding.
  */
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -868,28 +869,30 @@ test_array_fanout(void)
 static void
 test_numbers(void)
 {
-    int       i, bad;
-    char      buf[64];
-    double    want, got;
-    unsigned  seed;
+    int          i, bad;
+    char         buf[64];
+    unsigned     seed;
+    long double  want, got;
 
     static const char  *texts[] = {
         "0", "-0", "1", "-1", "0.1", "0.2", "0.3", "1e-1", "3.0e2",
         "300", "123456789012345678", "1234567890123456789",
         "12345678901234567890", "9007199254740993", "1.7976931348623157e308",
         "2.2250738585072014e-308", "4.9e-324", "1e22", "1e23", "1.5e-22",
-        "0.000001", "123.456e-7", "-9.87654321e+21", "0e0", "1E400"
+        "0.000001", "123.456e-7", "-9.87654321e+21", "0e0", "1E400",
+        "18446744073709551615", "18446744073709551616", "-9223372036854775808",
+        "1e27", "1e28", "1.5e-27", "9007199254740993e10", "1e-4000", "1e5000"
     };
 
     bad = 0;
 
     for (i = 0; i < (int) (sizeof(texts) / sizeof(texts[0])); i++) {
-        want = strtod(texts[i], NULL);
+        want = strtold(texts[i], NULL);
         got = eb_pm_number((const unsigned char *) texts[i],
                            strlen(texts[i]));
 
         if (!(got == want || (isinf(got) && isinf(want)))) {
-            printf("# %s: %.17g != %.17g\n", texts[i], got, want);
+            printf("# %s: %.21Lg != %.21Lg\n", texts[i], got, want);
             bad++;
         }
     }
@@ -904,20 +907,263 @@ test_numbers(void)
                 (seed >> 8) % 100000000, (seed * 7) % 1000000,
                 (int) ((seed >> 20) % 60) - 30);
 
-        want = strtod(buf, NULL);
+        want = strtold(buf, NULL);
         got = eb_pm_number((const unsigned char *) buf, strlen(buf));
 
         if (got != want) {
             if (bad++ < 5) {
-                printf("# %s: %.17g != %.17g\n", buf, got, want);
+                printf("# %s: %.21Lg != %.21Lg\n", buf, got, want);
             }
         }
     }
 
-    ok(bad == 0, "numbers read as strtod() reads them");
+    ok(bad == 0, "numbers read as strtold() reads them");
     ok(eb_pm_number((const unsigned char *) "-0", 2) == 0
        && !signbit(eb_pm_number((const unsigned char *) "-0", 2)),
        "-0 reads as 0");
+}
+
+
+/* Numbers compare as eb_pm_num_t (long double): integers up to 2^64 are
+ * exact (2^53 + 1 is not 2^53), -0 is 0, one value written differently is
+ * one value, and decimals round as they always did. Each case on its own,
+ * against the reference matcher too, then all of them in one ruleset (the
+ * exact index and the range tree of one field holding 2^53 and 2^53 + 1
+ * side by side). */
+
+#define P53   "9007199254740992"        /* 2^53 */
+#define P53A  "9007199254740993"        /* 2^53 + 1 */
+#define P53B  "9007199254740994"
+#define I64   "9223372036854775807"     /* 2^63 - 1 */
+#define U64   "18446744073709551615"    /* 2^64 - 1 */
+
+typedef struct {
+    int          want;
+    const char  *pattern;
+    const char  *event;
+} bigint_case_t;
+
+static const bigint_case_t  bigint_cases[] = {
+    /* exact */
+    { 1, "{\"n\":[" P53A "]}", "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[" P53A "]}", "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[" P53 "]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[" P53 "]}", "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[" P53A "]}", "{\"n\":" P53B "}" },
+    { 1, "{\"n\":[" P53A "]}", "{\"n\":" P53A ".0}" },
+    { 1, "{\"n\":[" P53A "]}", "{\"n\":9.007199254740993e15}" },
+    { 1, "{\"n\":[" P53A "]}", "{\"n\":90071992547409930e-1}" },
+    { 1, "{\"n\":[-" P53A "]}", "{\"n\":-" P53A "}" },
+    { 0, "{\"n\":[-" P53A "]}", "{\"n\":-" P53 "}" },
+    { 0, "{\"n\":[-" P53A "]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[" I64 "]}", "{\"n\":" I64 "}" },
+    { 0, "{\"n\":[" I64 "]}", "{\"n\":9223372036854775806}" },
+    { 0, "{\"n\":[" I64 "]}", "{\"n\":9223372036854775808}" },
+    { 1, "{\"n\":[-9223372036854775808]}", "{\"n\":-9223372036854775808}" },
+    { 0, "{\"n\":[-9223372036854775808]}", "{\"n\":-" I64 "}" },
+    { 1, "{\"n\":[" U64 "]}", "{\"n\":" U64 "}" },
+    { 0, "{\"n\":[" U64 "]}", "{\"n\":18446744073709551614}" },
+    { 0, "{\"n\":[" U64 "]}", "{\"n\":18446744073709551616}" },
+    { 1, "{\"n\":[18446744073709551616]}", "{\"n\":1.8446744073709551616e19}" },
+    { 0, "{\"n\":[18446744073709551616]}", "{\"n\":" U64 "}" },
+    /* past 2^64, 64 significant bits: 2^64 + 1 rounds to 2^64 */
+    { 1, "{\"n\":[18446744073709551617]}", "{\"n\":18446744073709551616}" },
+    { 0, "{\"n\":[" P53A "]}", "{\"n\":\"" P53A "\"}" },
+    /* -0 is 0 */
+    { 1, "{\"n\":[0]}", "{\"n\":-0}" },
+    { 1, "{\"n\":[-0]}", "{\"n\":0}" },
+    { 1, "{\"n\":[-0.0e5]}", "{\"n\":0.0}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\",0]}]}", "{\"n\":-0}" },
+    { 0, "{\"n\":[{\"numeric\":[\"<\",0]}]}", "{\"n\":-0}" },
+    { 1, "{\"n\":[{\"numeric\":[\"<=\",-0]}]}", "{\"n\":0}" },
+    { 0, "{\"n\":[{\"anything-but\":0}]}", "{\"n\":-0}" },
+    { 0, "{\"n\":[{\"anything-but\":-0}]}", "{\"n\":0}" },
+    /* one value, several texts */
+    { 1, "{\"n\":[1]}", "{\"n\":1.0}" },
+    { 1, "{\"n\":[1]}", "{\"n\":1e0}" },
+    { 1, "{\"n\":[1]}", "{\"n\":10e-1}" },
+    { 1, "{\"n\":[1.0]}", "{\"n\":0.1e1}" },
+    { 1, "{\"n\":[1e0]}", "{\"n\":1}" },
+    { 1, "{\"n\":[{\"numeric\":[\"=\",1e0]}]}", "{\"n\":1.00}" },
+    { 0, "{\"n\":[{\"anything-but\":1.0}]}", "{\"n\":1}" },
+    /* decimals that binary cannot hold: as before */
+    { 1, "{\"n\":[0.1]}", "{\"n\":0.1}" },
+    { 1, "{\"n\":[0.1]}", "{\"n\":1e-1}" },
+    { 1, "{\"n\":[0.10]}", "{\"n\":0.1}" },
+    { 0, "{\"n\":[0.1]}", "{\"n\":0.2}" },
+    { 0, "{\"n\":[0.3]}", "{\"n\":0.30000000000000004}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\",0.1]}]}", "{\"n\":0.1}" },
+    { 1, "{\"n\":[{\"numeric\":[\">=\",0.1]}]}", "{\"n\":1e-1}" },
+    { 0, "{\"n\":[{\"numeric\":[\"<\",0.1]}]}", "{\"n\":0.1}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\",0.1,\"<\",0.3]}]}", "{\"n\":0.2}" },
+    { 0, "{\"n\":[{\"anything-but\":0.1}]}", "{\"n\":0.10}" },
+    /* anything-but */
+    { 1, "{\"n\":[{\"anything-but\":" P53 "}]}", "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[{\"anything-but\":" P53 "}]}", "{\"n\":" P53 "}" },
+    { 1, "{\"n\":[{\"anything-but\":[" P53A "]}]}", "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[{\"anything-but\":[" P53A "]}]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[{\"anything-but\":[1," P53A "]}]}", "{\"n\":" P53B "}" },
+    { 1, "{\"n\":[{\"anything-but\":-" P53 "}]}", "{\"n\":-" P53A "}" },
+    { 1, "{\"n\":[{\"anything-but\":" U64 "}]}",
+      "{\"n\":18446744073709551614}" },
+    { 0, "{\"n\":[{\"anything-but\":" U64 "}]}", "{\"n\":" U64 "}" },
+    /* numeric: each bound, inclusive and exclusive */
+    { 1, "{\"n\":[{\"numeric\":[\">\"," P53 "]}]}", "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\"," P53 "]}]}", "{\"n\":" P53 "}" },
+    { 1, "{\"n\":[{\"numeric\":[\">=\"," P53A "]}]}", "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">=\"," P53A "]}]}", "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\"," P53A "]}]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[{\"numeric\":[\"<\"," P53A "]}]}", "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[{\"numeric\":[\"<\"," P53A "]}]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[{\"numeric\":[\"<=\"," P53 "]}]}", "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[{\"numeric\":[\"<=\"," P53 "]}]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[{\"numeric\":[\"<=\"," P53A "]}]}", "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[{\"numeric\":[\"=\"," P53A "]}]}", "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[{\"numeric\":[\"=\"," P53A "]}]}", "{\"n\":" P53 "}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\"," P53 ",\"<\"," P53B "]}]}",
+      "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\"," P53 ",\"<\"," P53B "]}]}",
+      "{\"n\":" P53 "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\"," P53 ",\"<\"," P53B "]}]}",
+      "{\"n\":" P53B "}" },
+    { 1, "{\"n\":[{\"numeric\":[\">=\"," P53A ",\"<=\"," P53A "]}]}",
+      "{\"n\":" P53A "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">=\"," P53A ",\"<=\"," P53A "]}]}",
+      "{\"n\":" P53B "}" },
+    /* no integer in (2^53, 2^53 + 1), but a half */
+    { 1, "{\"n\":[{\"numeric\":[\">\"," P53 ",\"<\"," P53A "]}]}",
+      "{\"n\":9007199254740992.5}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\"," P53 ",\"<\"," P53A "]}]}",
+      "{\"n\":" P53A "}" },
+    { 1, "{\"n\":[{\"numeric\":[\"<\",-" P53 "]}]}", "{\"n\":-" P53A "}" },
+    { 0, "{\"n\":[{\"numeric\":[\"<\",-" P53 "]}]}", "{\"n\":-" P53 "}" },
+    { 1, "{\"n\":[{\"numeric\":[\">=\",-" P53A ",\"<\",-" P53 "]}]}",
+      "{\"n\":-" P53A "}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\",9223372036854775806]}]}",
+      "{\"n\":" I64 "}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\",9223372036854775806]}]}",
+      "{\"n\":9223372036854775806}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\"," I64 ",\"<\",9223372036854775809]}]}",
+      "{\"n\":9223372036854775808}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\"," I64 ",\"<\",9223372036854775809]}]}",
+      "{\"n\":" I64 "}" },
+    { 1, "{\"n\":[{\"numeric\":[\"<\"," U64 "]}]}",
+      "{\"n\":18446744073709551614}" },
+    { 0, "{\"n\":[{\"numeric\":[\"<\"," U64 "]}]}", "{\"n\":" U64 "}" },
+    { 1, "{\"n\":[{\"numeric\":[\">=\"," U64 "]}]}",
+      "{\"n\":18446744073709551616}" },
+    { 0, "{\"n\":[{\"numeric\":[\">=\"," U64 "]}]}",
+      "{\"n\":18446744073709551614}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\"," U64 "]}]}", "{\"n\":1e30}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\",1e300]}]}", "{\"n\":1e400}" },
+    { 1, "{\"n\":[{\"numeric\":[\">\",1e400]}]}", "{\"n\":1e4000}" },
+    { 0, "{\"n\":[{\"numeric\":[\">\",1e400]}]}", "{\"n\":1e399}" }
+};
+
+
+static void
+test_bigints(void)
+{
+    int                   want, got, ref, bad, n, k;
+    char                  err[512];
+    size_t                i, j, nc;
+    uint32_t              ids[128];
+    ref_rule_t           *rules;
+    ref_event_t           ev;
+    eb_ruleset_t         *rs;
+    eb_match_scratch_t   *s;
+
+    if (LDBL_MANT_DIG < 64) {
+        ok(1, "# SKIP long double is a double here: integers exact to 2^53");
+        return;
+    }
+
+    nc = sizeof(bigint_cases) / sizeof(bigint_cases[0]);
+
+    for (i = 0; i < nc; i++) {
+        want = bigint_cases[i].want;
+        err[0] = '\0';
+        got = engine_one(bigint_cases[i].pattern, bigint_cases[i].event, err,
+                         sizeof(err));
+        ref = ref_one(bigint_cases[i].pattern, bigint_cases[i].event);
+
+        ok(got == want && ref == want, "number: %s %s %s",
+           bigint_cases[i].pattern, want ? "matches" : "does not match",
+           bigint_cases[i].event);
+
+        if (got != want || ref != want) {
+            printf("#   engine %d, reference %d %s\n", got, ref, err);
+        }
+    }
+
+    /* all in one ruleset, rule id = case index */
+
+    rs = eb_ruleset_new();
+    s = eb_match_scratch_new();
+    rules = calloc(nc, sizeof(ref_rule_t));
+    bad = 0;
+
+    for (i = 0; i < nc; i++) {
+        if (eb_ruleset_add(rs, (uint32_t) i, S(bigint_cases[i].pattern), err,
+                           sizeof(err)) != 0)
+        {
+            bad++;
+        }
+
+        ref_rule_init(&rules[i], bigint_cases[i].pattern,
+                      strlen(bigint_cases[i].pattern));
+    }
+
+    ok(bad == 0 && eb_ruleset_compile(rs, err, sizeof(err)) == 0,
+       "the number cases compile into one ruleset");
+
+    for (j = 0; j < nc; j++) {
+        n = eb_ruleset_match_json(rs, s, S(bigint_cases[j].event), ids, 128);
+
+        if (n < 0 || n > 128
+            || ref_event_init(&ev, bigint_cases[j].event,
+                              strlen(bigint_cases[j].event)) != 0)
+        {
+            bad++;
+            continue;
+        }
+
+        for (k = 0, i = 0; i < nc; i++) {
+            want = ref_match(&rules[i], &ev);
+
+            while (k < n && ids[k] < (uint32_t) i) {
+                k++;
+            }
+
+            if (want != (k < n && ids[k] == (uint32_t) i)) {
+                if (bad++ < 5) {
+                    printf("# event %s, pattern %s: engine %d, reference "
+                           "%d\n", bigint_cases[j].event,
+                           bigint_cases[i].pattern, !want, want);
+                }
+            }
+        }
+
+        ref_event_free(&ev);
+    }
+
+    ok(bad == 0, "%zu events x %zu number patterns in one ruleset agree "
+       "with the reference matcher", nc, nc);
+
+    for (i = 0; i < nc; i++) {
+        ref_rule_free(&rules[i]);
+    }
+
+    free(rules);
+    eb_ruleset_free(rs);
+    eb_match_scratch_free(s);
+
+    refused("{\"n\":[{\"numeric\":[\">=\"," P53A ",\"<=\"," P53 "]}]}",
+            "n[0].numeric: empty range: no number is above the lower bound "
+            "and below the upper one", "2^53 + 1 > 2^53: an empty range");
+    refused("{\"n\":[{\"numeric\":[\">\"," P53 ",\"<\"," P53 "]}]}",
+            "n[0].numeric: empty range: no number is above the lower bound "
+            "and below the upper one", "(2^53, 2^53): an empty range");
 }
 
 
@@ -1063,6 +1309,7 @@ main(void)
     test_regex_limit();
     test_array_fanout();
     test_numbers();
+    test_bigints();
     test_fold();
     test_trust();
 

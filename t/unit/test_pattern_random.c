@@ -65,7 +65,9 @@ static const char  *strings[] = {
 };
 
 static const char  *numbers[] = {
-    "0", "-0", "1", "1.5", "2", "3.0e2", "300", "-7", "1e3", "0.1", "1000"
+    "0", "-0", "1", "1.5", "2", "3.0e2", "300", "-7", "1e3", "0.1", "1000",
+    "9007199254740992", "9007199254740993", "-9007199254740993",
+    "18446744073709551615", "1.8446744073709551614e19"
 };
 
 static const char  *literals[] = { "true", "false", "null" };
@@ -82,7 +84,9 @@ static const char  *wildcards[] = {
 };
 
 static const char  *bounds[] = {
-    "-5", "0", "1", "1.5", "2", "3", "300", "1000", "0.1", "-0"
+    "-5", "0", "1", "1.5", "2", "3", "300", "1000", "0.1", "-0",
+    "9007199254740992", "9007199254740993", "-9007199254740993",
+    "18446744073709551614"
 };
 
 static const char  *blocks[] = {
@@ -122,8 +126,8 @@ gen_scalar(str_t *s)
 static void
 gen_numeric(str_t *s)
 {
-    double      a, b;
-    const char  *x, *y;
+    long double  a, b;
+    const char   *x, *y;
 
     put(s, "{\"numeric\":[");
 
@@ -138,8 +142,8 @@ gen_numeric(str_t *s)
         do {
             x = PICK(bounds);
             y = PICK(bounds);
-            a = strtod(x, NULL);
-            b = strtod(y, NULL);
+            a = strtold(x, NULL);
+            b = strtold(y, NULL);
         } while (!(a < b));
 
         put(s, rnd(2) ? "\">\"," : "\">=\",");

@@ -336,10 +336,11 @@ ref_get(yajl_val obj, const char *key)
 }
 
 
-static double
+/* as the engine: numbers are long doubles (exact integers up to 2^64) */
+static long double
 ref_num(yajl_val v)
 {
-    return strtod(v->u.number.r, NULL);
+    return strtold(v->u.number.r, NULL);
 }
 
 
@@ -580,7 +581,7 @@ static int
 ref_numeric(yajl_val arg, yajl_val v)
 {
     size_t       i;
-    double       x, b;
+    long double  x, b;
     const char  *op;
 
     if (!YAJL_IS_NUMBER(v)) {
