@@ -10,6 +10,15 @@
 -- per thread; setup() keeps the thread objects and done() (which runs in
 -- the main state after all threads stopped) adds them up with
 -- thread:get(), the pattern of wrk's scripts/setup.lua.
+--
+-- Two more environment variables, for runs (d) and (e) of bench/ingest:
+--   BENCH_HUB_SIGNATURE  sent as X-Hub-Signature-256 on every request (the
+--                        script computes it once: the body never changes)
+--   BENCH_IDEMPOTENCY=1  every request gets an Idempotency-Key of its own,
+--                        "<thread>-<counter>": the thread's number from
+--                        setup() and a counter of that thread, so keys
+--                        never repeat within a run (nor across runs: each
+--                        run of bench/ingest starts on an empty Redis)
 
 local path = os.getenv("BENCH_BODY")
 if not path then
@@ -25,16 +34,33 @@ wrk.body = payload
 wrk.headers["Content-Type"] = "application/json"
 -- wrk.format() adds Content-Length from wrk.body
 
+local signature = os.getenv("BENCH_HUB_SIGNATURE")
+if signature and signature ~= "" then
+   wrk.headers["X-Hub-Signature-256"] = signature
+end
+
 local threads = {}
 
 function setup(thread)
    table.insert(threads, thread)
+   thread:set("thread_id", #threads)
 end
 
 function init(args)
    ok2xx = 0
    non2xx = 0
    statuses = {}
+   sent = 0
+end
+
+-- only when asked: a script with request() makes wrk build every request
+-- in Lua instead of sending one prepared request
+if os.getenv("BENCH_IDEMPOTENCY") == "1" then
+   function request()
+      sent = sent + 1
+      wrk.headers["Idempotency-Key"] = thread_id .. "-" .. sent
+      return wrk.format()
+   end
 end
 
 function response(status, headers, body)

@@ -187,8 +187,65 @@ eb_json_key_cmp(const void *one, const void *two)
 }
 
 
+/* Whether key a equals key b */
+static int
+eb_json_key_eq(const eb_json_check_t *d, const eb_json_key_t *a,
+    const eb_json_key_t *b)
+{
+    return a->len == b->len
+           && (a->len == 0
+               || memcmp(d->keys + a->off, d->keys + b->off, a->len) == 0);
+}
+
+
+/*
+ * A small object's keys are compared pair by pair, which costs less than
+ * sorting them. It reports the key sorting would: of the keys given
+ * twice, the least (shorter first, then by bytes), at its second place.
+ */
+static int
+eb_json_small_dup(eb_json_check_t *d, eb_json_key_t *k, size_t n)
+{
+    size_t          i, j;
+    eb_json_key_t  *dup;
+
+    dup = NULL;
+
+    for (j = 1; j < n; j++) {
+        for (i = 0; i < j; i++) {
+            if (!eb_json_key_eq(d, &k[i], &k[j])) {
+                continue;
+            }
+
+            /* keys come in the order of the text: the first j of a key
+             * is its second place */
+            if (dup == NULL || k[j].len < dup->len
+                || (k[j].len == dup->len && k[j].len
+                    && memcmp(d->keys + k[j].off, d->keys + dup->off,
+                              k[j].len) < 0))
+            {
+                dup = &k[j];
+            }
+
+            break;
+        }
+    }
+
+    if (dup) {
+        dup->key = d->keys + dup->off;
+        d->dup = dup;
+        return 1;
+    }
+
+    return 0;
+}
+
+
 /* Sorting the keys when the object closes bounds the cost by n log n
- * whatever the keys, which a hash would not against chosen keys. */
+ * whatever the keys, which a hash would not against chosen keys; objects
+ * of up to EB_JSON_SMALL_OBJECT keys are compared pair by pair. */
+#define EB_JSON_SMALL_OBJECT  16
+
 static int
 eb_json_end_map(void *ctx)
 {
@@ -199,7 +256,12 @@ eb_json_end_map(void *ctx)
     first = d->obj[--d->nobjs];
     n = d->nkeys - first;
 
-    if (n > 1) {
+    if (n > 1 && n <= EB_JSON_SMALL_OBJECT) {
+        if (eb_json_small_dup(d, d->key + first, n)) {
+            return 0;
+        }
+
+    } else if (n > 1) {
         k = d->key + first;
 
         for (i = 0; i < n; i++) {
@@ -275,49 +337,123 @@ eb_json_error(yajl_handle h, const unsigned char *p, size_t len, int at_end,
 
 
 /*
- * What yajl lets through in a text it parsed: \v and \f between tokens,
- * unpaired surrogate escapes (it decodes them to bytes that are not
- * UTF-8), and a string left open after the value, which it takes for
- * input still to come. Returns the offset of the fault, or -1.
+ * One pass over a text yajl parsed, for what yajl lets through: \v and \f
+ * between tokens, unpaired surrogate escapes (it decodes them to bytes
+ * that are not UTF-8), a string left open after the value, which it
+ * takes for input still to come, and UTF-8 that only has the byte pattern
+ * right (overlong forms, surrogates, code points past U+10FFFF). Returns
+ * the offset of the first fault of the first three kinds, or -1 and in
+ * *bad_utf8 that of the first invalid UTF-8 (-1: none): the order in
+ * which they are reported.
+ *
+ * With out, it also copies the text there without the whitespace between
+ * tokens, as eb_json_minify() does (out may be p); *outlen is the length.
  */
 static ssize_t
-eb_json_scan(const unsigned char *p, size_t len, const char **why)
+eb_json_scan(const unsigned char *p, size_t len, const char **why,
+    ssize_t *bad_utf8, unsigned char *out, size_t *outlen)
 {
-    size_t    i, k;
-    uint32_t  cp;
-    int       in_string;
+    size_t          i, k, n, b;
+    ssize_t         utf8;
+    uint32_t        cp;
+    unsigned char   c;
 
-    in_string = 0;
+    utf8 = -1;
+    n = 0;
+    i = 0;
 
-    for (i = 0; i < len; i++) {
-        if (in_string) {
-            if (p[i] == '"') {
-                in_string = 0;
+    while (i < len) {
+        c = p[i];
 
-            } else if (p[i] == '\\') {
-                k = eb_json_escape(p + i, len - i, &cp, why);
-                if (k == 0) {
-                    return (ssize_t) i;
+        if (c != '"') {
+            /* between tokens: ASCII, since yajl parsed it */
+            if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+                i++;
+                continue;
+            }
+
+            if (c == '\v' || c == '\f') {
+                *why = "invalid whitespace character";
+                return (ssize_t) i;
+            }
+
+            if (c >= 0x80) {
+                b = eb_utf8_valid_len(p + i, len - i);
+                if (b == 0) {
+                    if (utf8 < 0) {
+                        utf8 = (ssize_t) i;
+                    }
+                    b = 1;
                 }
 
-                i += k - 1;
+            } else {
+                b = 1;
+            }
+
+            if (out) {
+                /* out + n <= p + i: a forward copy is safe in place */
+                while (b--) {
+                    out[n++] = p[i++];
+                }
+
+            } else {
+                i += b;
             }
 
             continue;
         }
 
-        if (p[i] == '"') {
-            in_string = 1;
+        /* a string, from its opening quote */
+        k = i++;
 
-        } else if (p[i] == '\v' || p[i] == '\f') {
-            *why = "invalid whitespace character";
-            return (ssize_t) i;
+        for ( ;; ) {
+            while (i < len && p[i] != '"' && p[i] != '\\' && p[i] < 0x80) {
+                i++;
+            }
+
+            if (i == len) {
+                *why = "a string left open after the value";
+                return (ssize_t) len;
+            }
+
+            c = p[i];
+
+            if (c == '"') {
+                i++;
+                break;
+            }
+
+            if (c == '\\') {
+                b = eb_json_escape(p + i, len - i, &cp, why);
+                if (b == 0) {
+                    return (ssize_t) i;
+                }
+
+                i += b;
+                continue;
+            }
+
+            b = eb_utf8_valid_len(p + i, len - i);
+            if (b == 0) {
+                if (utf8 < 0) {
+                    utf8 = (ssize_t) i;
+                }
+                b = 1;
+            }
+
+            i += b;
+        }
+
+        if (out) {
+            memmove(out + n, p + k, i - k);
+            n += i - k;
         }
     }
 
-    if (in_string) {
-        *why = "a string left open after the value";
-        return (ssize_t) len;
+    *bad_utf8 = utf8;
+
+    if (outlen) {
+        *outlen = n;
     }
 
     return -1;
@@ -357,11 +493,16 @@ eb_json_free(void *ctx, void *p)
 }
 
 
+static eb_json_rc_t eb_json_check(const unsigned char *p, size_t len,
+    unsigned max_depth, unsigned dup_level, yajl_alloc_funcs *afs,
+    unsigned char *out, size_t *outlen, char *err, size_t errlen);
+
+
 eb_json_rc_t
 eb_json_validate(const unsigned char *p, size_t len, unsigned max_depth,
     yajl_alloc_funcs *afs, char *err, size_t errlen)
 {
-    return eb_json_validate_keys(p, len, max_depth, 0, afs, err, errlen);
+    return eb_json_check(p, len, max_depth, 0, afs, NULL, NULL, err, errlen);
 }
 
 
@@ -369,8 +510,28 @@ eb_json_rc_t
 eb_json_validate_keys(const unsigned char *p, size_t len, unsigned max_depth,
     unsigned dup_level, yajl_alloc_funcs *afs, char *err, size_t errlen)
 {
+    return eb_json_check(p, len, max_depth, dup_level, afs, NULL, NULL, err,
+                         errlen);
+}
+
+
+eb_json_rc_t
+eb_json_validate_minify(const unsigned char *p, size_t len,
+    unsigned max_depth, yajl_alloc_funcs *afs, unsigned char *out,
+    size_t *outlen, char *err, size_t errlen)
+{
+    return eb_json_check(p, len, max_depth, 0, afs, out, outlen, err,
+                         errlen);
+}
+
+
+static eb_json_rc_t
+eb_json_check(const unsigned char *p, size_t len, unsigned max_depth,
+    unsigned dup_level, yajl_alloc_funcs *afs, unsigned char *out,
+    size_t *outlen, char *err, size_t errlen)
+{
     int               at_end;
-    ssize_t           bad;
+    ssize_t           bad, bad_utf8;
     const char       *why;
     yajl_status       st;
     eb_json_rc_t      rc;
@@ -398,18 +559,20 @@ eb_json_validate_keys(const unsigned char *p, size_t len, unsigned max_depth,
         at_end = 1;
     }
 
-    if (st == yajl_status_ok && (bad = eb_json_scan(p, len, &why)) >= 0) {
+    bad_utf8 = -1;
+
+    if (st == yajl_status_ok
+        && (bad = eb_json_scan(p, len, &why, &bad_utf8, out, outlen)) >= 0)
+    {
         snprintf(err, errlen, "invalid JSON at byte %zd: %s", bad, why);
         rc = EB_JSON_SYNTAX;
 
-    } else if (st == yajl_status_ok
-               && (bad = eb_utf8_invalid_at(p, len)) >= 0)
-    {
+    } else if (st == yajl_status_ok && bad_utf8 >= 0) {
         /* yajl checks only the byte pattern of UTF-8 in strings: overlong
          * forms, surrogates and code points past U+10FFFF get through.
          * JSON is ASCII outside strings, so the whole text is checked. */
         snprintf(err, errlen, "invalid JSON at byte %zd: invalid UTF-8 in "
-                 "a string", bad);
+                 "a string", bad_utf8);
         rc = EB_JSON_SYNTAX;
 
     } else if (st == yajl_status_ok) {

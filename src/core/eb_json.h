@@ -34,6 +34,14 @@ eb_json_rc_t eb_json_validate_keys(const unsigned char *p, size_t len,
     unsigned max_depth, unsigned dup_level, yajl_alloc_funcs *afs,
     char *err, size_t errlen);
 
+/* eb_json_validate() that also compacts, in the same pass: on EB_JSON_OK,
+ * out[0..*outlen) is the text as eb_json_minify() leaves it. out has room
+ * for len bytes; it may be p itself, but then p is partly compacted after
+ * a failure. */
+eb_json_rc_t eb_json_validate_minify(const unsigned char *p, size_t len,
+    unsigned max_depth, yajl_alloc_funcs *afs, unsigned char *out,
+    size_t *outlen, char *err, size_t errlen);
+
 /* Removes the whitespace between the tokens of a valid JSON text, in
  * place; strings, numbers and escapes keep their exact bytes. Returns
  * the new length. Only for text eb_json_validate() accepted. */

@@ -1,65 +1,83 @@
 #include "eb_utf8.h"
 
 
+size_t
+eb_utf8_valid_len(const unsigned char *p, size_t len)
+{
+    size_t         n, k;
+    unsigned char  c, lo, hi;
+
+    c = p[0];
+
+    if (c < 0x80) {
+        return 1;
+    }
+
+    /* lo/hi bound the second byte: they exclude overlong forms,
+     * surrogates (ED A0..BF) and code points above U+10FFFF. */
+    lo = 0x80;
+    hi = 0xBF;
+
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 1;
+
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 2;
+        if (c == 0xE0) {
+            lo = 0xA0;
+        } else if (c == 0xED) {
+            hi = 0x9F;
+        }
+
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 3;
+        if (c == 0xF0) {
+            lo = 0x90;
+        } else if (c == 0xF4) {
+            hi = 0x8F;
+        }
+
+    } else {
+        return 0;
+    }
+
+    if (len <= n) {
+        return 0;
+    }
+
+    if (p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+
+    for (k = 2; k <= n; k++) {
+        if ((p[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+
+    return n + 1;
+}
+
+
 ssize_t
 eb_utf8_invalid_at(const unsigned char *p, size_t len)
 {
-    size_t         i, n, k;
-    unsigned char  c, lo, hi;
+    size_t  i, n;
 
     i = 0;
 
     while (i < len) {
-        c = p[i];
-
-        if (c < 0x80) {
+        if (p[i] < 0x80) {
             i++;
             continue;
         }
 
-        /* lo/hi bound the second byte: they exclude overlong forms,
-         * surrogates (ED A0..BF) and code points above U+10FFFF. */
-        lo = 0x80;
-        hi = 0xBF;
-
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0) {
-                lo = 0xA0;
-            } else if (c == 0xED) {
-                hi = 0x9F;
-            }
-
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0) {
-                lo = 0x90;
-            } else if (c == 0xF4) {
-                hi = 0x8F;
-            }
-
-        } else {
+        n = eb_utf8_valid_len(p + i, len - i);
+        if (n == 0) {
             return (ssize_t) i;
         }
 
-        if (len - i <= n) {
-            return (ssize_t) i;
-        }
-
-        if (p[i + 1] < lo || p[i + 1] > hi) {
-            return (ssize_t) i;
-        }
-
-        for (k = 2; k <= n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return (ssize_t) i;
-            }
-        }
-
-        i += n + 1;
+        i += n;
     }
 
     return -1;

@@ -15,6 +15,10 @@
  * of the first byte of the first invalid sequence. */
 ssize_t eb_utf8_invalid_at(const unsigned char *p, size_t len);
 
+/* The length (1 to 4) of the valid UTF-8 sequence at p[0] of p[0..len),
+ * len > 0, or 0 when none starts there. */
+size_t eb_utf8_valid_len(const unsigned char *p, size_t len);
+
 /* Writes the code point cp (at most U+10FFFF, no surrogate) to u[0..4) as
  * UTF-8; returns the number of bytes. */
 size_t eb_utf8_encode(unsigned char *u, uint32_t cp);

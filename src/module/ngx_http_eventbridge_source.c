@@ -417,7 +417,8 @@ ngx_http_eventbridge_classify_body(ngx_http_request_t *r,
     ngx_http_eventbridge_loc_conf_t *lcf, ngx_str_t *body, int *is_json)
 {
     char               err[EB_JSON_ERROR_MAX];
-    u_char            *p, *last;
+    size_t             len;
+    u_char            *p, *last, *out;
     ssize_t            bad;
     ngx_uint_t         declared;
     eb_json_rc_t       jrc;
@@ -450,16 +451,29 @@ ngx_http_eventbridge_classify_body(ngx_http_request_t *r,
         }
     }
 
+    /* validated and compacted in one pass (events are stored and matched,
+     * not read): in place when a failure ends the request, otherwise
+     * into a copy, as the body is then taken as a string as it came */
+    if (declared) {
+        out = body->data;
+
+    } else {
+        out = ngx_pnalloc(r->pool, body->len);
+        if (out == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     ngx_http_eventbridge_pool_afs(r, &afs);
 
-    jrc = eb_json_validate(body->data, body->len, lcf->max_json_depth, &afs,
-                           err, sizeof(err));
+    jrc = eb_json_validate_minify(body->data, body->len, lcf->max_json_depth,
+                                  &afs, out, &len, err, sizeof(err));
 
     switch (jrc) {
 
     case EB_JSON_OK:
-        /* compact in place: events are stored and matched, not read */
-        body->len = eb_json_minify(body->data, body->len);
+        body->data = out;
+        body->len = len;
         *is_json = 1;
         return NGX_OK;
 
