@@ -109,8 +109,8 @@ eb_ce_uri_chars(const unsigned char *p, size_t len, const char *extra)
         c = p[i];
 
         if (c == '%') {
-            if (i + 2 >= len || eb_ce_hex(p[i + 1]) < 0
-                || eb_ce_hex(p[i + 2]) < 0)
+            if (i + 2 >= len || eb_hex(p[i + 1]) < 0
+                || eb_hex(p[i + 2]) < 0)
             {
                 return 0;
             }
@@ -141,7 +141,7 @@ eb_ce_ip_literal(const unsigned char *p, size_t len)
     struct in6_addr  a;
 
     if (len > 0 && (p[0] == 'v' || p[0] == 'V')) {
-        for (i = 1; i < len && eb_ce_hex(p[i]) >= 0; i++) {
+        for (i = 1; i < len && eb_hex(p[i]) >= 0; i++) {
             /* void */
         }
 
@@ -158,7 +158,7 @@ eb_ce_ip_literal(const unsigned char *p, size_t len)
     }
 
     for (i = 0; i < len; i++) {
-        if (eb_ce_hex(p[i]) < 0 && p[i] != ':' && p[i] != '.') {
+        if (eb_hex(p[i]) < 0 && p[i] != ':' && p[i] != '.') {
             return 0;
         }
     }

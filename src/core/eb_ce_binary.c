@@ -80,8 +80,8 @@ eb_ce_header_decode(unsigned char *dst, const unsigned char *src,
             continue;
         }
 
-        hi = (i + 2 < n) ? eb_ce_hex(dst[i + 1]) : -1;
-        lo = (i + 2 < n) ? eb_ce_hex(dst[i + 2]) : -1;
+        hi = (i + 2 < n) ? eb_hex(dst[i + 1]) : -1;
+        lo = (i + 2 < n) ? eb_hex(dst[i + 2]) : -1;
 
         if (hi < 0 || lo < 0) {
             *bad = i;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "eb_str.h"
 #include "eb_cloudevent.h"
 
 
@@ -110,23 +111,6 @@ static inline int
 eb_ce_alpha(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-
-static inline int
-eb_ce_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
 }
 
 

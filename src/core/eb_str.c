@@ -3,7 +3,7 @@
 #include "eb_str.h"
 
 
-static int
+int
 eb_hex(unsigned char c)
 {
     if (c >= '0' && c <= '9') {

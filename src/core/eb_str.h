@@ -33,4 +33,7 @@ int eb_host_match(const unsigned char *pat, size_t plen,
 int eb_ct_equal(const unsigned char *a, size_t alen,
     const unsigned char *b, size_t blen);
 
+/* The value of a hex digit, or -1. */
+int eb_hex(unsigned char c);
+
 #endif /* EB_STR_H */
