@@ -16,6 +16,8 @@
 #                   each for FUZZ_SECONDS (default 30) from its corpus
 #   make fuzz-campaign  FUZZ_RUNS (default 10M) executions of each harness,
 #                   a table row each for docs/testing.md
+#   make fuzz-coverage  line/function/region coverage of src/core by the
+#                   fuzzing corpora (llvm-cov)
 #
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
@@ -55,7 +57,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps node-deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign clean
+.PHONY: all module ebd unit deps node-deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean
 
 all: module ebd unit
 
@@ -181,6 +183,9 @@ fuzz: deps $(FUZZ_BINS)
 
 fuzz-campaign: deps $(FUZZ_BINS)
 	bash fuzz/campaign
+
+fuzz-coverage: deps
+	bash fuzz/coverage
 
 clean:
 	rm -rf build build-asan build-fuzz
