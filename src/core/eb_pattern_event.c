@@ -119,8 +119,8 @@ eb_pm_scan_string(eb_pm_scan_t *s, const unsigned char **start,
 
 
 /* Decodes a validated string body into dst (never longer than the raw
- * text) with the shared escape decoder; \u0000 is dropped, as yajl's tree
- * (which reads the patterns) cuts its strings at a NUL. */
+ * text) with the shared escape decoder; a \u0000 stays a NUL byte, as in
+ * the patterns (read with their lengths): "a\u0000dmin" is not "admin". */
 static size_t
 eb_pm_unescape(unsigned char *dst, const unsigned char *p, size_t len)
 {
@@ -145,10 +145,7 @@ eb_pm_unescape(unsigned char *dst, const unsigned char *p, size_t len)
         }
 
         p += k;
-
-        if (cp != 0) {
-            d += eb_utf8_encode(d, cp);
-        }
+        d += eb_utf8_encode(d, cp);
     }
 
     return (size_t) (d - dst);

@@ -300,6 +300,14 @@ test_table_together(void)
                 continue;
             }
 
+            /* yajl_tree, under the reference, cuts strings at a NUL:
+             * the table's own answers cover \u0000 */
+            if (strstr(cases[i].pattern, "\\u0000") != NULL
+                || strstr(cases[j].third, "\\u0000") != NULL)
+            {
+                continue;
+            }
+
             want = ref_match(&rules[i], &ev);
 
             while (k < n && ids[k] < (uint32_t) i) {
