@@ -18,6 +18,10 @@
 #                   a table row each for docs/testing.md
 #   make fuzz-coverage  line/function/region coverage of src/core by the
 #                   fuzzing corpora (llvm-cov)
+#   make deb        Debian packages (packaging/debian) in build-deb/,
+#                   checked by lintian
+#   make test-deb   install them here (root), run the seed walkthrough
+#                   through them, purge them (t/095-deb-install.t)
 #
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
@@ -189,3 +193,16 @@ fuzz-coverage: deps
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# Debian packages: libnginx-mod-http-eventbridge (the module, for Debian's
+# nginx) and eventbridge-ebd, built from a copy of the tree in
+# build-deb/src; the .debs land in build-deb/.
+.PHONY: deb test-deb
+
+deb: deps
+	bash packaging/build-deb
+
+# Installs the packages just built with apt-get, runs nginx and ebd from
+# them, purges them: changes this machine, so only on request.
+test-deb: deb
+	TEST_EB_PACKAGED=1 perl t/run.pl t/095-deb-install.t

@@ -557,7 +557,9 @@ package EBTest::Ebd;
 
 # The dispatcher, as a child process: EBTest::Ebd->start(config => PATH,
 # redis => EBTest::Redis or redis_addr => "A,B,...", [name => CONSUMER],
-# [args => [...]]).
+# [args => [...]]), or command => [ARGV] to run exactly that (t/095: the
+# packaged unit's ExecStart, as its User); env => { NAME => VALUE } more
+# environment.
 # Its log (stderr) goes to DIR/ebd.log; sanitizer reports are problems.
 
 use strict;
@@ -588,17 +590,20 @@ sub _spawn {
     my ($self) = @_;
     # redis_addr => "A,B,...": a cluster's seeds or sentinels (with
     # --cluster / --sentinel in args) instead of redis => EBTest::Redis
-    my @args = (binary(), '-c', $self->{config},
+    my @args = $self->{command} ? @{ $self->{command} } : (
+                binary(), '-c', $self->{config},
                 '-r', $self->{redis_addr} // $self->{redis}->addr,
                 '-n', $self->{name}, '-l', $self->{level} // 'info',
                 @{ $self->{args} // [] });
     my $pw = $self->{redis} ? $self->{redis}{password} : undef;
-    push @args, '-a', $pw if $pw;
+    push @args, '-a', $pw if $pw && !$self->{command};
     my $dir = $self->{dir};
     my %env = EBTest::Nginx::san_env($dir);
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         @ENV{keys %env} = values %env;
+        my $more = $self->{env} // {};
+        @ENV{keys %$more} = values %$more;
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', "$dir/ebd.log";
         open STDERR, '>>', "$dir/ebd.log";
