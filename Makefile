@@ -192,7 +192,7 @@ fuzz-coverage: deps
 	bash fuzz/coverage
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb
 
 # Debian packages: libnginx-mod-http-eventbridge (the module, for Debian's
 # nginx) and eventbridge-ebd, built from a copy of the tree in

@@ -31,7 +31,7 @@ static const char  ebd_usage[] =
 "\n"
 "options:\n"
 "  -c, --config FILE      the bus configuration (default " 
-                          "/etc/nginx/eventbridge.json)\n"
+                          "/etc/eventbridge/eventbridge.json)\n"
 "  -r, --redis ADDR[,ADDR...]\n"
 "                         host:port, [v6]:port or /path/to.sock (default\n"
 "                         127.0.0.1:6379); several with --cluster/--sentinel\n"
@@ -176,7 +176,7 @@ main(int argc, char **argv)
     };
 
     memset(&o, 0, sizeof(o));
-    o.config_file = "/etc/nginx/eventbridge.json";
+    o.config_file = "/etc/eventbridge/eventbridge.json";
     o.redis_addr = "127.0.0.1:6379";
     o.redis_password = getenv("EBD_REDIS_PASSWORD");
     o.redis_user = getenv("EBD_REDIS_USER");
