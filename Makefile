@@ -10,8 +10,10 @@
 #   make bench      wrk benchmark (bench/ingest)
 #   make bench-dispatch  ebd's drain rates and end-to-end latency
 #   make bench-cluster  ingest with a 3-primary Redis Cluster vs one node
-#   make test-static  fetch a full nginx source tree, build nginx with the
-#                   module compiled in, and run the suite against it
+#   make test-newest  fetch the nginx source of NGX_NEWEST, build that
+#                   nginx and the module as a .so, run the suite against them
+#   make test-static  the same tree, nginx built with the module compiled
+#                   in, and the suite against it
 #   make fuzz       build the libFuzzer harnesses of fuzz/ (clang) and run
 #                   each for FUZZ_SECONDS (default 30) from its corpus
 #   make fuzz-campaign  FUZZ_RUNS (default 10M) executions of each harness,
@@ -22,9 +24,17 @@
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
 # builds an nginx binary with the module compiled in instead of a .so.
+# NGX_BINARY=1 (full tree only) builds the .so and that tree's nginx, and
+# tests run with that nginx instead of the installed one.
+# NGX_NEWEST: the Debian release whose nginx test-newest and test-static
+# build: Debian's next release (trixie: nginx 1.26; the machine's own,
+# Debian 12, has 1.22, which `make test` covers), fetched by
+# .ci/nginx-source from the archive apt already uses.
 
 NGX_SRC     ?= /usr/share/nginx/src
 NGX_STATIC  ?=
+NGX_BINARY  ?=
+NGX_NEWEST  ?= trixie
 SAN         ?=
 BUILD       ?= build$(if $(SAN),-$(SAN))
 
@@ -36,7 +46,7 @@ OPT         ?= -O2 -g
 
 NGX_DIR     := $(BUILD)/nginx
 MODULE_SO   := $(NGX_DIR)/objs/ngx_http_eventbridge_module.so
-NGINX_BIN   := $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(shell command -v nginx || echo /usr/sbin/nginx))
+NGINX_BIN   := $(if $(NGX_STATIC)$(NGX_BINARY),$(NGX_DIR)/objs/nginx,$(shell command -v nginx || echo /usr/sbin/nginx))
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
@@ -57,16 +67,26 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps node-deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean
+.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean FORCE
 
 all: module ebd unit
 
 deps:
 	@bash .ci/deps
 
-module: $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(MODULE_SO))
+# (with NGX_BINARY, nginx's own default target builds the .so too)
+module: $(if $(NGX_STATIC)$(NGX_BINARY),$(NGX_DIR)/objs/nginx,$(MODULE_SO))
 
-$(NGX_DIR)/objs/Makefile: config
+# Holds the tree and the kind of build NGX_DIR was configured for: it
+# changes, so NGX_DIR is configured again, when either does (a BUILD dir
+# used for another nginx version would otherwise keep the old one).
+NGX_STAMP   := $(BUILD)/nginx-source
+$(NGX_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo "$(abspath $(NGX_SRC)) static=$(NGX_STATIC)" | cmp -s - $@ || \
+	    echo "$(abspath $(NGX_SRC)) static=$(NGX_STATIC)" > $@
+
+$(NGX_DIR)/objs/Makefile: config $(NGX_STAMP)
 	rm -rf $(NGX_DIR)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_DIR)
@@ -125,11 +145,19 @@ test-asan: deps
 check: node-deps
 	perl t/run.pl $(T)
 
-# Only fetching the source may be skipped (no archive reachable); a build
-# or test failure fails.
+# test-newest and test-static: the nginx of NGX_NEWEST (`make test` covers
+# Debian 12's 1.22). Only fetching the source may be skipped (no archive
+# reachable); a build or test failure fails.
+test-newest: deps
+	@src=$$(bash .ci/nginx-source $(NGX_NEWEST)) || { \
+	    echo "test-newest: skipped: could not fetch the nginx source of $(NGX_NEWEST)"; \
+	    exit 0; }; \
+	$(MAKE) NGX_SRC=$$src NGX_BINARY=1 BUILD=build-newest all && \
+	$(MAKE) NGX_SRC=$$src NGX_BINARY=1 BUILD=build-newest check
+
 test-static: deps
-	@src=$$(bash .ci/nginx-source) || { \
-	    echo "test-static: skipped: could not fetch an nginx source tree"; \
+	@src=$$(bash .ci/nginx-source $(NGX_NEWEST)) || { \
+	    echo "test-static: skipped: could not fetch the nginx source of $(NGX_NEWEST)"; \
 	    exit 0; }; \
 	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static all && \
 	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static check
@@ -188,4 +216,4 @@ fuzz-coverage: deps
 	bash fuzz/coverage
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-static build-newest
