@@ -10,8 +10,10 @@
 #   make bench      wrk benchmark (bench/ingest)
 #   make bench-dispatch  ebd's drain rates and end-to-end latency
 #   make bench-cluster  ingest with a 3-primary Redis Cluster vs one node
-#   make test-static  fetch a full nginx source tree, build nginx with the
-#                   module compiled in, and run the suite against it
+#   make test-newest  fetch the nginx source of NGX_NEWEST, build that
+#                   nginx and the module as a .so, run the suite against them
+#   make test-static  the same tree, nginx built with the module compiled
+#                   in, and the suite against it
 #   make fuzz       build the libFuzzer harnesses of fuzz/ (clang) and run
 #                   each for FUZZ_SECONDS (default 30) from its corpus
 #   make fuzz-campaign  FUZZ_RUNS (default 10M) executions of each harness,
@@ -26,9 +28,17 @@
 # NGX_SRC: an nginx tree with `configure`: Debian's nginx-dev headers by
 # default, or a full nginx source tree. NGX_STATIC=1 (full tree only)
 # builds an nginx binary with the module compiled in instead of a .so.
+# NGX_BINARY=1 (full tree only) builds the .so and that tree's nginx, and
+# tests run with that nginx instead of the installed one.
+# NGX_NEWEST: the Debian release whose nginx test-newest and test-static
+# build: Debian's next release (trixie: nginx 1.26; the machine's own,
+# Debian 12, has 1.22, which `make test` covers), fetched by
+# .ci/nginx-source from the archive apt already uses.
 
 NGX_SRC     ?= /usr/share/nginx/src
 NGX_STATIC  ?=
+NGX_BINARY  ?=
+NGX_NEWEST  ?= trixie
 SAN         ?=
 BUILD       ?= build$(if $(SAN),-$(SAN))
 
@@ -40,7 +50,7 @@ OPT         ?= -O2 -g
 
 NGX_DIR     := $(BUILD)/nginx
 MODULE_SO   := $(NGX_DIR)/objs/ngx_http_eventbridge_module.so
-NGINX_BIN   := $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(shell command -v nginx || echo /usr/sbin/nginx))
+NGINX_BIN   := $(if $(NGX_STATIC)$(NGX_BINARY),$(NGX_DIR)/objs/nginx,$(shell command -v nginx || echo /usr/sbin/nginx))
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
@@ -61,16 +71,26 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps node-deps test test-asan test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean
+.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean FORCE
 
 all: module ebd unit
 
 deps:
 	@bash .ci/deps
 
-module: $(if $(NGX_STATIC),$(NGX_DIR)/objs/nginx,$(MODULE_SO))
+# (with NGX_BINARY, nginx's own default target builds the .so too)
+module: $(if $(NGX_STATIC)$(NGX_BINARY),$(NGX_DIR)/objs/nginx,$(MODULE_SO))
 
-$(NGX_DIR)/objs/Makefile: config
+# Holds the tree and the kind of build NGX_DIR was configured for: it
+# changes, so NGX_DIR is configured again, when either does (a BUILD dir
+# used for another nginx version would otherwise keep the old one).
+NGX_STAMP   := $(BUILD)/nginx-source
+$(NGX_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo "$(abspath $(NGX_SRC)) static=$(NGX_STATIC)" | cmp -s - $@ || \
+	    echo "$(abspath $(NGX_SRC)) static=$(NGX_STATIC)" > $@
+
+$(NGX_DIR)/objs/Makefile: config $(NGX_STAMP)
 	rm -rf $(NGX_DIR)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_DIR)
@@ -129,14 +149,27 @@ test-asan: deps
 check: node-deps
 	perl t/run.pl $(T)
 
-# Only fetching the source may be skipped (no archive reachable); a build
-# or test failure fails.
+# test-newest and test-static: the nginx of NGX_NEWEST (`make test` covers
+# Debian 12's 1.22). ebd and the unit tests do not depend on nginx: they
+# are built once, in build/. Fetching the source may be skipped where no
+# archive is reachable, except in CI (CI=true); a build or test failure
+# fails.
+NEWEST_SKIP  = { echo "$@: could not fetch the nginx source of $(NGX_NEWEST)"; \
+                 [ "$$CI" != true ] && echo "$@: skipped"; }
+NEWEST_REUSE = TEST_EB_EBD=$(abspath build/ebd) \
+               TEST_EB_UNIT_DIR=$(abspath build/unit)
+
+test-newest: deps
+	@src=$$(bash .ci/nginx-source $(NGX_NEWEST)) || { $(NEWEST_SKIP); exit; }; \
+	$(MAKE) BUILD=build ebd unit && \
+	$(MAKE) NGX_SRC=$$src NGX_BINARY=1 BUILD=build-newest module && \
+	$(MAKE) NGX_SRC=$$src NGX_BINARY=1 BUILD=build-newest $(NEWEST_REUSE) check
+
 test-static: deps
-	@src=$$(bash .ci/nginx-source) || { \
-	    echo "test-static: skipped: could not fetch an nginx source tree"; \
-	    exit 0; }; \
-	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static all && \
-	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static check
+	@src=$$(bash .ci/nginx-source $(NGX_NEWEST)) || { $(NEWEST_SKIP); exit; }; \
+	$(MAKE) BUILD=build ebd unit && \
+	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static module && \
+	$(MAKE) NGX_SRC=$$src NGX_STATIC=1 BUILD=build-static $(NEWEST_REUSE) check
 
 demo: deps
 	$(MAKE) module ebd
@@ -192,7 +225,7 @@ fuzz-coverage: deps
 	bash fuzz/coverage
 
 clean:
-	rm -rf build build-asan build-fuzz build-deb
+	rm -rf build build-asan build-fuzz build-static build-newest build-deb
 
 # Debian packages: libnginx-mod-http-eventbridge (the module, for Debian's
 # nginx) and eventbridge-ebd, built from a copy of the tree in

@@ -19,10 +19,15 @@
  * appended, so a resent EVAL neither duplicates nor misreports.
  */
 
+/*
+ * nginx's headers first: they define _GNU_SOURCE, which the C library
+ * reads only at its first header (since 1.25, ngx_event_udp.h needs its
+ * struct in6_pktinfo)
+ */
+#include "ngx_http_eventbridge.h"
+
 #include <openssl/sha.h>
 #include <yajl/yajl_parse.h>
-
-#include "ngx_http_eventbridge.h"
 
 
 /* the longest value kept as is in a key; longer ones are hashed */

@@ -6,9 +6,9 @@
  * gets JSON.
  */
 
-#include <yajl/yajl_gen.h>
-
 #include "ngx_http_eventbridge.h"
+
+#include <yajl/yajl_gen.h>
 
 
 #define EB_ERROR_MESSAGE_MAX  512

@@ -6,13 +6,13 @@
  * the append; 503 with Retry-After when it cannot.
  */
 
-#include <yajl/yajl_gen.h>
-
 #include "ngx_http_eventbridge.h"
 #include "eb_http_event.h"
 #include "eb_json.h"
 #include "eb_time.h"
 #include "eb_utf8.h"
+
+#include <yajl/yajl_gen.h>
 
 
 #define EB_JSON_ERROR_MAX  256
