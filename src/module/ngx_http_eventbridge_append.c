@@ -113,6 +113,9 @@ ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
     h->hash = 1;
     ngx_str_set(&h->key, "Retry-After");
     ngx_str_set(&h->value, NGX_HTTP_EVENTBRIDGE_RETRY_AFTER);
+#if (nginx_version >= 1023000)
+    h->next = NULL;            /* 1.23+: the chain of same-name headers */
+#endif
 
     ngx_http_eventbridge_count_reject(EB_REJECT_UNAVAILABLE);
 

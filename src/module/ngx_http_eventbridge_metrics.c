@@ -194,6 +194,9 @@ ngx_http_eventbridge_status_handler(ngx_http_request_t *r)
         h->hash = 1;
         ngx_str_set(&h->key, "Allow");
         ngx_str_set(&h->value, "GET, HEAD");
+#if (nginx_version >= 1023000)
+        h->next = NULL;            /* 1.23+: the chain of same-name headers */
+#endif
 
         return NGX_HTTP_NOT_ALLOWED;
     }

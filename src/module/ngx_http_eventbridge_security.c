@@ -760,6 +760,9 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
         h->hash = 1;
         ngx_str_set(&h->key, "Allow");
         h->value = lcf->allow_header;
+#if (nginx_version >= 1023000)
+        h->next = NULL;            /* 1.23+: the chain of same-name headers */
+#endif
 
         ngx_http_eventbridge_count_reject(EB_REJECT_METHOD);
         return ngx_http_eventbridge_send_error(r, NGX_HTTP_NOT_ALLOWED,
