@@ -119,13 +119,27 @@ unit: $(UNIT_BINS)
 # ebd's pure parts (no I/O) are unit-tested with the core
 EBD_PURE    := src/dispatcher/ebd_retry.c src/dispatcher/ebd_parse.c
 
-$(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_SRCS) $(CORE_HDRS) \
-        $(EBD_PURE) $(EBD_HDRS)
+# the core and those parts compiled once per BUILD into an archive the
+# unit tests link (each test compiling them all again cost minutes)
+UNIT_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(EBD_PURE))
+UNIT_LIB    := $(BUILD)/libeb-unit.a
+
+$(BUILD)/obj/%.o: %.c $(CORE_HDRS) $(EBD_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "CC $@"
+	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core \
+	    -Isrc/dispatcher -c -o $@ $<
+
+$(UNIT_LIB): $(UNIT_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(UNIT_LIB)
 	@mkdir -p $(BUILD)/unit
 	@echo "CC $@"
 	@$(CC) $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Isrc/core -It/unit \
-	    -Isrc/dispatcher -o $@ $< $(CORE_SRCS) $(EBD_PURE) -lyajl -lpcre2-8 \
-	    -lhiredis -lcrypto
+	    -Isrc/dispatcher -o $@ $< $(UNIT_LIB) -lyajl -lpcre2-8 \
+	    -lhiredis -lcrypto -lm
 
 # t/013-signatures.t signs its requests with the providers' own libraries
 # (t/node/package.json, exact versions; no lockfile: t/node/.npmrc)
