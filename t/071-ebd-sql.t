@@ -58,13 +58,7 @@ sub qi {
 
 # The seed's table, as the walkthrough creates it (MySQL), and the same for
 # PostgreSQL (quoted names keep their case).
-$my->sql('CREATE TABLE `user_info` (
-  `dingId` varchar(256) NULL,
-  `active` varchar(256) NULL,
-  `isAdmin` varchar(256) NULL,
-  `userId` varchar(256) NULL,
-  `name` varchar(256) NULL
-) ENGINE=InnoDB DEFAULT CHARACTER SET=utf8');
+$my->create_user_info;
 $pg->sql('CREATE TABLE user_info ("dingId" varchar(256) NULL,
   "active" varchar(256) NULL, "isAdmin" varchar(256) NULL,
   "userId" varchar(256) NULL, "name" varchar(256) NULL)');

@@ -284,13 +284,7 @@ is($rc, 0, 'nginx -t: the module loads, the shipped configuration passes')
 my $redis = EBTest::Redis->start;
 my $db = EBTest::MariaDB->start(database => 'hr');
 # the seed's table, as conf/demo creates it
-$db->sql('CREATE TABLE `user_info` (
-  `dingId` varchar(256) NULL,
-  `active` varchar(256) NULL,
-  `isAdmin` varchar(256) NULL,
-  `userId` varchar(256) NULL,
-  `name` varchar(256) NULL
-) ENGINE=InnoDB DEFAULT CHARACTER SET=utf8');
+$db->create_user_info;
 
 # conf/nginx.conf's walkthrough locations, on one server
 my $ng = packaged_nginx(redis => $redis, http => <<"HTTP");

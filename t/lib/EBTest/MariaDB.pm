@@ -14,6 +14,7 @@ package EBTest::MariaDB;
 #   my $rows = $db->sql('SELECT a FROM t');   # [ [ 'x' ], [ undef ] ]
 #   $db->stop; $db->start_again; $db->restart;
 #   $db->port, $db->user, $db->password, $db->database
+#   $db->create_user_info;                   # the seed's hr.user_info
 
 use strict;
 use warnings;
@@ -138,6 +139,18 @@ sub password { $_[0]{password} }
 sub database { $_[0]{database} }
 sub dir { $_[0]{dir} }
 sub running { $_[0]->_alive }
+
+# The seed's table, as the walkthrough (conf/demo) creates it.
+sub create_user_info {
+    my ($self) = @_;
+    return $self->sql('CREATE TABLE `user_info` (
+  `dingId` varchar(256) NULL,
+  `active` varchar(256) NULL,
+  `isAdmin` varchar(256) NULL,
+  `userId` varchar(256) NULL,
+  `name` varchar(256) NULL
+) ENGINE=InnoDB DEFAULT CHARACTER SET=utf8');
+}
 
 # The target's keys for the bus configuration file.
 sub target {
