@@ -23,10 +23,20 @@ sub post {
 
 
 # the events go to database 2 (db=2)
+# (a failover kills the clients of the servers it reconfigures: a socket
+# the test kept may be gone; one fresh connection is tried)
 sub stream_ids {
     my ($redis, $key) = @_;
-    $redis->cmd('SELECT', 2);
-    return EBTest::event_ids($redis->xrange($key));
+    for my $try (1, 2) {
+        my $ids = eval {
+            $redis->cmd('SELECT', 2);
+            EBTest::event_ids($redis->xrange($key));
+        };
+        return $ids if $ids;
+        diag("reading $key: $@");
+        delete $redis->{sock};
+    }
+    return {};
 }
 
 my $PW = 'srv-pass-7c1e';
@@ -74,16 +84,25 @@ my $old_addr = $primary->addr;
                                    rate => 40, seconds => 14, concurrency => 32,
                                    timeout => 5, body => sub { qq({"i":$_[0]}) });
     sleep 2;
-    my $tk = time - $load->{t0};
     $primary->kill9;
+    my $tk = time - $load->{t0};
     my $new_addr = $s->wait_failover($old_addr, 25);
     ok($new_addr, "sentinels failed over to " . ($new_addr // 'nothing'));
     my $res = $load->wait;
     diag('primary killed under load: ' . EBTest::Load->summary($res));
 
+    # Meant: one failover. A slow machine may see a second (a leader in a
+    # later epoch promotes another replica, the first is demoted and its
+    # clients killed): 503s then are right, so "2xx only" is measured
+    # from the last switch; no acknowledged event may be lost either way.
+    my @sw = $s->switches;
+    diag(sprintf 'sentinels: %s at %+.2f s', "$_->[1] -> $_->[2]",
+         $_->[0] - $load->{t0} - $tk) for @sw;
+    my $settled = @sw ? $sw[-1][0] - $load->{t0} : $tk;
+
     # requests sent after the kill: the first to get 2xx (by start), the
     # first 2xx answer (by end), failures once they succeed again
-    my ($first_ok, $first_answer, $late_bad) = (undef, undef, 0);
+    my ($first_ok, $first_answer, @late_bad) = (undef, undef);
     for my $r (@{ $res->{requests} }) {
         my ($i, $t, $st, $ms) = @$r;
         next if $t < $tk;
@@ -92,13 +111,20 @@ my $old_addr = $primary->addr;
             my $end = $t + $ms / 1000;
             $first_answer = $end if !defined $first_answer || $end < $first_answer;
         }
-        elsif (defined $first_ok && $t > $first_ok + 0.5) { $late_bad++ }
+        elsif (defined $first_ok && $t > $first_ok + 0.5 && $t > $settled + 0.5) {
+            push @late_bad, $r;
+        }
     }
     ok(defined $first_ok, 'after the failover: 2xx again without a reload');
     diag(sprintf 'primary killed: first 2xx answer %.2f s later; slowest '
          . 'answer %.2f s (timeout 2 s)', ($first_answer // 99) - $tk,
          $res->{max} / 1000);
-    is($late_bad, 0, 'after the failover: 2xx only');
+    unless (is(scalar @late_bad, 0, 'after the failover: 2xx only')) {
+        diag(sprintf 'request %d at %+.2f s: %s in %.0f ms', $_->[0],
+             $_->[1] - $tk, $_->[2], $_->[3])
+            for @late_bad[0 .. ($#late_bad < 4 ? $#late_bad : 4)];
+        diag(join "\n", grep { /redis|sentinel/ } split /\n/, $ngx->error_log);
+    }
     is($res->{other} + $res->{errors}, 0, 'every request answered, 2xx or 503');
 
     my $new = $s->node_by_addr($new_addr // '');

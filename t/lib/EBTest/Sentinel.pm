@@ -17,6 +17,9 @@ package EBTest::Sentinel;
 #   $s->failover                       SENTINEL FAILOVER (no agreement needed)
 #   $s->wait_failover($old_addr, $timeout)  the new address or undef
 #   $s->node_by_addr($addr)
+#   $s->switches                       the +switch-master lines of all the
+#                                      sentinels: [ time, old, new ], oldest
+#                                      first, one per new primary
 #   $s->stop
 #
 # Every process is stopped at exit with the rest of EBTest's processes.
@@ -25,6 +28,7 @@ use strict;
 use warnings;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
+use Time::Local ();
 
 sub start {
     my ($class, %o) = @_;
@@ -86,6 +90,26 @@ sub sentinels { @{ $_[0]{sentinel_nodes} } }
 sub sentinel_addrs { map { $_->addr } $_[0]->sentinels }
 sub master_name { $_[0]{master} }
 sub dir { $_[0]{dir} }
+
+# Every failover the sentinels logged, as [ epoch seconds, old, new ]:
+# the earliest line per (old, new). A slow machine may see two failovers
+# where one was meant (an aborted one, or a second leader in a later
+# epoch); a test can then measure from the last.
+sub switches {
+    my ($self) = @_;
+    my %first;
+    for my $sn ($self->sentinels) {
+        for my $l (split /\n/, $sn->log) {
+            next unless $l =~ /^\d+:X (\d+) (\w{3}) (\d{4}) (\d+):(\d+):(\d+(?:\.\d+)?) .*\+switch-master \S+ (\S+) (\d+) (\S+) (\d+)/;
+            my %mon; @mon{qw(Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec)} = 0 .. 11;
+            my $t = Time::Local::timelocal(0, $5, $4, $1, $mon{$2}, $3) + $6;
+            my $k = "$7:$8 $9:$10";
+            $first{$k} = [ $t, "$7:$8", "$9:$10" ]
+                if !$first{$k} || $t < $first{$k}[0];
+        }
+    }
+    return sort { $a->[0] <=> $b->[0] } values %first;
+}
 
 sub node_by_addr {
     my ($self, $addr) = @_;
