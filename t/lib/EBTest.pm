@@ -14,6 +14,7 @@ use IO::Socket::IP;
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(sleep time);
 use JSON::PP;
+use IPC::Open2 ();
 use Test::More;
 
 our @EXPORT_OK = qw(free_port http json_decode wait_for write_file slurp
@@ -38,6 +39,36 @@ sub event_ids {
         $ids{ $ev->{id} }++ if ref $ev eq 'HASH' && defined $ev->{id};
     }
     return \%ids;
+}
+
+# A Prometheus text page read by Prometheus's own parser (t/bin/prom-parse,
+# python3-prometheus-client): { 'name' or 'name{k="v",...}' => value },
+# labels sorted by name. Dies when the page does not parse: what a real
+# scraper refuses is a failure. In list context also the families
+# ([ { name, type, help, samples => [ { name, labels, value } ] } ]).
+my $PROM_PARSE = File::Spec->rel2abs(__FILE__) =~ s{lib/EBTest\.pm$}{bin/prom-parse}r;
+
+sub prometheus {
+    my ($text) = @_;
+    my $pid = IPC::Open2::open2(my $out, my $in, $PROM_PARSE) or die "prom-parse: $!";
+    binmode $in; binmode $out;
+    print {$in} $text;
+    close $in;
+    my $json = do { local $/; <$out> };
+    waitpid $pid, 0;
+    die "prom-parse refused the page (exit " . ($? >> 8) . ")\n" if $?;
+    my $doc = json_decode($json) // die "prom-parse: no JSON\n";
+    my %m;
+    for my $f (@{ $doc->{families} }) {
+        for my $s (@{ $f->{samples} }) {
+            my $l = $s->{labels};
+            my $k = %$l ? $s->{name} . '{' . join(',', map { qq($_="$l->{$_}") }
+                                                  sort keys %$l) . '}'
+                        : $s->{name};
+            $m{$k} = $s->{value};
+        }
+    }
+    return wantarray ? (\%m, $doc->{families}) : \%m;
 }
 
 # Writes a file whole, by rename: a reader never sees half of it.
@@ -517,11 +548,8 @@ sub request {
 sub metrics {
     my ($self, $path) = @_;
     my $r = $self->request(method => 'GET', path => $path // '/status');
-    my %m;
-    for my $line (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if $line =~ /^([^#\s]\S*)\s+(\d+)$/;
-    }
-    return \%m;
+    return {} unless $r->{status} == 200;
+    return EBTest::prometheus($r->{body} // '');
 }
 
 sub error_log {
