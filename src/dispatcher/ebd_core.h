@@ -8,6 +8,7 @@
 #ifndef EBD_CORE_H
 #define EBD_CORE_H
 
+#include "eb_event_scan.h"
 #include "ebd.h"
 #include "ebd_topology.h"
 #include "eb_rand.h"
@@ -39,7 +40,9 @@ struct ebd_item_s {
     char                *event_id;
     unsigned char       *event;
     size_t               event_len;
-    yajl_val             tree;
+    yajl_val             tree;          /* when a transform or the driver
+                                         * reads the event by path */
+    eb_event_scan_t      scan;          /* otherwise: its members */
     eb_buf_t             payload;
     uint64_t             entered_ms;    /* the entry id's time */
     uint64_t             start_us;      /* of the attempt in flight */

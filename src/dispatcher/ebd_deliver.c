@@ -105,8 +105,11 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
 {
     size_t                          i;
     char                            err[256];
+    size_t                          evidlen;
+    const char                     *evid;
     yajl_val                        v;
     ebd_item_t                     *it;
+    const eb_event_member_t        *m;
     redisReply                     *f, *val;
     eb_transform_rc_t               rc;
     const eb_config_rule_target_t  *rt;
@@ -158,26 +161,58 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
     it->d.event_len = it->event_len;
 
     /* what cannot be delivered is decided now: the first attempt then
-     * fails at once and the entry is dead-lettered with the reason */
-    it->tree = eb_transform_parse_event(it->event, it->event_len, err,
-                                        sizeof(err));
-    if (it->tree == NULL) {
-        it->undeliverable = 1;
-        ebd_result_set(&it->last, EBD_REJECTED, 0,
-                       "stored event: %s", err);
-        goto done;
+     * fails at once and the entry is dead-lettered with the reason. A
+     * tree only for what reads the event by path (a transform, the SQL
+     * columns); the http drivers read its members, found in one pass
+     * without an allocation per node. */
+    rt = ebd_rule_target(r, it->rule);
+    evid = "";
+    evidlen = 0;
+
+    if (!r->target->driver->wants_tree) {
+        if (eb_event_scan(it->event, it->event_len, &it->scan, err,
+                          sizeof(err)) != 0)
+        {
+            it->undeliverable = 1;
+            ebd_result_set(&it->last, EBD_REJECTED, 0,
+                           "stored event: %s", err);
+            goto done;
+        }
+
+        m = eb_event_scan_get(&it->scan, "id");
+        if (m != NULL && m->kind == EB_EV_STRING) {
+            evid = m->text;
+            evidlen = strlen(m->text);
+        }
+        it->d.scan = &it->scan;
     }
 
-    v = yajl_tree_get(it->tree, (const char *[]) { "id", NULL },
-                      yajl_t_string);
-    it->event_id = ebd_strndup(v ? v->u.string : "",
-                               v ? strlen(v->u.string) : 0);
+    if ((rt != NULL && rt->transform != NULL)
+        || r->target->driver->wants_tree)
+    {
+        it->tree = eb_transform_parse_event(it->event, it->event_len, err,
+                                            sizeof(err));
+        if (it->tree == NULL) {
+            it->undeliverable = 1;
+            ebd_result_set(&it->last, EBD_REJECTED, 0,
+                           "stored event: %s", err);
+            goto done;
+        }
+
+        if (it->d.scan == NULL) {
+            v = yajl_tree_get(it->tree, (const char *[]) { "id", NULL },
+                              yajl_t_string);
+            evid = v ? v->u.string : "";
+            evidlen = strlen(evid);
+        }
+    }
+
+    it->event_id = ebd_strndup(evid, evidlen);
     if (it->event_id == NULL) {
         ebd_item_free(it);
         return NULL;
     }
 
-    rt = ebd_rule_target(r, it->rule);
     if (rt == NULL) {
         it->undeliverable = 1;
         ebd_result_set(&it->last, EBD_REJECTED, 0,
@@ -241,6 +276,7 @@ ebd_item_free(ebd_item_t *it)
     if (it->tree) {
         yajl_tree_free(it->tree);
     }
+    eb_event_scan_free(&it->scan);
     eb_buf_free(&it->payload);
     free(it->rule);
     free(it->event_id);

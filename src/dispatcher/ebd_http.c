@@ -500,26 +500,6 @@ ebd_http_b64_decode(eb_buf_t *b, const char *s)
 }
 
 
-static yajl_val
-ebd_http_member(yajl_val obj, const char *key)
-{
-    size_t  i;
-
-    if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
-        return NULL;
-    }
-
-    /* the last one wins, as in eb_jsonpath */
-    for (i = YAJL_GET_OBJECT(obj)->len; i-- > 0; /* void */) {
-        if (strcmp(YAJL_GET_OBJECT(obj)->keys[i], key) == 0) {
-            return YAJL_GET_OBJECT(obj)->values[i];
-        }
-    }
-
-    return NULL;
-}
-
-
 /* whether the payload is the event itself (no transform, or ORIGINAL) */
 static int
 ebd_http_untransformed(ebd_delivery_t *d)
@@ -539,26 +519,6 @@ ebd_http_payload_json(ebd_delivery_t *d)
     return d->payload_is_json
            && eb_json_validate(d->payload, d->payload_len, 512, NULL, err,
                                sizeof(err)) == EB_JSON_OK;
-}
-
-
-/* The scalar attribute as header text; 0 when it is none. */
-static int
-ebd_http_attr_text(eb_buf_t *b, yajl_val v)
-{
-    const char  *s;
-
-    if (YAJL_IS_STRING(v)) {
-        s = v->u.string;
-        return ebd_http_pct_encode(b, (const unsigned char *) s,
-                                   strlen(s)) == 0;
-    }
-
-    if (YAJL_IS_NUMBER(v) || YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
-        return eb_jsonpath_write_json(b, v) == 0;
-    }
-
-    return 0;
 }
 
 
@@ -587,65 +547,69 @@ ebd_http_attr_name(const char *s)
 static int
 ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
 {
-    size_t           i;
-    int              plain;
-    const char      *key, *ct = NULL;
-    yajl_val         tree = r->d->tree, v, data, b64;
-    eb_buf_t         h, val;
-    ebd_delivery_t  *d = r->d;
+    size_t                    i;
+    int                       plain;
+    const char               *ct = NULL;
+    eb_buf_t                  h;
+    ebd_delivery_t           *d = r->d;
+    const eb_event_scan_t    *s = d->scan;
+    const eb_event_member_t  *m, *data, *b64;
 
-    if (tree == NULL || !YAJL_IS_OBJECT(tree)) {
+    if (s == NULL) {
         snprintf(err, errlen, "the event is not a JSON object");
         return -1;
     }
 
     eb_buf_init(&h);
-    eb_buf_init(&val);
 
-    for (i = 0; i < YAJL_GET_OBJECT(tree)->len; i++) {
-        key = YAJL_GET_OBJECT(tree)->keys[i];
-        v = YAJL_GET_OBJECT(tree)->values[i];
+    for (i = 0; i < s->n; i++) {
+        m = &s->members[i];
 
-        if (strcmp(key, "data") == 0 || strcmp(key, "data_base64") == 0) {
+        if (strcmp(m->name, "data") == 0
+            || strcmp(m->name, "data_base64") == 0)
+        {
             continue;
         }
 
-        if (strcmp(key, "datacontenttype") == 0) {
-            if (YAJL_IS_STRING(v)
-                && ebd_http_header_safe(YAJL_GET_STRING(v), 0))
+        if (strcmp(m->name, "datacontenttype") == 0) {
+            if (m->kind == EB_EV_STRING && m->text_len == strlen(m->text)
+                && ebd_http_header_safe(m->text, 0))
             {
-                ct = YAJL_GET_STRING(v);
+                ct = m->text;
             }
             continue;
         }
 
-        if (!ebd_http_attr_name(key)) {
+        /* null, objects and arrays are not attributes */
+        if (m->text == NULL || m->name_len != strlen(m->name)
+            || !ebd_http_attr_name(m->name))
+        {
             continue;
         }
 
+        /* "ce-NAME: VALUE", percent-encoded (a string's NUL too);
+         * "ce-NAME;" is libcurl's way to send an empty value */
         eb_buf_reset(&h);
-        eb_buf_reset(&val);
-
-        if (!ebd_http_attr_text(&val, v)) {
-            continue;       /* null, or not a scalar: not an attribute */
-        }
-
         eb_buf_append_str(&h, "ce-");
-        eb_buf_append_str(&h, key);
+        eb_buf_append(&h, m->name, m->name_len);
+        eb_buf_append_str(&h, m->text_len ? ": " : ";");
+        if (m->kind == EB_EV_STRING) {
+            ebd_http_pct_encode(&h, (const unsigned char *) m->text,
+                                m->text_len);
+        } else {
+            eb_buf_append(&h, m->text, m->text_len);
+        }
         eb_buf_append(&h, "", 1);
-        eb_buf_append(&val, "", 1);
 
-        if (h.failed || val.failed) {
+        if (h.failed) {
             *failed = 1;
             break;
         }
 
-        r->evh = ebd_http_header_add(r->evh, failed, (char *) h.data,
-                                     (char *) val.data);
+        *failed = ebd_http_slist_add(&r->evh, (char *) h.data);
     }
 
     eb_buf_free(&h);
-    eb_buf_free(&val);
 
     if (!ebd_http_untransformed(d)) {
         /* the transform's output is the data */
@@ -658,11 +622,11 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
         return 0;
     }
 
-    data = ebd_http_member(tree, "data");
-    b64 = ebd_http_member(tree, "data_base64");
+    data = eb_event_scan_get(s, "data");
+    b64 = eb_event_scan_get(s, "data_base64");
 
-    if (b64 != NULL && YAJL_IS_STRING(b64)) {
-        if (ebd_http_b64_decode(&r->body, YAJL_GET_STRING(b64)) != 0) {
+    if (b64 != NULL && b64->kind == EB_EV_STRING) {
+        if (ebd_http_b64_decode(&r->body, b64->text) != 0) {
             if (r->body.failed) {
                 *failed = 1;
                 return 0;
@@ -670,15 +634,21 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
             snprintf(err, errlen, "data_base64 is not base64");
             return -1;
         }
+        r->bp = r->body.data != NULL ? r->body.data
+                                     : (const unsigned char *) "";
+        r->blen = r->body.len;
 
     } else if (data != NULL) {
-        plain = YAJL_IS_STRING(data) && ct != NULL
+        plain = data->kind == EB_EV_STRING && ct != NULL
                 && !eb_json_content_type((const unsigned char *) ct,
                                          strlen(ct));
         if (plain) {
-            eb_buf_append_str(&r->body, YAJL_GET_STRING(data));
+            r->bp = (const unsigned char *) data->text;
+            r->blen = data->text_len;
         } else {
-            eb_jsonpath_write_json(&r->body, data);
+            /* the data's JSON text as stored */
+            r->bp = d->event + data->start;
+            r->blen = data->end - data->start;
         }
         if (ct == NULL) {
             ct = "application/json";   /* the JSON format's default */
@@ -686,14 +656,9 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
 
     } else {
         ct = NULL;      /* no data: no body, no Content-Type */
+        r->bp = (const unsigned char *) "";
+        r->blen = 0;
     }
-
-    if (r->body.failed) {
-        *failed = 1;
-    }
-
-    r->bp = r->body.data != NULL ? r->body.data : (const unsigned char *) "";
-    r->blen = r->body.len;
 
     if (ct != NULL) {
         r->evh = ebd_http_header_add(r->evh, failed, "Content-Type", ct);
@@ -712,12 +677,12 @@ static int
 ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
     size_t errlen)
 {
-    size_t           i;
-    int              first = 1, json;
-    const char      *key;
-    yajl_val         tree = r->d->tree;
-    eb_buf_t        *b = &r->body;
-    ebd_delivery_t  *d = r->d;
+    size_t                    i;
+    int                       first = 1, json;
+    eb_buf_t                 *b = &r->body;
+    ebd_delivery_t           *d = r->d;
+    const eb_event_scan_t    *s = d->scan;
+    const eb_event_member_t  *m;
 
     r->evh = ebd_http_header_add(r->evh, failed, "Content-Type",
                                  "application/cloudevents+json; "
@@ -729,7 +694,7 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
         return 0;
     }
 
-    if (tree == NULL || !YAJL_IS_OBJECT(tree)) {
+    if (s == NULL) {
         snprintf(err, errlen, "the event is not a JSON object");
         return -1;
     }
@@ -738,20 +703,22 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
 
     eb_buf_append_str(b, "{");
 
-    for (i = 0; i < YAJL_GET_OBJECT(tree)->len; i++) {
-        key = YAJL_GET_OBJECT(tree)->keys[i];
+    /* the attributes as stored, key and value */
+    for (i = 0; i < s->n; i++) {
+        m = &s->members[i];
 
-        if (strcmp(key, "data") == 0 || strcmp(key, "data_base64") == 0
-            || strcmp(key, "datacontenttype") == 0)
+        if (strcmp(m->name, "data") == 0
+            || strcmp(m->name, "data_base64") == 0
+            || strcmp(m->name, "datacontenttype") == 0)
         {
             continue;
         }
 
         eb_buf_append_str(b, first ? "\"" : ",\"");
-        eb_jsonpath_write_escaped(b, (const unsigned char *) key,
-                                  strlen(key));
+        eb_jsonpath_write_escaped(b, (const unsigned char *) m->name,
+                                  m->name_len);
         eb_buf_append_str(b, "\":");
-        eb_jsonpath_write_json(b, YAJL_GET_OBJECT(tree)->values[i]);
+        eb_buf_append(b, d->event + m->start, m->end - m->start);
         first = 0;
     }
 
@@ -1216,7 +1183,8 @@ const ebd_driver_t  ebd_http_driver = {
     "http",
     ebd_http_open,
     ebd_http_deliver,
-    ebd_http_close
+    ebd_http_close,
+    0
 };
 
 
@@ -1224,5 +1192,6 @@ const ebd_driver_t  ebd_cloudevents_driver = {
     "cloudevents",
     ebd_http_open,
     ebd_http_deliver,
-    ebd_http_close
+    ebd_http_close,
+    0
 };

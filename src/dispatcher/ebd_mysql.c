@@ -330,5 +330,6 @@ const ebd_driver_t  ebd_mysql_driver = {
     "mysql",
     ebd_mysql_open,
     ebd_sql_deliver,
-    ebd_sql_close
+    ebd_sql_close,
+    1
 };

@@ -276,5 +276,6 @@ const ebd_driver_t  ebd_postgresql_driver = {
     "postgresql",
     ebd_pgsql_open,
     ebd_sql_deliver,
-    ebd_sql_close
+    ebd_sql_close,
+    1
 };

@@ -433,5 +433,5 @@ ebd_rt_close(ebd_target_t *t)
 
 
 const ebd_driver_t  ebd_redis_driver = {
-    "redis", ebd_rt_open, ebd_rt_deliver, ebd_rt_close
+    "redis", ebd_rt_open, ebd_rt_deliver, ebd_rt_close, 0
 };

@@ -19,6 +19,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "eb_config.h"
+#include "eb_event_scan.h"
 
 
 typedef enum {
@@ -56,7 +57,11 @@ struct ebd_delivery_s {
 
     const unsigned char   *event;        /* the stored CloudEvent, JSON */
     size_t                 event_len;
-    yajl_val               tree;         /* the same, parsed */
+    yajl_val               tree;         /* the same, parsed, when a
+                                          * transform or the driver
+                                          * (wants_tree) reads it; else
+                                          * NULL and: */
+    const eb_event_scan_t *scan;         /* its top-level members */
 
     /* What the rule's transform made of the event (the event itself
      * when the rule has none): the body of an http target, the data of
@@ -102,6 +107,10 @@ typedef struct {
 
     /* Called once no attempt is in flight any more: releases t->data. */
     void  (*close)(ebd_target_t *t);
+
+    /* deliver() reads d->tree (JSONPath columns); others get d->scan
+     * unless the rule has a transform */
+    unsigned  wants_tree;
 } ebd_driver_t;
 
 

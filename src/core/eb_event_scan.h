@@ -1,0 +1,62 @@
+/*
+ * The top-level members of a stored event, read in one pass of yajl's
+ * streaming parser without building a tree: what a delivery needs when
+ * no transform or JSONPath reads the event (its id, the attributes a
+ * CloudEvents binary request sends as headers, the raw text of "data").
+ * A tree costs an allocation per node and a second pass to write data
+ * back out; this costs one buffer and keeps data's bytes as stored.
+ */
+
+#ifndef EB_EVENT_SCAN_H
+#define EB_EVENT_SCAN_H
+
+#include <stddef.h>
+
+
+typedef enum {
+    EB_EV_STRING = 0,
+    EB_EV_NUMBER,
+    EB_EV_TRUE,
+    EB_EV_FALSE,
+    EB_EV_NULL,
+    EB_EV_OBJECT,
+    EB_EV_ARRAY
+} eb_event_kind_t;
+
+
+typedef struct {
+    const char        *name;      /* decoded, NUL-terminated */
+    size_t             name_len;  /* more than strlen(name) if the name
+                                   * has a NUL of its own */
+    eb_event_kind_t    kind;
+    const char        *text;      /* a string decoded; a number, true or
+                                   * false as written; NULL otherwise
+                                   * (NUL-terminated; a string may hold
+                                   * NUL bytes of its own: text_len) */
+    size_t             text_len;
+    size_t             start;     /* the value's raw bytes in the event: */
+    size_t             end;       /* event[start..end) */
+} eb_event_member_t;
+
+
+typedef struct {
+    eb_event_member_t  *members;  /* in the order of the text */
+    size_t              n;
+    char               *buf;      /* where names and texts live */
+} eb_event_scan_t;
+
+
+/* Reads event[0..len), which must be one JSON object (anything else, and
+ * text that is not JSON, is -1 with a one-line reason in err). On 0 the
+ * caller frees s with eb_event_scan_free(); on -1 s holds nothing. */
+int eb_event_scan(const unsigned char *event, size_t len, eb_event_scan_t *s,
+    char *err, size_t errlen);
+
+/* The last member named name (as a JSON object's reader takes the last
+ * of repeated keys), or NULL. */
+const eb_event_member_t *eb_event_scan_get(const eb_event_scan_t *s,
+    const char *name);
+
+void eb_event_scan_free(eb_event_scan_t *s);
+
+#endif /* EB_EVENT_SCAN_H */
