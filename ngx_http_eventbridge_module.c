@@ -207,6 +207,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eventbridge_trace_context"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eventbridge_loc_conf_t, trace_context),
+      NULL },
+
     { ngx_string("eventbridge_signature"),
       NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_eventbridge_signature_directive,
@@ -443,6 +450,7 @@ ngx_http_eventbridge_create_loc_conf(ngx_conf_t *cf)
     lcf->allow_no_referer = NGX_CONF_UNSET;
     lcf->strip_headers = NGX_CONF_UNSET_PTR;
     lcf->id_format = NGX_CONF_UNSET_UINT;
+    lcf->trace_context = NGX_CONF_UNSET;
     lcf->signature = NGX_CONF_UNSET_PTR;
     lcf->stream_maxlen = NGX_CONF_UNSET_UINT;
     lcf->max_json_depth = NGX_CONF_UNSET_UINT;
@@ -470,6 +478,7 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_EVENTBRIDGE_JSON_DEPTH);
     ngx_conf_merge_value(conf->status, prev->status, 0);
     ngx_conf_merge_uint_value(conf->id_format, prev->id_format, EB_UUID_V4);
+    ngx_conf_merge_value(conf->trace_context, prev->trace_context, 1);
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch,
                               EB_CE_DEFAULT_MAX_ENTRIES);
 

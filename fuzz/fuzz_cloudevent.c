@@ -1,8 +1,10 @@
 /*
  * libFuzzer harness: CloudEvents intake (eb_cloudevent.h): the input as
  * a structured event and as a batch; then as a binary-mode message
- * ("Content-Type\nname: value\n...\n\nbody"); and each attribute check.
- * Every event accepted must be valid JSON.
+ * ("Content-Type\nname: value\n...\n\nbody"); and each attribute check,
+ * the W3C traceparent and tracestate ones included. Every event accepted
+ * must be valid JSON; a tracestate cut to its bound must be within it
+ * and come out the same when normalized again.
  */
 
 #include <stdint.h>
@@ -11,6 +13,7 @@
 
 #include "eb_cloudevent.h"
 #include "eb_json.h"
+#include "eb_trace_context.h"
 
 
 #define EB_FUZZ_HEADERS  16
@@ -91,7 +94,7 @@ eb_fuzz_binary(const eb_ce_ctx_t *ctx, const uint8_t *p, size_t size,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ssize_t          n;
+    ssize_t          n, m;
     size_t           bad;
     eb_buf_t         out, answer;
     const char      *why;
@@ -110,6 +113,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ctx.max_event_size = EB_CE_DEFAULT_MAX_EVENT_SIZE;
     ctx.max_batch_size = EB_CE_DEFAULT_MAX_BATCH_SIZE;
     ctx.max_entries = EB_CE_DEFAULT_MAX_ENTRIES;
+
+    /* the tracing extension checked (and added) for half the inputs */
+    ctx.trace = size & 1;
+    ctx.traceparent.data = (const unsigned char *)
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    ctx.traceparent.len = EB_TRACEPARENT_LEN;
+    ctx.tracestate.data = (const unsigned char *) "rojo=00f067aa0ba902b7";
+    ctx.tracestate.len = 21;
 
     eb_buf_init(&out);
     eb_buf_init(&answer);
@@ -139,6 +150,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n = eb_ce_header_decode(dst, data, size, &bad);
         if (n > (ssize_t) size) {
             abort();
+        }
+
+        (void) eb_traceparent_valid(data, size);
+
+        /* cut to half its length: within the bound, and a fixed point */
+        n = eb_tracestate_normalize(dst, size / 2, data, size);
+        if (n > (ssize_t) (size / 2)
+            || (n >= 0 && eb_tracestate_normalize(NULL, 0, data, size) < n))
+        {
+            abort();
+        }
+
+        if (n > 0) {
+            m = eb_tracestate_normalize(dst, (size_t) n, dst, (size_t) n);
+            if (m != n) {
+                abort();
+            }
         }
 
         free(dst);

@@ -1,6 +1,9 @@
 #!/usr/bin/perl
 # The CloudEvent an accepted webhook becomes, field by field, against the
-# seed's DingTalk example.
+# seed's DingTalk example. Its trace context: a valid W3C traceparent
+# header (and tracestate) kept as the distributed tracing extension's
+# attributes, an invalid one ignored (never a 400), a new trace per event
+# without one; none with eventbridge_trace_context off.
 use strict;
 use warnings;
 use Test::More;
@@ -16,6 +19,11 @@ my $ngx = EBTest::Nginx->new(redis => $redis, http => <<'EOF');
         location /webhook/putEvents {
             eventbridge_source my.dingtalk bus=chenyangbus;
             eventbridge_token s3cret;
+        }
+        location /hook { eventbridge_source my.hook bus=tracebus; }
+        location /notrace {
+            eventbridge_source my.hook bus=tracebus;
+            eventbridge_trace_context off;
         }
     }
 EOF
@@ -78,6 +86,83 @@ is($d->{body}{name}, "\x{5c0f}\x{660e}", 'UTF-8 name round-trips');
 ok(JSON::PP::is_bool($d->{body}{active}) && $d->{body}{active},
    'booleans stay booleans');
 is(ref $d->{body}{department}, 'ARRAY', 'arrays stay arrays');
+
+like($ev->{traceparent} // '', qr/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/,
+     'no traceparent header: a new trace started');
+ok(!exists $ev->{tracestate}, 'no traceparent header: no tracestate');
+
+# --- trace context ----------------------------------------------------------
+
+my $TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+my $new_tp = qr/^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-01$/;
+
+# POSTs to $path with the headers; returns the stored event
+sub hook {
+    my ($path, @h) = @_;
+    my $r = $ngx->request(method => 'POST', path => $path,
+                          headers => [ 'Content-Type' => 'application/json', @h ],
+                          body => '{"a":1}');
+    is($r->{status}, 200, "$path accepted (@h)") or diag $r->{raw};
+    my $id = $r->{json}{eventId} // '';
+    for my $e (@{ $redis->xrange('eb:{tracebus}:events') }) {
+        my $ev = EBTest::json_decode($e->[1]{event}) // {};
+        return $ev if ($ev->{id} // '') eq $id;
+    }
+    return {};
+}
+
+{
+    my $ev = hook('/hook', traceparent => $TP,
+                  tracestate => 'rojo=00f067aa0ba902b7, congo=t61rcWkgMzE');
+    is($ev->{traceparent}, $TP, 'traceparent header kept in the event');
+    is($ev->{tracestate}, 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE',
+       'tracestate header kept (optional whitespace dropped)');
+    is($ev->{data}{headers}{traceparent}, $TP, 'and in data.headers, as any header');
+
+    $ev = hook('/hook', TraceParent => $TP);
+    is($ev->{traceparent}, $TP, 'the header name in any case');
+    ok(!exists $ev->{tracestate}, 'no tracestate header: none');
+
+    my $later = '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more';
+    $ev = hook('/hook', traceparent => $later);
+    is($ev->{traceparent}, $later, 'a later version is passed on as it came');
+
+    # without: a new trace each time
+    my @tp = map { hook('/hook')->{traceparent} // '' } 1 .. 5;
+    is(scalar(grep { /$new_tp/ } @tp), 5, 'without: five valid new traceparents');
+    my %trace = map { (substr($_, 3, 32) => 1) } @tp;
+    my %parent = map { (substr($_, 36, 16) => 1) } @tp;
+    is(scalar keys %trace, 5, 'without: five different trace-ids');
+    is(scalar keys %parent, 5, 'without: five different parent-ids');
+
+    # invalid ones are ignored: 200, a new trace, their tracestate dropped
+    for my $bad ('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01',
+                 '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+                 '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+                 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+                 '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x',
+                 '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7',
+                 'x' x 300) {
+        $ev = hook('/hook', traceparent => $bad, tracestate => 'congo=1');
+        like($ev->{traceparent} // '', $new_tp,
+             'invalid traceparent ignored, a new trace: ' . substr($bad, 0, 60));
+        ok(!exists $ev->{tracestate}, 'invalid traceparent: its tracestate dropped');
+    }
+
+    $ev = hook('/hook', traceparent => $TP, traceparent => $TP);
+    like($ev->{traceparent} // '', $new_tp, 'two traceparent headers: a new trace');
+    isnt($ev->{traceparent}, $TP, 'two traceparent headers: neither kept');
+
+    $ev = hook('/hook', traceparent => $TP, tracestate => 'Bad=1');
+    is($ev->{traceparent}, $TP, 'malformed tracestate: the traceparent kept');
+    ok(!exists $ev->{tracestate}, 'malformed tracestate: dropped');
+
+    $ev = hook('/notrace', traceparent => $TP, tracestate => 'congo=1');
+    ok(!exists $ev->{traceparent} && !exists $ev->{tracestate},
+       'eventbridge_trace_context off: no trace attributes');
+    is($ev->{data}{headers}{traceparent}, $TP,
+       'eventbridge_trace_context off: the header in data.headers still');
+}
 
 $ngx->finish;
 done_testing;

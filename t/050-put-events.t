@@ -6,7 +6,10 @@
 # stored; all valid entries of one request go in one MULTI/EXEC. Also:
 # whole-request errors (415, 413, 400), the security directives, Redis down
 # (503 + Retry-After, nothing half-written) and back, nginx -t on bad
-# directives, 405 for GET, and the invalid_event metric.
+# directives, 405 for GET, and the invalid_event metric. The distributed
+# tracing extension: an event's own traceparent kept (a malformed one is
+# a 400), the request's W3C traceparent header or a new trace for the
+# others, in every mode, and eventbridge_trace_context off.
 use strict;
 use warnings;
 use Test::More;
@@ -36,6 +39,10 @@ my $ngx = EBTest::Nginx->new(redis => $redis, http => <<'EOF');
         }
         location /down {
             eventbridge_put_events bus=down;
+        }
+        location /notrace {
+            eventbridge_put_events bus=nt;
+            eventbridge_trace_context off;
         }
         location /status { eventbridge_status; }
     }
@@ -153,6 +160,8 @@ sub monitored {
 }
 
 my $time_re = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+# a traceparent the edge started: version 00, random ids, sampled
+my $tp_re = qr/^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-01$/;
 my $m0 = metrics();
 my $rejects = 0;     # requests expected to count as invalid_event
 
@@ -186,6 +195,8 @@ my $rejects = 0;     # requests expected to count as invalid_event
     my $pt = $ev->{aliyunpublishtime} // '';
     like($pt, $time_re, 'structured: aliyunpublishtime set by the bus (RFC 3339 UTC ms)');
     isnt($pt, '2000-01-01T00:00:00Z', 'structured: sender aliyunpublishtime replaced');
+    my $tp = $ev->{traceparent} // '';
+    like($tp, $tp_re, 'structured: no traceparent sent, a new one started');
 
     my %want = (
         specversion => '1.0', id => 'evt-1',
@@ -196,7 +207,7 @@ my $rejects = 0;     # requests expected to count as invalid_event
         myext => 'v', num => 42, flag => JSON::PP::true,
         aliyuneventbusname => 'demo', aliyunregionid => 'cn-hangzhou',
         aliyunaccountid => '1148', aliyunpublishaddr => '127.0.0.1',
-        aliyunpublishtime => $pt,
+        aliyunpublishtime => $pt, traceparent => $tp,
     );
     my %got = %$ev;
     my $gdata = delete $got{data};
@@ -220,6 +231,7 @@ my $rejects = 0;     # requests expected to count as invalid_event
         . '"type":"com.example.created","subject":"orders/42",'
         . '"time":"2024-05-01T12:34:56.789+08:00","datacontenttype":"application/json",'
         . '"dataschema":"https://example.com/schema.json","myext":"v","num":42,"flag":true,'
+        . qq("traceparent":"$tp",)
         . qq("aliyunpublishtime":"$pt","aliyuneventbusname":"demo",)
         . '"aliyunregionid":"cn-hangzhou","aliyunaccountid":"1148",'
         . '"aliyunpublishaddr":"127.0.0.1",'
@@ -452,6 +464,168 @@ my @ce = ('ce-specversion' => '1.0', 'ce-source' => '/bin', 'ce-type' => 't.bin'
     is(xlen('demo'), $before, 'binary invalid: nothing stored');
 }
 
+# --- trace context ----------------------------------------------------------
+
+my $TP  = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+my $TP2 = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+
+# the stored events of bus demo from index $from on, by id
+sub stored_by_id {
+    my ($from) = @_;
+    my $st = stored('demo');
+    return { map { (($_->{ev}{id} // '') => $_) } @$st[$from .. $#$st] };
+}
+
+{
+    my $before = xlen('demo');
+    my @w3c = (traceparent => $TP2, tracestate => 'congo=t61rcWkgMzE');
+
+    # structured: the request's header for an event without one
+    my $r = post('/put', CT_ONE, ev_text('tr-1'), @w3c);
+    is($r->{status}, 200, 'trace, structured + traceparent header: 200') or diag $r->{body};
+    my $ev = stored('demo')->[$before]{ev} // {};
+    is($ev->{traceparent}, $TP2, 'trace, structured: the request\'s traceparent kept');
+    is($ev->{tracestate}, 'congo=t61rcWkgMzE', 'trace, structured: and its tracestate');
+
+    # the event's own wins, and the request's tracestate is not mixed in
+    $r = post('/put', CT_ONE, ev_text('tr-2', more => qq("traceparent":"$TP")), @w3c);
+    is($r->{status}, 200, 'trace, structured + own traceparent: 200') or diag $r->{body};
+    my $e = stored('demo')->[$before + 1] // {};
+    is($e->{ev}{traceparent}, $TP, 'trace, structured: the event\'s own traceparent kept');
+    ok(!exists $e->{ev}{tracestate}, 'trace, structured: no tracestate of the request with it');
+    my $n = () = ($e->{raw} // '') =~ /"traceparent"/g;
+    is($n, 1, 'trace, structured: traceparent once');
+
+    $r = post('/put', CT_ONE, ev_text('tr-3', more => qq("traceparent":"$TP","tracestate":"rojo=1, congo=2")));
+    is($r->{status}, 200, 'trace, structured + own tracestate: 200') or diag $r->{body};
+    is(stored('demo')->[$before + 2]{ev}{tracestate}, 'rojo=1, congo=2',
+       'trace, structured: the event\'s own tracestate kept as sent');
+
+    # a malformed or invalid request header is ignored: a new trace, 200
+    for my $bad ('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01',
+                 '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+                 'garbage') {
+        my $i = xlen('demo');
+        $r = post('/put', CT_ONE, ev_text("tr-bad-$i"), traceparent => $bad,
+                  tracestate => 'congo=t61rcWkgMzE');
+        is($r->{status}, 200, "trace, header \"$bad\" ignored: 200") or diag $r->{body};
+        $ev = stored('demo')->[$i]{ev} // {};
+        like($ev->{traceparent} // '', $tp_re, "trace, header \"$bad\": a new trace");
+        ok(!exists $ev->{tracestate}, "trace, header \"$bad\": its tracestate dropped");
+    }
+
+    # two traceparent headers: neither
+    my $i = xlen('demo');
+    $r = post('/put', CT_ONE, ev_text('tr-two'), traceparent => $TP, traceparent => $TP2);
+    is($r->{status}, 200, 'trace, two traceparent headers: 200') or diag $r->{body};
+    $ev = stored('demo')->[$i]{ev} // {};
+    like($ev->{traceparent} // '', $tp_re, 'trace, two traceparent headers: a new trace');
+    ok(($ev->{traceparent} // '') ne $TP && ($ev->{traceparent} // '') ne $TP2,
+       'trace, two traceparent headers: neither kept');
+
+    # a malformed tracestate header is dropped, the traceparent kept;
+    # several are one list
+    $i = xlen('demo');
+    post('/put', CT_ONE, ev_text('tr-ts-bad'), traceparent => $TP, tracestate => 'A=1');
+    post('/put', CT_ONE, ev_text('tr-ts-two'), traceparent => $TP,
+         tracestate => 'rojo=1', tracestate => ' congo=2 ');
+    my $by = stored_by_id($i);
+    is($by->{'tr-ts-bad'}{ev}{traceparent}, $TP, 'trace, malformed tracestate: traceparent kept');
+    ok(!exists $by->{'tr-ts-bad'}{ev}{tracestate}, 'trace, malformed tracestate: dropped');
+    is($by->{'tr-ts-two'}{ev}{tracestate}, 'rojo=1,congo=2',
+       'trace, two tracestate headers: one list');
+
+    # a long tracestate header is cut to 512 bytes, whole members
+    my @m = map { sprintf('k%02d=%s', $_, 'v' x 60) } 1 .. 10;     # 64 each
+    $i = xlen('demo');
+    post('/put', CT_ONE, ev_text('tr-ts-long'), traceparent => $TP,
+         tracestate => join(',', @m));
+    is(stored('demo')->[$i]{ev}{tracestate}, join(',', @m[0 .. 6]),
+       'trace, a 649-byte tracestate: the first 7 members (454 bytes) kept');
+}
+
+{
+    # invalid traceparent attributes: 400, nothing stored
+    my $before = xlen('demo');
+    is_single_failure(post('/put', CT_ONE, ev_text('tr-x1', more => '"traceparent":"00-abc"')),
+                      'InvalidAttributeValue', 'trace: a malformed traceparent attribute → 400');
+    is_single_failure(post('/put', CT_ONE, ev_text('tr-x2', more => '"traceparent":5')),
+                      'InvalidAttributeValue', 'trace: a number as traceparent → 400');
+    is_single_failure(post('/put', CT_ONE, ev_text('tr-x3', more => '"tracestate":"a=1"'),
+                           traceparent => $TP),
+                      'InvalidAttributeValue', 'trace: a tracestate without traceparent → 400');
+    is_single_failure(post('/put', CT_ONE, ev_text('tr-x4',
+                           more => qq("traceparent":"$TP","tracestate":"A=1"))),
+                      'InvalidAttributeValue', 'trace: a malformed tracestate attribute → 400');
+    is_single_failure(post('/put', 'text/plain', 'x', @ce, 'ce-id' => 'tr-x5',
+                           'ce-traceparent' => 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
+                      'InvalidAttributeValue', 'trace: binary, ce-traceparent version ff → 400');
+    $rejects += 5;
+    is(xlen('demo'), $before, 'trace: invalid attributes, nothing stored');
+}
+
+{
+    # binary: ce-traceparent is the event's; the W3C header the request's
+    my $before = xlen('demo');
+    my $r = post('/put', 'text/plain', 'x', @ce, 'ce-id' => 'tr-b1',
+                 'ce-traceparent' => $TP, 'ce-tracestate' => 'rojo=1',
+                 traceparent => $TP2, tracestate => 'congo=2');
+    is($r->{status}, 200, 'trace, binary + ce-traceparent: 200') or diag $r->{body};
+    $r = post('/put', 'text/plain', 'x', @ce, 'ce-id' => 'tr-b2',
+              traceparent => $TP2, tracestate => 'congo=2');
+    is($r->{status}, 200, 'trace, binary + traceparent: 200') or diag $r->{body};
+    $r = post('/put', 'text/plain', 'x', @ce, 'ce-id' => 'tr-b3');
+    is($r->{status}, 200, 'trace, binary without: 200') or diag $r->{body};
+    my $by = stored_by_id($before);
+    is($by->{'tr-b1'}{ev}{traceparent}, $TP, 'trace, binary: ce-traceparent kept');
+    is($by->{'tr-b1'}{ev}{tracestate}, 'rojo=1', 'trace, binary: ce-tracestate kept');
+    is($by->{'tr-b2'}{ev}{traceparent}, $TP2, 'trace, binary: the traceparent header');
+    is($by->{'tr-b2'}{ev}{tracestate}, 'congo=2', 'trace, binary: the tracestate header');
+    like($by->{'tr-b3'}{ev}{traceparent} // '', $tp_re, 'trace, binary without: a new trace');
+}
+
+{
+    # batch: each entry its own, else the request's; an invalid one fails alone
+    my $before = xlen('demo');
+    my $body = '[' . join(',', ev_text('tr-a1', more => qq("traceparent":"$TP")),
+                          ev_text('tr-a2'),
+                          ev_text('tr-a3', more => '"traceparent":"nope"'),
+                          ev_text('tr-a4')) . ']';
+    my $r = post('/put', CT_BATCH, $body, traceparent => $TP2);
+    is($r->{status}, 200, 'trace, batch: 200') or diag $r->{body};
+    is($r->{json}{failedEntryCount}, 1, 'trace, batch: one failure');
+    is($r->{json}{entries}[2]{errorCode}, 'InvalidAttributeValue',
+       'trace, batch: the malformed entry fails alone');
+    my $by = stored_by_id($before);
+    is($by->{'tr-a1'}{ev}{traceparent}, $TP, 'trace, batch: an entry\'s own kept');
+    is($by->{'tr-a2'}{ev}{traceparent}, $TP2, 'trace, batch: the request\'s for the others');
+    is($by->{'tr-a4'}{ev}{traceparent}, $TP2, 'trace, batch: the request\'s for each');
+    ok(!exists $by->{'tr-a3'}, 'trace, batch: the malformed entry not stored');
+
+    # no header: one new trace per request, shared by its entries
+    $before = xlen('demo');
+    post('/put', CT_BATCH, '[' . ev_text('tr-n1') . ',' . ev_text('tr-n2') . ']');
+    post('/put', CT_BATCH, '[' . ev_text('tr-n3') . ']');
+    $by = stored_by_id($before);
+    my @tp = map { $by->{$_}{ev}{traceparent} // '' } qw(tr-n1 tr-n2 tr-n3);
+    like($tp[0], $tp_re, 'trace, batch without: a new trace');
+    is($tp[1], $tp[0], 'trace, batch without: shared by the request\'s entries');
+    isnt(substr($tp[2], 3, 32), substr($tp[0], 3, 32),
+         'trace, batch without: another request, another trace-id');
+}
+
+{
+    # eventbridge_trace_context off: nothing kept or added, no checks
+    my $r = post('/notrace', CT_ONE, ev_text('nt-1'), traceparent => $TP);
+    is($r->{status}, 200, 'trace off: 200') or diag $r->{body};
+    $r = post('/notrace', CT_ONE, ev_text('nt-2', more => '"traceparent":5,"tracestate":"A"'));
+    is($r->{status}, 200, 'trace off: traceparent and tracestate are plain extensions')
+        or diag $r->{body};
+    my $st = stored('nt');
+    ok(!exists $st->[0]{ev}{traceparent}, 'trace off: no traceparent added');
+    is($st->[1]{ev}{traceparent}, 5, 'trace off: an extension like any other');
+}
+
 # --- whole-request problems, security, methods ------------------------------
 
 {
@@ -566,6 +740,13 @@ sub conf_test {
 
     ($rc, $out) = conf_test('eventbridge_put_events bus=ok; eventbridge_max_batch 10001;');
     isnt($rc, 0, 'nginx -t: eventbridge_max_batch 10001 fails');
+
+    ($rc, $out) = conf_test('eventbridge_put_events bus=ok; eventbridge_trace_context off;');
+    is($rc, 0, 'nginx -t: eventbridge_trace_context off passes') or diag $out;
+    ($rc, $out) = conf_test('eventbridge_put_events bus=ok; eventbridge_trace_context maybe;');
+    isnt($rc, 0, 'nginx -t: eventbridge_trace_context maybe fails');
+    like($out, qr/\[emerg\].*eventbridge_trace_context.*"on" or "off"/,
+         'nginx -t: says it takes on or off') or diag $out;
 }
 
 done_testing;

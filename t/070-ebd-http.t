@@ -9,7 +9,9 @@
 # headers, query and bodies from transforms; ce-id / Idempotency-Key;
 # CloudEvents binary (attributes, percent-encoding, JSON, text and base64
 # data, transforms) and structured mode (with and without a transform),
-# async delivery; the rate limit; retries after 503s; Retry-After (seconds
+# async delivery; the W3C trace context (traceparent and tracestate
+# headers from the event, for http targets and both CloudEvents modes;
+# none for an event whose traceparent is not valid); the rate limit; retries after 503s; Retry-After (seconds
 # and HTTP-date); 400 straight to the dead-letter stream; a timeout; a slow
 # target that does not hold up a fast one; keep-alive connections; and
 # that no secret ever reaches ebd's log (at debug) or a dead letter.
@@ -132,6 +134,10 @@ my $cfg = {
                       mode => 'structured', delivery => 'async' },
         cestructtx => { type => 'cloudevents', url => $ce->url('/structtx'),
                         mode => 'structured' },
+        trc     => { type => 'http', url => $api->url('/trace') },
+        trcbin  => { type => 'cloudevents', url => $ce->url('/trbin') },
+        trcst   => { type => 'cloudevents', url => $ce->url('/trst'),
+                     mode => 'structured' },
     },
     buses => {
         t => { rules => {
@@ -160,6 +166,8 @@ my $cfg = {
                 { target => 'cebintx', transform => { form => 'JSONPATH',
                                                       value => '$.data' } }),
             ceraw  => rule(on_type('com.example.raw'), 'cebin'),
+            trace  => rule(on_case('trace'), 'trc'),
+            cetrace => rule(on_type('com.example.trace'), 'trcbin', 'trcst'),
             cestruct => rule(on_type('com.example.struct'), 'cestruct',
                 { target => 'cestructtx', transform => {
                     form => 'TEMPLATE', value => { o => '$.data.order' },
@@ -555,6 +563,75 @@ sub attrs_as_text {
                 datacontenttype => 'application/json');
     is_deeply($got, \%want, 'structured + transform: the event with the output as data');
     ok(!defined $x->{headers}{prefer}, 'sync: no Prefer header');
+}
+
+# =============================================================================
+# 3b. trace context
+# =============================================================================
+
+my $TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+{
+    # a webhook with a traceparent: the target gets the same one
+    my $r = $ngx->request(method => 'POST', path => '/t',
+                          headers => [ 'Content-Type' => 'application/json',
+                                       traceparent => $TP,
+                                       tracestate => 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE' ],
+                          body => '{"case":"trace","n":1}');
+    is($r->{status}, 200, 'trace: webhook with a traceparent accepted');
+    my $id1 = $r->{json}{eventId} // '';
+    is((stored($id1) // {})->{traceparent}, $TP, 'trace: stored with its traceparent');
+
+    # without one: a new one, the same in the event and the header
+    my $id2 = event(case => 'trace', n => 2);
+    my $id3 = event(case => 'trace', n => 3);
+
+    my $q = wait_reqs($api, '/trace', 3);
+    my %by = map { ($_->{headers}{'ce-id'} // '') => $_ } @$q;
+    my $h1 = ($by{$id1} // {})->{headers} // {};
+    is($h1->{traceparent}, $TP, 'trace, http: the peer got the same traceparent');
+    is($h1->{tracestate}, 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE',
+       'trace, http: and the tracestate');
+
+    my @tp = map { (($by{$_} // {})->{headers} // {})->{traceparent} // '' } $id2, $id3;
+    like($tp[0], qr/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'trace, http: a started trace is sent');
+    is($tp[0], (stored($id2) // {})->{traceparent}, 'trace, http: the event\'s own');
+    is($tp[1], (stored($id3) // {})->{traceparent}, 'trace, http: each event\'s own');
+    isnt($tp[0], $tp[1], 'trace, http: one per event');
+    ok(!defined $by{$id2}{headers}{tracestate}, 'trace, http: no tracestate when none');
+
+    # an entry whose traceparent is not valid (not through nginx): no header
+    my $bad = $JSON->encode({ specversion => '1.0', id => 'tr-bad', source => '/s',
+                              type => 't', traceparent => '00-nope',
+                              tracestate => 'a=1', data => { case => 'trace' } });
+    $redis->cmd('XADD', 'eb:{t}:target:trc', '*', 'event', $bad, 'rule', 'trace');
+    $q = wait_reqs($api, '/trace', 4);
+    my ($b) = grep { ($_->{headers}{'ce-id'} // '') eq 'tr-bad' } @$q;
+    ok($b && !defined $b->{headers}{traceparent} && !defined $b->{headers}{tracestate},
+       'trace, http: an invalid traceparent is not sent, nor its tracestate');
+}
+
+{
+    # CloudEvents: binary carries ce-traceparent (the attribute) and the
+    # W3C header; structured the attribute in the body and the header
+    my $ev_in = { specversion => '1.0', id => 'ce-trace-1', source => '/s',
+                  type => 'com.example.trace', traceparent => $TP,
+                  tracestate => 'congo=t61rcWkgMzE', data => { a => 1 } };
+    put_event($ev_in);
+    my $b = wait_reqs($ce, '/trbin', 1)->[0] // { headers => {} };
+    is($b->{headers}{traceparent}, $TP, 'trace, cloudevents binary: traceparent header');
+    is($b->{headers}{tracestate}, 'congo=t61rcWkgMzE',
+       'trace, cloudevents binary: tracestate header');
+    is($b->{headers}{'ce-traceparent'}, $TP, 'trace, cloudevents binary: ce-traceparent');
+    is(pct_decode($b->{headers}{'ce-tracestate'} // ''), 'congo=t61rcWkgMzE',
+       'trace, cloudevents binary: ce-tracestate');
+
+    my $s = wait_reqs($ce, '/trst', 1)->[0] // { headers => {} };
+    is($s->{headers}{traceparent}, $TP, 'trace, cloudevents structured: traceparent header');
+    is($s->{headers}{tracestate}, 'congo=t61rcWkgMzE',
+       'trace, cloudevents structured: tracestate header');
+    my $got = EBTest::json_decode($s->{body}) // {};
+    is($got->{traceparent}, $TP, 'trace, cloudevents structured: the attribute in the body');
 }
 
 # =============================================================================

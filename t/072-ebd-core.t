@@ -5,7 +5,8 @@
 # the middle of 10,000 events, of Redis with AOF), restarts, SIGTERM and
 # SIGHUP; retries, giving up, dead letters and redrive; fault tolerance
 # NONE keeps order; another consumer takes over a dead one's entries;
-# `ebd trace`; no secret in logs, traces or dead letters.
+# `ebd trace` (with each event's W3C traceparent); no secret in logs,
+# traces or dead letters.
 use strict;
 use warnings;
 use Test::More;
@@ -173,6 +174,34 @@ ok(wait_for(sub { $redis->xlen('eb:{hr}:target:chain') <= 1 }, 12),
     like($out, qr/delivered\s+target chain\s+attempt 1 .*event \Q$eid\E\s+rule new-employee/, 'trace: the delivery');
     ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--since', '-1m', '--target', 'chain');
     like($out, qr/delivered\s+target chain/, 'trace: a time range');
+
+    # every line carries the event's traceparent (here one nginx started)
+    my ($stored) = grep { (EBTest::json_decode($_->[1]{event}) // {})->{id} eq $eid }
+                   @{ entries($redis, 'eb:{hr}:events') };
+    my $tp = (EBTest::json_decode($stored->[1]{event}) // {})->{traceparent} // '';
+    like($tp, qr/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'trace: the event has a traceparent');
+    ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--event', $eid);
+    like($out, qr/accepted\s+source my\.dingtalk .*entry \S+  traceparent \Q$tp\E$/m,
+         'trace: the accepted line carries the traceparent');
+    like($out, qr/delivered\s+target chain\s.*rule new-employee  traceparent \Q$tp\E$/m,
+         'trace: the attempt line carries the traceparent');
+    my ($att) = grep { $_->[1]{event} eq $eid } @{ entries($redis, 'eb:{hr}:trace') };
+    is($att->[1]{traceparent}, $tp, 'trace: the attempt\'s entry has a traceparent field');
+
+    # a sender's traceparent, through to the range listing
+    my $TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    my $r2 = $ngx->request(method => 'POST', path => '/hr', body => $ding,
+                           headers => [ 'Content-Type' => 'application/json',
+                                        traceparent => $TP ]);
+    my $eid2 = EBTest::json_decode($r2->{body} // '')->{eventId} // '';
+    ok(wait_for(sub { grep { $_->[1]{event} eq $eid2 } @{ entries($redis, 'eb:{hr}:trace') } }, 10),
+       'trace: the second event delivered');
+    ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--since', '-1m', '--target', 'chain');
+    like($out, qr/^.*event \Q$eid2\E\s+rule new-employee  traceparent \Q$TP\E$/m,
+         'trace: a time range, with the sender\'s traceparent');
+    like($out, qr/^.*event \Q$eid\E\s+rule new-employee  traceparent \Q$tp\E$/m,
+         'trace: a time range, each event\'s own');
+
     ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--event', 'no-such-event');
     is($rc, 1, 'trace: an unknown event exits 1');
     ($rc, $out) = ebd_run($redis, 'trace', '--bus', 'hr', '--since', 'yesterday');

@@ -10,6 +10,7 @@
 
 #include "eb_ce_int.h"
 #include "eb_json.h"
+#include "eb_trace_context.h"
 
 
 #define eb_ce_attr(name, bit, type)  { name, sizeof(name) - 1, bit, type }
@@ -24,6 +25,8 @@ static const eb_ce_attr_t  eb_ce_attrs[] = {
     eb_ce_attr("dataschema", EB_CE_DATASCHEMA, EB_CE_T_URI),
     eb_ce_attr("subject", EB_CE_SUBJECT, EB_CE_T_STRING),
     eb_ce_attr("time", EB_CE_TIME, EB_CE_T_TIMESTAMP),
+    eb_ce_attr("traceparent", EB_CE_TRACEPARENT, EB_CE_T_TRACEPARENT),
+    eb_ce_attr("tracestate", EB_CE_TRACESTATE, EB_CE_T_TRACESTATE),
     eb_ce_attr("aliyunpublishtime", 0, EB_CE_T_SERVER),
     eb_ce_attr("aliyuneventbusname", 0, EB_CE_T_SERVER),
     eb_ce_attr("aliyunregionid", 0, EB_CE_T_SERVER),
@@ -231,7 +234,10 @@ eb_ce_string_check(eb_ce_event_t *ev, const eb_ce_attr_t *a,
         return 0;
     }
 
-    if (len == 0 && a->type != EB_CE_T_SPEC && a->type != EB_CE_T_SERVER) {
+    /* an empty tracestate is a list without members */
+    if (len == 0 && a->type != EB_CE_T_SPEC && a->type != EB_CE_T_SERVER
+        && a->type != EB_CE_T_TRACESTATE)
+    {
         return eb_ce_fail(ev->err, EB_CE_INVALID_ATTRIBUTE_VALUE,
                           "attribute \"%s\" is empty", name);
     }
@@ -284,6 +290,26 @@ eb_ce_string_check(eb_ce_event_t *ev, const eb_ce_attr_t *a,
         ev->ct_json = eb_json_content_type(p, len);
         break;
 
+    case EB_CE_T_TRACEPARENT:
+        if (!eb_traceparent_valid(p, len)) {
+            return eb_ce_fail(ev->err, EB_CE_INVALID_ATTRIBUTE_VALUE,
+                              "attribute \"traceparent\" is not a W3C "
+                              "traceparent (version-traceid-parentid-flags "
+                              "in lower-case hex)");
+        }
+
+        break;
+
+    case EB_CE_T_TRACESTATE:
+        if (eb_tracestate_normalize(NULL, 0, p, len) < 0) {
+            return eb_ce_fail(ev->err, EB_CE_INVALID_ATTRIBUTE_VALUE,
+                              "attribute \"tracestate\" is not a W3C "
+                              "tracestate (up to 32 key=value members, "
+                              "each key once)");
+        }
+
+        break;
+
     default:
         break;
     }
@@ -309,6 +335,12 @@ eb_ce_attribute(eb_ce_event_t *ev, const unsigned char *name, size_t nlen,
     n[nlen] = '\0';
 
     a = eb_ce_attr_find(name, nlen);
+
+    if (a && (a->bit & (EB_CE_TRACEPARENT | EB_CE_TRACESTATE))
+        && !ev->ctx->trace)
+    {
+        a = NULL;       /* an extension like any other */
+    }
 
     if (a && a->bit) {
         if (ev->seen & a->bit) {
@@ -447,6 +479,14 @@ eb_ce_event_end(eb_ce_event_t *ev)
         }
     }
 
+    /* the extension's traceparent is required when it is used */
+    if (ctx->trace && (ev->present & EB_CE_TRACESTATE)
+        && !(ev->present & EB_CE_TRACEPARENT))
+    {
+        return eb_ce_fail(ev->err, EB_CE_INVALID_ATTRIBUTE_VALUE,
+                          "attribute \"tracestate\" without \"traceparent\"");
+    }
+
     if (ev->b64) {
         if (ev->data_how != EB_CE_DATA_NONE) {
             return eb_ce_fail(ev->err, EB_CE_INVALID_DATA,
@@ -467,6 +507,18 @@ eb_ce_event_end(eb_ce_event_t *ev)
         return eb_ce_fail(ev->err, EB_CE_INVALID_DATA,
                           "\"data\" must be a string: datacontenttype does "
                           "not declare JSON");
+    }
+
+    /* the request's trace context, or a new one: after the sender's
+     * attributes, as if it had sent them */
+    if (ctx->trace && !(ev->present & EB_CE_TRACEPARENT)
+        && ctx->traceparent.len)
+    {
+        eb_ce_put_server(ev, "traceparent", ctx->traceparent);
+
+        if (ctx->tracestate.len) {
+            eb_ce_put_server(ev, "tracestate", ctx->tracestate);
+        }
     }
 
     eb_ce_put_server(ev, "aliyunpublishtime", ctx->publish_time);

@@ -25,6 +25,8 @@
 #define EB_CE_TIME             0x0080
 #define EB_CE_DATA             0x0100
 #define EB_CE_DATA_BASE64      0x0200
+#define EB_CE_TRACEPARENT      0x0400   /* the distributed tracing */
+#define EB_CE_TRACESTATE       0x0800   /* extension, when ctx->trace */
 
 #define EB_CE_REQUIRED                                                        \
     (EB_CE_SPECVERSION | EB_CE_ID | EB_CE_SOURCE | EB_CE_TYPE)
@@ -43,6 +45,8 @@ typedef enum {
     EB_CE_T_URI,                /* an absolute URI */
     EB_CE_T_TIMESTAMP,
     EB_CE_T_MEDIA_TYPE,
+    EB_CE_T_TRACEPARENT,        /* W3C Trace Context traceparent */
+    EB_CE_T_TRACESTATE,         /* W3C Trace Context tracestate */
     EB_CE_T_SERVER              /* an extension the bus sets itself */
 } eb_ce_type_t;
 

@@ -64,7 +64,9 @@
  * an out-of-range Integer, an empty or non-string required attribute,
  * control characters or noncharacters in a String,
  * bad URI, URI-reference, timestamp or media type, malformed header
- * quoting or percent-encoding */
+ * quoting or percent-encoding; with ctx->trace, a traceparent or
+ * tracestate that is not a string in the W3C format, a tracestate
+ * without a traceparent */
 #define EB_CE_INVALID_ATTRIBUTE_VALUE  "InvalidAttributeValue"
 /* a member twice in one event (JSON), a ce-* header twice (binary) */
 #define EB_CE_DUPLICATE_ATTRIBUTE      "DuplicateAttribute"
@@ -114,6 +116,15 @@ typedef struct {
     size_t             max_event_size;
     size_t             max_batch_size;
     size_t             max_entries;
+
+    /* W3C Trace Context, the distributed tracing extension: with trace
+     * set, an event's traceparent and tracestate attributes must be
+     * strings in the W3C format (tracestate only with a traceparent),
+     * and an event without a traceparent gets these two (empty: not
+     * added). Without it they are extensions like any other. */
+    int                trace;
+    eb_bytes_t         traceparent;
+    eb_bytes_t         tracestate;
 
     /* yajl's memory during JSON validation; NULL: malloc */
     yajl_alloc_funcs  *afs;

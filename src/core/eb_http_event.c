@@ -306,6 +306,17 @@ eb_http_event_encode(yajl_gen g, const eb_http_event_t *ev)
     EB_TRY(eb_gen_bytes(g, ev->time));
     EB_TRY(eb_gen_lit(g, "datacontenttype"));
     EB_TRY(eb_gen_lit(g, "application/json"));
+
+    if (ev->traceparent.len) {
+        EB_TRY(eb_gen_lit(g, "traceparent"));
+        EB_TRY(eb_gen_bytes(g, ev->traceparent));
+
+        if (ev->tracestate.len) {
+            EB_TRY(eb_gen_lit(g, "tracestate"));
+            EB_TRY(eb_gen_bytes(g, ev->tracestate));
+        }
+    }
+
     EB_TRY(eb_gen_lit(g, "aliyunpublishtime"));
     EB_TRY(eb_gen_bytes(g, ev->publish_time));
     EB_TRY(eb_gen_lit(g, "aliyuneventbusname"));

@@ -31,6 +31,11 @@ typedef struct {
     eb_bytes_t      publish_time;    /* RFC 3339, UTC */
     eb_bytes_t      publish_addr;
 
+    /* the distributed tracing extension (W3C Trace Context): empty
+     * traceparent, none; tracestate only with a traceparent */
+    eb_bytes_t      traceparent;
+    eb_bytes_t      tracestate;
+
     eb_bytes_t      path;
     eb_bytes_t      method;
 

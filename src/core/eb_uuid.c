@@ -12,7 +12,7 @@ eb_uuid_gen_init(eb_uuid_gen_t *g)
 }
 
 
-static int
+int
 eb_uuid_random(eb_uuid_gen_t *g, unsigned char *dst, size_t len)
 {
     size_t   got;

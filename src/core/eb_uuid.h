@@ -38,6 +38,10 @@ void eb_uuid_gen_init(eb_uuid_gen_t *g);
 int eb_uuid(eb_uuid_gen_t *g, eb_uuid_version_t version, uint64_t unix_ms,
     char *out);
 
+/* len (at most EB_UUID_POOL) random bytes from the pool, for other ids
+ * (trace ids); 0, or -1 (errno set) if the kernel gave none. */
+int eb_uuid_random(eb_uuid_gen_t *g, unsigned char *dst, size_t len);
+
 /* The canonical text of 16 bytes, as above. */
 void eb_uuid_format(const unsigned char b[16], char *out);
 

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "eb_json.h"
+#include "eb_trace_context.h"
 #include "eb_transform.h"
 #include "ebd_core.h"
 #include "ebd_log.h"
@@ -477,7 +478,7 @@ ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
 {
     int            argc;
     char           attempt[16], status[16], latency[32], maxlen[32];
-    const char    *argv[24];
+    const char    *argv[26], *tp, *ts;
     ebd_route_t   *r = it->route;
 
     snprintf(attempt, sizeof(attempt), "%u", it->d.attempt);
@@ -511,6 +512,13 @@ ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
     argv[argc++] = latency;
     argv[argc++] = "error";
     argv[argc++] = it->last.error;
+
+    /* the event's W3C trace, for `ebd trace` */
+    tp = eb_trace_context_of(it->tree, &ts);
+    if (tp != NULL) {
+        argv[argc++] = "traceparent";
+        argv[argc++] = tp;
+    }
 
     (void) ebd_conn_command(r->cmd, ebd_cmd_reply, "trace XADD", argc,
                             argv, NULL);

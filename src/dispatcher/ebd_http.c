@@ -28,6 +28,11 @@
  *                delivered (a 202 included); async also asks the sink
  *                with "Prefer: respond-async" to answer before it is done.
  *
+ * Trace context: an event with a valid traceparent (the CloudEvents
+ * distributed tracing extension) goes with the W3C Trace Context headers
+ * traceparent, as the event has it, and tracestate (checked, cut to
+ * EB_TRACESTATE_MAX): ebd passes the trace on, it records no spans.
+ *
  * Authentication by connection: basic (the Authorization header libcurl
  * makes), api_key (one header), oauth2 (ebd_oauth.c; a 401 invalidates
  * the token and the attempt is sent once more with a new one).
@@ -54,6 +59,7 @@
 #include "eb_buf.h"
 #include "eb_json.h"
 #include "eb_jsonpath.h"
+#include "eb_trace_context.h"
 #include "ebd_log.h"
 #include "ebd_target.h"
 #include "ebd_http.h"
@@ -748,6 +754,35 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
 }
 
 
+/* W3C Trace Context headers from the event's tracing extension: a
+ * valid traceparent as it is, its tracestate checked and cut to
+ * EB_TRACESTATE_MAX */
+static void
+ebd_http_trace_headers(ebd_http_req_t *r, int *failed)
+{
+    ssize_t         n;
+    const char     *tp, *ts;
+    unsigned char   st[EB_TRACESTATE_MAX + 1];
+
+    tp = eb_trace_context_of(r->d->tree, &ts);
+    if (tp == NULL) {
+        return;
+    }
+
+    r->evh = ebd_http_header_add(r->evh, failed, "traceparent", tp);
+
+    n = ts ? eb_tracestate_normalize(st, EB_TRACESTATE_MAX,
+                                     (const unsigned char *) ts, strlen(ts))
+           : 0;
+
+    if (n > 0) {
+        st[n] = '\0';
+        r->evh = ebd_http_header_add(r->evh, failed, "tracestate",
+                                     (char *) st);
+    }
+}
+
+
 /* ------------------------------------------------------------------------
  * Attempts
  */
@@ -1116,6 +1151,8 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
         }
         eb_buf_free(&id);
     }
+
+    ebd_http_trace_headers(r, &failed);
 
     if (ht->async) {
         r->evh = ebd_http_header_add(r->evh, &failed, "Prefer",

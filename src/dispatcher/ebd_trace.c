@@ -8,8 +8,9 @@
  *   --bus BUS [--since T] [--until T] [--target NAME] [--limit N]
  *                          the attempts in a time range, oldest first
  *
- * One line each: time, what, and its details. Both streams are bounded,
- * so old events fall out of the trace.
+ * One line each: time, what, and its details, with the event's W3C
+ * traceparent when it has one. Both streams are bounded, so old events
+ * fall out of the trace.
  */
 
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "eb_json_string.h"
+#include "eb_trace_context.h"
 #include "ebd.h"
 
 
@@ -66,6 +68,10 @@ ebd_print_attempt(redisReply *e)
            "rule %s", t, ebd_f(f, "outcome"), ebd_f(f, "target"),
            ebd_f(f, "attempt"), ebd_f(f, "status"), ms, ebd_f(f, "event"),
            ebd_f(f, "rule"));
+
+    if (*ebd_f(f, "traceparent")) {
+        printf("  traceparent %s", ebd_f(f, "traceparent"));
+    }
 
     if (*ebd_f(f, "error")) {
         printf("  error: %s", ebd_f(f, "error"));
@@ -136,7 +142,7 @@ static int
 ebd_find_accepted(redisReply *e, void *arg)
 {
     char              t[40];
-    const char       *ev, *path[] = { "id", NULL };
+    const char       *ev, *tp, *ts, *path[] = { "id", NULL };
     yajl_val          tree, v;
     ebd_trace_ctx_t  *x = arg;
 
@@ -158,8 +164,10 @@ ebd_find_accepted(redisReply *e, void *arg)
         return 0;
     }
 
+    tp = eb_trace_context_of(tree, &ts);
+
     ebd_time(e->element[0]->str, t, sizeof(t));
-    printf("%s  %-13s source %s  type %s  rules %s  entry %s\n", t,
+    printf("%s  %-13s source %s  type %s  rules %s  entry %s%s%s\n", t,
            "accepted",
            YAJL_GET_STRING(yajl_tree_get(tree, (const char *[]) { "source",
                                          NULL }, yajl_t_string)) ?: "",
@@ -167,7 +175,7 @@ ebd_find_accepted(redisReply *e, void *arg)
                                          NULL }, yajl_t_string)) ?: "",
            *ebd_f(e->element[1], "rules") ? ebd_f(e->element[1], "rules")
                                           : "(none matched)",
-           e->element[0]->str);
+           e->element[0]->str, tp ? "  traceparent " : "", tp ? tp : "");
 
     yajl_tree_free(tree);
     snprintf(x->accepted, sizeof(x->accepted), "%s", e->element[0]->str);

@@ -191,6 +191,8 @@ typedef struct {
     ngx_array_t                 *strip;           /* ngx_str_t */
 
     ngx_uint_t                   id_format;       /* EB_UUID_V4 or _V7 */
+    ngx_flag_t                   trace_context;   /* W3C traceparent kept
+                                                     or started */
     eb_sig_scheme_t             *signature;       /* eventbridge_signature */
     u_char                      *signature_file;  /* where it was set */
     ngx_uint_t                   signature_line;
@@ -292,6 +294,8 @@ void ngx_http_eventbridge_pool_afs(ngx_http_request_t *r,
 /* a fresh UUID (EB_UUID_LEN bytes, EB_UUID_V4 or _V7) from the worker's
  * pool of kernel random bytes */
 ngx_int_t ngx_http_eventbridge_uuid(ngx_uint_t version, u_char *out);
+/* a new W3C traceparent (EB_TRACEPARENT_LEN bytes) from the same pool */
+ngx_int_t ngx_http_eventbridge_traceparent_new(u_char *out);
 /* the event times: local with offset, and UTC */
 void ngx_http_eventbridge_timestamps(ngx_str_t *local, ngx_str_t *utc);
 /* the client address as events publish it (IPv4-mapped as IPv4) */
@@ -299,6 +303,14 @@ void ngx_http_eventbridge_client_addr(ngx_http_request_t *r, ngx_str_t *addr);
 
 /* ngx_http_eventbridge_put_events.c */
 ngx_int_t ngx_http_eventbridge_put_events_handler(ngx_http_request_t *r);
+
+/* ngx_http_eventbridge_trace.c */
+/* The event's W3C trace context: the request's valid traceparent header
+ * (and its tracestate, checked and bounded), or a new traceparent and no
+ * tracestate. Both point into the request's memory. NGX_OK or
+ * NGX_ERROR. */
+ngx_int_t ngx_http_eventbridge_trace_context(ngx_http_request_t *r,
+    ngx_str_t *traceparent, ngx_str_t *tracestate);
 
 /* ngx_http_eventbridge_rules.c */
 char *ngx_http_eventbridge_config_directive(ngx_conf_t *cf,

@@ -219,7 +219,7 @@ ngx_http_eventbridge_put_events_process(ngx_http_request_t *r)
     size_t                            nkv;
     eb_kv_t                          *kv;
     eb_buf_t                         *out;
-    ngx_str_t                         body, t1, t2, addr, id;
+    ngx_str_t                         body, t1, t2, addr, id, tp, ts;
     ngx_int_t                         st;
     eb_ce_rc_t                        rc;
     eb_ce_ctx_t                       ce;
@@ -275,6 +275,19 @@ ngx_http_eventbridge_put_events_process(ngx_http_request_t *r)
     ce.max_batch_size = 0;          /* client_max_body_size bounds it */
     ce.max_entries = lcf->max_batch;
     ce.afs = &afs;
+
+    /* events without a traceparent get the request's, or a new one */
+    if (lcf->trace_context) {
+        if (ngx_http_eventbridge_trace_context(r, &tp, &ts) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ce.trace = 1;
+        ce.traceparent.data = tp.data;
+        ce.traceparent.len = tp.len;
+        ce.tracestate.data = ts.data;
+        ce.tracestate.len = ts.len;
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(eb_buf_t));
     if (cln == NULL) {

@@ -9,6 +9,7 @@
 #include "ngx_http_eventbridge.h"
 #include "eb_http_event.h"
 #include "eb_json.h"
+#include "eb_trace_context.h"
 #include "eb_time.h"
 #include "eb_utf8.h"
 
@@ -56,6 +57,19 @@ ngx_http_eventbridge_uuid(ngx_uint_t version, u_char *out)
                 (uint64_t) tp->sec * 1000 + tp->msec, (char *) out)
         != 0)
     {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "eventbridge: getrandom() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_traceparent_new(u_char *out)
+{
+    if (eb_traceparent_new(&ngx_http_eventbridge_ids, (char *) out) != 0) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
                       "eventbridge: getrandom() failed");
         return NGX_ERROR;
@@ -605,6 +619,7 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     int                                is_json;
     ngx_int_t                          rc;
     ngx_str_t                          body, json, bad, t1, t2, addr;
+    ngx_str_t                          tp, ts;
     eb_http_event_t                    ev;
     ngx_http_eventbridge_loc_conf_t   *lcf;
 
@@ -694,6 +709,17 @@ ngx_http_eventbridge_publish(ngx_http_request_t *r,
     ev.body_is_json = is_json;
     ev.alloc = ngx_http_eventbridge_scratch;
     ev.alloc_ctx = r->pool;
+
+    if (lcf->trace_context) {
+        if (ngx_http_eventbridge_trace_context(r, &tp, &ts) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ev.traceparent.data = tp.data;
+        ev.traceparent.len = tp.len;
+        ev.tracestate.data = ts.data;
+        ev.tracestate.len = ts.len;
+    }
 
     if (ngx_http_eventbridge_encode(r, &ev, &json) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -2,7 +2,8 @@
  * eb_cloudevent: CloudEvents 1.0 PutEvents intake. Structured, batched and
  * binary modes; the required attributes, names, the type system (String,
  * Integer, URI, URI-reference, Timestamp, media types, base64); data and
- * data_base64; the bus's attributes; limits; the answer.
+ * data_base64; the bus's attributes; limits; the answer; the distributed
+ * tracing extension (W3C traceparent and tracestate).
  */
 
 #include <stdlib.h>
@@ -1721,6 +1722,157 @@ test_empty(void)
 }
 
 
+/* the distributed tracing extension, with ctx.trace and without */
+
+#define TP      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TP_REQ  "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+static void
+test_trace(void)
+{
+    batch_t        b;
+    eb_ce_error_t  err;
+    char          *answer, *events;
+
+    ctx.trace = 1;
+    ctx.traceparent.data = (const unsigned char *) TP_REQ;
+    ctx.traceparent.len = sizeof(TP_REQ) - 1;
+    ctx.tracestate.data = (const unsigned char *) "congo=t61rcWkgMzE";
+    ctx.tracestate.len = sizeof("congo=t61rcWkgMzE") - 1;
+
+    is_ok("{" REQ "}",
+          want(",\"traceparent\":\"" TP_REQ "\",\"tracestate\":"
+               "\"congo=t61rcWkgMzE\"", ""),
+          "trace: an event without one gets the request's, after its own "
+          "attributes");
+    is_ok("{" REQ ",\"subject\":\"x\",\"data\":1}",
+          want(",\"subject\":\"x\",\"traceparent\":\"" TP_REQ "\","
+               "\"tracestate\":\"congo=t61rcWkgMzE\"", ",\"data\":1"),
+          "trace: added before the bus's attributes and the data");
+    is_ok("{" REQ ",\"traceparent\":\"" TP "\"}",
+          want(",\"traceparent\":\"" TP "\"", ""),
+          "trace: an event's own traceparent is kept, without the "
+          "request's tracestate");
+    is_ok("{\"traceparent\":\"" TP "\",\"tracestate\":\" a=1 ,,b=2\","
+          REQ "}",
+          "{\"traceparent\":\"" TP "\",\"tracestate\":\" a=1 ,,b=2\","
+          REQ SERVER "}",
+          "trace: an event's own tracestate is kept as it came");
+    is_ok("{" REQ ",\"traceparent\":\"" TP "\",\"tracestate\":\"\"}",
+          want(",\"traceparent\":\"" TP "\",\"tracestate\":\"\"", ""),
+          "trace: an empty tracestate");
+    is_ok("{" REQ ",\"traceparent\":null}",
+          want(",\"traceparent\":\"" TP_REQ "\",\"tracestate\":"
+               "\"congo=t61rcWkgMzE\"", ""),
+          "trace: a null traceparent is unset: the request's is added");
+    is_ok("{" REQ ",\"traceparent\":\"cc-4bf92f3577b34da6a3ce929d0e0e4736-"
+          "00f067aa0ba902b7-01-later\"}",
+          want(",\"traceparent\":\"cc-4bf92f3577b34da6a3ce929d0e0e4736-"
+               "00f067aa0ba902b7-01-later\"", ""),
+          "trace: a later version is kept as it came");
+
+    is_err("{" REQ ",\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-"
+           "00f067aa0ba902b7-1\"}", "InvalidAttributeValue",
+           "attribute \"traceparent\" is not a W3C traceparent "
+           "(version-traceid-parentid-flags in lower-case hex)",
+           "trace: a malformed traceparent");
+    is_err("{" REQ ",\"traceparent\":\"00-00000000000000000000000000000000-"
+           "00f067aa0ba902b7-01\"}", "InvalidAttributeValue", NULL,
+           "trace: an all-zero trace-id");
+    is_err("{" REQ ",\"traceparent\":\"\"}", "InvalidAttributeValue",
+           "attribute \"traceparent\" is empty",
+           "trace: an empty traceparent");
+    is_err("{" REQ ",\"traceparent\":5}", "InvalidAttributeValue",
+           "attribute \"traceparent\" must be a string",
+           "trace: a traceparent that is a number");
+    is_err("{" REQ ",\"tracestate\":true,\"traceparent\":\"" TP "\"}",
+           "InvalidAttributeValue",
+           "attribute \"tracestate\" must be a string",
+           "trace: a tracestate that is a boolean");
+    is_err("{" REQ ",\"traceparent\":\"" TP "\",\"tracestate\":\"A=1\"}",
+           "InvalidAttributeValue",
+           "attribute \"tracestate\" is not a W3C tracestate (up to 32 "
+           "key=value members, each key once)",
+           "trace: a malformed tracestate");
+    is_err("{" REQ ",\"tracestate\":\"a=1\"}", "InvalidAttributeValue",
+           "attribute \"tracestate\" without \"traceparent\"",
+           "trace: a tracestate without a traceparent");
+    is_err("{" REQ ",\"traceparent\":\"" TP "\",\"traceparent\":\"" TP
+           "\"}", "DuplicateAttribute",
+           "attribute \"traceparent\" appears more than once",
+           "trace: traceparent twice");
+
+    /* binary mode: ce-traceparent is the event's; the request's
+     * traceparent header is the module's to give as ctx.traceparent */
+    {
+        eb_kv_t  h[] = {
+            kv("traceparent", TP_REQ),
+            kv("ce-traceparent", " " TP " "),
+            kv("ce-tracestate", "rojo=00f067aa0ba902b7"),
+        };
+
+        binary(h, "text/plain", "x");
+        is_int(got_rc, EB_CE_OK, "trace: binary, ce-traceparent");
+        is_str(got_event, want(",\"traceparent\":\"" TP "\",\"tracestate\":"
+                               "\"rojo=00f067aa0ba902b7\",\"datacontenttype\":"
+                               "\"text/plain\"", ",\"data\":\"x\""),
+               "trace: binary, ce-traceparent and ce-tracestate kept");
+    }
+
+    {
+        eb_kv_t  h[] = { kv("ce-subject", "s") };
+
+        binary(h, "text/plain", "x");
+        is_str(got_event, want(",\"subject\":\"s\",\"datacontenttype\":"
+                               "\"text/plain\",\"traceparent\":\"" TP_REQ
+                               "\",\"tracestate\":\"congo=t61rcWkgMzE\"",
+                               ",\"data\":\"x\""),
+               "trace: binary, without ce-traceparent: the request's");
+    }
+
+    {
+        eb_kv_t  h[] = { kv("ce-traceparent", "not-a-traceparent") };
+
+        binary(h, "text/plain", "x");
+        is_str(got_code, "InvalidAttributeValue",
+               "trace: binary, a malformed ce-traceparent");
+    }
+
+    /* a batch: each event on its own */
+    memset(&b, 0, sizeof(b));
+    run_batch("[{" REQ ",\"traceparent\":\"" TP "\"},{" REQ "},"
+              "{" REQ ",\"traceparent\":\"x\"}]", &b, &err, &answer);
+    events = strndup_bytes(b.events.data, b.events.len);
+    is_str(events,
+           "{" REQ ",\"traceparent\":\"" TP "\"" SERVER "}\n"
+           "{" REQ ",\"traceparent\":\"" TP_REQ "\",\"tracestate\":"
+           "\"congo=t61rcWkgMzE\"" SERVER "}\n",
+           "trace: batch, the event's own or the request's");
+    ok(strstr(answer, "{\"failedEntryCount\":1,") == answer
+       && strstr(answer, "InvalidAttributeValue") != NULL,
+       "trace: batch, the malformed one fails alone");
+    free(events);
+    batch_free(&b, answer);
+
+    /* no request traceparent (the module always has one; the core
+     * adds nothing without) */
+    ctx.traceparent.len = 0;
+    is_ok("{" REQ "}", want("", ""), "trace: nothing to add");
+
+    /* trace off: extensions like any other */
+    ctx.trace = 0;
+    is_ok("{" REQ ",\"traceparent\":5,\"tracestate\":\"A\"}",
+          want(",\"traceparent\":5,\"tracestate\":\"A\"", ""),
+          "trace off: traceparent and tracestate are plain extensions");
+    is_err("{" REQ ",\"traceparent\":1,\"traceparent\":2}",
+           "DuplicateAttribute",
+           "attribute \"traceparent\" appears more than once",
+           "trace off: twice is still twice");
+
+    ctx_init();
+}
+
+
 int
 main(void)
 {
@@ -1749,6 +1901,7 @@ main(void)
     test_names_api();
     test_answer();
     test_empty();
+    test_trace();
 
     got_reset();
 

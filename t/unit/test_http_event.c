@@ -565,6 +565,57 @@ test_empty_maps(void)
 }
 
 
+/* the distributed tracing extension: after datacontenttype, before the
+ * bus's attributes; tracestate only with a traceparent */
+static void
+test_trace(void)
+{
+    eb_http_event_t  ev;
+    pool_t           pool;
+    char            *text, *tp, *ts, *dct, *bus;
+    int              rc;
+
+    base_event(&ev);
+    memset(&pool, 0, sizeof(pool));
+
+    ev.traceparent = bytes("00-4bf92f3577b34da6a3ce929d0e0e4736-"
+                           "00f067aa0ba902b7-01");
+    ev.tracestate = bytes("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+
+    text = encode(&ev, &pool, &rc, NULL);
+    is_int(rc, 0, "trace: encode succeeds");
+
+    dct = text ? strstr(text, "\"datacontenttype\":\"application/json\",")
+               : NULL;
+    tp = text ? strstr(text, "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e"
+                             "0e4736-00f067aa0ba902b7-01\",") : NULL;
+    ts = text ? strstr(text, "\"tracestate\":\"rojo=00f067aa0ba902b7,"
+                             "congo=t61rcWkgMzE\",") : NULL;
+    bus = text ? strstr(text, "\"aliyunpublishtime\"") : NULL;
+
+    ok(dct && tp && ts && bus && dct < tp && tp < ts && ts < bus,
+       "trace: datacontenttype, traceparent, tracestate, then the bus's");
+    free(text);
+
+    ev.tracestate = bytes("");
+    text = encode(&ev, &pool, &rc, NULL);
+    ok(text && strstr(text, "\"traceparent\"") != NULL
+       && strstr(text, "\"tracestate\"") == NULL,
+       "trace: no tracestate when it is empty");
+    free(text);
+
+    ev.traceparent = bytes("");
+    ev.tracestate = bytes("a=1");
+    text = encode(&ev, &pool, &rc, NULL);
+    ok(text && strstr(text, "\"traceparent\"") == NULL
+       && strstr(text, "\"tracestate\"") == NULL,
+       "trace: neither without a traceparent");
+    free(text);
+
+    pool_free(&pool);
+}
+
+
 /* Encodes body as JSON; the text must end with "body":<want>}} exactly. */
 static void
 json_body_is(const char *body, size_t blen, const char *want,
@@ -1153,6 +1204,7 @@ main(void)
     test_large();
     test_null_empty();
     test_nul_names();
+    test_trace();
 
     return tap_done();
 }
