@@ -101,6 +101,38 @@ ebd_entry_ms(const char *id)
 }
 
 
+/* The event's trace context, from its members or its tree: found once,
+ * sent with every attempt and written to every trace entry. */
+static void
+ebd_item_trace_context(ebd_item_t *it)
+{
+    const eb_event_member_t  *tp, *ts;
+
+    if (it->d.scan == NULL) {
+        it->d.traceparent = eb_trace_context_of(it->tree,
+                                                &it->d.tracestate);
+        return;
+    }
+
+    tp = eb_event_scan_get(it->d.scan, "traceparent");
+    if (tp == NULL || tp->kind != EB_EV_STRING
+        || !eb_traceparent_valid((const unsigned char *) tp->text,
+                                 tp->text_len))
+    {
+        return;
+    }
+
+    it->d.traceparent = tp->text;
+
+    ts = eb_event_scan_get(it->d.scan, "tracestate");
+    if (ts != NULL && ts->kind == EB_EV_STRING
+        && ts->text_len == strlen(ts->text))
+    {
+        it->d.tracestate = ts->text;
+    }
+}
+
+
 ebd_item_t *
 ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
 {
@@ -207,6 +239,8 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
             evidlen = strlen(evid);
         }
     }
+
+    ebd_item_trace_context(it);
 
     it->event_id = ebd_strndup(evid, evidlen);
     if (it->event_id == NULL) {
@@ -478,7 +512,7 @@ ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
 {
     int            argc;
     char           attempt[16], status[16], latency[32], maxlen[32];
-    const char    *argv[26], *tp, *ts;
+    const char    *argv[26];
     ebd_route_t   *r = it->route;
 
     snprintf(attempt, sizeof(attempt), "%u", it->d.attempt);
@@ -514,10 +548,9 @@ ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
     argv[argc++] = it->last.error;
 
     /* the event's W3C trace, for `ebd trace` */
-    tp = eb_trace_context_of(it->tree, &ts);
-    if (tp != NULL) {
+    if (it->d.traceparent != NULL) {
         argv[argc++] = "traceparent";
-        argv[argc++] = tp;
+        argv[argc++] = it->d.traceparent;
     }
 
     (void) ebd_conn_command(r->cmd, ebd_cmd_reply, "trace XADD", argc,

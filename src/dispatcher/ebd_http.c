@@ -761,10 +761,9 @@ static void
 ebd_http_trace_headers(ebd_http_req_t *r, int *failed)
 {
     ssize_t         n;
-    const char     *tp, *ts;
+    const char     *tp = r->d->traceparent, *ts = r->d->tracestate;
     unsigned char   st[EB_TRACESTATE_MAX + 1];
 
-    tp = eb_trace_context_of(r->d->tree, &ts);
     if (tp == NULL) {
         return;
     }

@@ -62,6 +62,10 @@ struct ebd_delivery_s {
                                           * (wants_tree) reads it; else
                                           * NULL and: */
     const eb_event_scan_t *scan;         /* its top-level members */
+    const char            *traceparent;  /* the event's W3C trace context
+                                          * (a valid traceparent), NULL
+                                          * when none */
+    const char            *tracestate;   /* as stored, NULL when none */
 
     /* What the rule's transform made of the event (the event itself
      * when the rule has none): the body of an http target, the data of
