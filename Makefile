@@ -8,7 +8,9 @@
 #                   t/013-signatures.t (t/node; run by test and check)
 #   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
-#   make bench-dispatch  ebd's drain rates and end-to-end latency
+#   make bench-dispatch  ebd's drain rates and CPU per event beside a
+#                   Node.js peer's (bench/dispatch-peer, its npm packages
+#                   installed by the bench), end-to-end latency
 #   make bench-cluster  ingest with a 3-primary Redis Cluster vs one node
 #   make test-newest  fetch the nginx source of NGX_NEWEST, build that
 #                   nginx and the module as a .so, run the suite against them
@@ -193,7 +195,8 @@ bench: deps
 	$(MAKE) module ebd
 	bash bench/ingest
 
-# ebd: backlog drain rates (HTTP sink, MariaDB) and end-to-end latency
+# ebd: backlog drain rates (HTTP sink, MariaDB), ebd beside a Node.js peer
+# on the same backlog, end-to-end latency at BENCH_RATE (10,000) events/s
 bench-dispatch: deps
 	$(MAKE) module ebd
 	bash bench/dispatch
