@@ -108,8 +108,12 @@ struct ebd_http_req_s {
     ebd_http_req_t       *rate_next;
     ebd_oauth_wait_t      wait;
 
-    struct curl_slist    *evh;          /* this event's own headers */
-    struct curl_slist    *all;          /* what is sent */
+    eb_buf_t              hdr;          /* this event's own header lines,
+                                         * each NUL-terminated */
+    unsigned              nhdr;
+    size_t                hdr_len;      /* of hdr and nhdr before the */
+    unsigned              hdr_n;        /* token (a 401 sends another) */
+    struct curl_slist    *all;          /* what is sent: one array */
     eb_buf_t              body;         /* when not the payload as is */
     const unsigned char  *bp;
     size_t                blen;
@@ -186,18 +190,35 @@ ebd_http_header_add(struct curl_slist *l, int *failed, const char *name,
 }
 
 
-static int
-ebd_http_slist_add(struct curl_slist **l, const char *line)
+/* A header line of this request, "Name: value" or "Name;" (libcurl's
+ * way to send an empty value); one buffer for all, not a list node and
+ * a copy per line. */
+static void
+ebd_http_req_header(ebd_http_req_t *r, int *failed, const char *name,
+    const char *value)
 {
-    struct curl_slist  *n;
+    eb_buf_append_str(&r->hdr, name);
+    eb_buf_append_str(&r->hdr, value[0] ? ": " : ";");
+    eb_buf_append_str(&r->hdr, value);
+    eb_buf_append(&r->hdr, "", 1);
+    r->nhdr++;
 
-    n = curl_slist_append(*l, line);
-    if (n == NULL) {
-        return 1;
+    if (r->hdr.failed) {
+        *failed = 1;
     }
+}
 
-    *l = n;
-    return 0;
+
+static void
+ebd_http_req_line(ebd_http_req_t *r, int *failed, const char *line)
+{
+    eb_buf_append_str(&r->hdr, line);
+    eb_buf_append(&r->hdr, "", 1);
+    r->nhdr++;
+
+    if (r->hdr.failed) {
+        *failed = 1;
+    }
 }
 
 
@@ -208,17 +229,25 @@ ebd_http_pct_encode(eb_buf_t *b, const unsigned char *p, size_t len)
 {
     static const char  hex[] = "0123456789ABCDEF";
     char               e[3];
-    size_t             i;
+    size_t             i, run;
 
-    for (i = 0; i < len; i++) {
-        if (p[i] <= 0x20 || p[i] >= 0x7f || p[i] == '"' || p[i] == '%') {
+    for (i = 0; i < len; i = run + 1) {
+        /* the bytes that go as they are, in one append */
+        for (run = i; run < len; run++) {
+            if (p[run] <= 0x20 || p[run] >= 0x7f || p[run] == '"'
+                || p[run] == '%')
+            {
+                break;
+            }
+        }
+
+        eb_buf_append(b, p + i, run - i);
+
+        if (run < len) {
             e[0] = '%';
-            e[1] = hex[p[i] >> 4];
-            e[2] = hex[p[i] & 0xf];
+            e[1] = hex[p[run] >> 4];
+            e[2] = hex[p[run] & 0xf];
             eb_buf_append(b, e, 3);
-
-        } else {
-            eb_buf_append(b, &p[i], 1);
         }
     }
 
@@ -556,7 +585,7 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
     size_t                    i;
     int                       plain;
     const char               *ct = NULL;
-    eb_buf_t                  h;
+    eb_buf_t                 *h = &r->hdr;
     ebd_delivery_t           *d = r->d;
     const eb_event_scan_t    *s = d->scan;
     const eb_event_member_t  *m, *data, *b64;
@@ -565,8 +594,6 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
         snprintf(err, errlen, "the event is not a JSON object");
         return -1;
     }
-
-    eb_buf_init(&h);
 
     for (i = 0; i < s->n; i++) {
         m = &s->members[i];
@@ -595,33 +622,29 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
 
         /* "ce-NAME: VALUE", percent-encoded (a string's NUL too);
          * "ce-NAME;" is libcurl's way to send an empty value */
-        eb_buf_reset(&h);
-        eb_buf_append_str(&h, "ce-");
-        eb_buf_append(&h, m->name, m->name_len);
-        eb_buf_append_str(&h, m->text_len ? ": " : ";");
+        eb_buf_append_str(h, "ce-");
+        eb_buf_append(h, m->name, m->name_len);
+        eb_buf_append_str(h, m->text_len ? ": " : ";");
         if (m->kind == EB_EV_STRING) {
-            ebd_http_pct_encode(&h, (const unsigned char *) m->text,
+            ebd_http_pct_encode(h, (const unsigned char *) m->text,
                                 m->text_len);
         } else {
-            eb_buf_append(&h, m->text, m->text_len);
+            eb_buf_append(h, m->text, m->text_len);
         }
-        eb_buf_append(&h, "", 1);
+        eb_buf_append(h, "", 1);
+        r->nhdr++;
 
-        if (h.failed) {
+        if (h->failed) {
             *failed = 1;
             break;
         }
-
-        *failed = ebd_http_slist_add(&r->evh, (char *) h.data);
     }
-
-    eb_buf_free(&h);
 
     if (!ebd_http_untransformed(d)) {
         /* the transform's output is the data */
         r->bp = d->payload;
         r->blen = d->payload_len;
-        r->evh = ebd_http_header_add(r->evh, failed, "Content-Type",
+        ebd_http_req_header(r, failed, "Content-Type",
                                      d->payload_is_json
                                      ? "application/json"
                                      : "text/plain; charset=utf-8");
@@ -667,11 +690,11 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
     }
 
     if (ct != NULL) {
-        r->evh = ebd_http_header_add(r->evh, failed, "Content-Type", ct);
+        ebd_http_req_header(r, failed, "Content-Type", ct);
 
     } else if (!*failed) {
         /* not libcurl's default for a POST either */
-        *failed = ebd_http_slist_add(&r->evh, "Content-Type:");
+        ebd_http_req_line(r, failed, "Content-Type:");
     }
 
     return 0;
@@ -690,7 +713,7 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
     const eb_event_scan_t    *s = d->scan;
     const eb_event_member_t  *m;
 
-    r->evh = ebd_http_header_add(r->evh, failed, "Content-Type",
+    ebd_http_req_header(r, failed, "Content-Type",
                                  "application/cloudevents+json; "
                                  "charset=utf-8");
 
@@ -768,7 +791,7 @@ ebd_http_trace_headers(ebd_http_req_t *r, int *failed)
         return;
     }
 
-    r->evh = ebd_http_header_add(r->evh, failed, "traceparent", tp);
+    ebd_http_req_header(r, failed, "traceparent", tp);
 
     n = ts ? eb_tracestate_normalize(st, EB_TRACESTATE_MAX,
                                      (const unsigned char *) ts, strlen(ts))
@@ -776,7 +799,7 @@ ebd_http_trace_headers(ebd_http_req_t *r, int *failed)
 
     if (n > 0) {
         st[n] = '\0';
-        r->evh = ebd_http_header_add(r->evh, failed, "tracestate",
+        ebd_http_req_header(r, failed, "tracestate",
                                      (char *) st);
     }
 }
@@ -869,8 +892,8 @@ ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
         ebd_http_easy_put(r->xfer.easy);
     }
 
-    curl_slist_free_all(r->evh);
-    curl_slist_free_all(r->all);
+    eb_buf_free(&r->hdr);
+    free(r->all);
     eb_buf_free(&r->body);
     free(r);
 
@@ -955,29 +978,47 @@ ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
 }
 
 
-/* the token for this attempt (or the reason there is none) */
+/* Hands the request to libcurl: the target's header lines and this
+ * request's, linked in one array (libcurl only reads the list). */
 static void
-ebd_http_token(ebd_oauth_wait_t *w, const char *authorization,
-    uint64_t generation, const char *err)
+ebd_http_start(ebd_http_req_t *r)
 {
-    struct curl_slist  *l;
-    ebd_http_req_t     *r = (ebd_http_req_t *) ((char *) w
-                                  - offsetof(ebd_http_req_t, wait));
+    size_t               n, i;
+    const char          *p;
+    struct curl_slist   *l, *all;
+    ebd_http_target_t   *ht = r->ht;
 
-    if (authorization == NULL) {
-        ebd_http_fail(r, EBD_RETRY, err);
-        return;
+    n = r->nhdr + (ht->api_key != NULL);
+    for (l = ht->headers; l != NULL; l = l->next) {
+        n++;
     }
 
-    l = curl_slist_append(r->all, authorization);
-    if (l == NULL) {
+    free(r->all);
+    r->all = NULL;
+
+    all = n ? malloc(n * sizeof(struct curl_slist)) : NULL;
+    if (n && all == NULL) {
         ebd_http_fail(r, EBD_RETRY, "out of memory");
         return;
     }
 
-    r->all = l;
-    r->generation = generation;
+    i = 0;
+    for (l = ht->headers; l != NULL; l = l->next) {
+        all[i++].data = l->data;
+    }
+    for (p = (const char *) r->hdr.data; i < n - (ht->api_key != NULL);
+         p += strlen(p) + 1)
+    {
+        all[i++].data = (char *) p;
+    }
+    if (ht->api_key != NULL) {
+        all[i++].data = ((struct curl_slist *) ht->api_key)->data;
+    }
+    for (i = 0; i < n; i++) {
+        all[i].next = i + 1 < n ? &all[i + 1] : NULL;
+    }
 
+    r->all = all;
     curl_easy_setopt(r->xfer.easy, CURLOPT_HTTPHEADER, r->all);
 
     if (ebd_http_xfer_start(&r->xfer) != 0) {
@@ -986,33 +1027,41 @@ ebd_http_token(ebd_oauth_wait_t *w, const char *authorization,
 }
 
 
+/* the token for this attempt (or the reason there is none) */
+static void
+ebd_http_token(ebd_oauth_wait_t *w, const char *authorization,
+    uint64_t generation, const char *err)
+{
+    int              failed = 0;
+    ebd_http_req_t  *r = (ebd_http_req_t *) ((char *) w
+                             - offsetof(ebd_http_req_t, wait));
+
+    if (authorization == NULL) {
+        ebd_http_fail(r, EBD_RETRY, err);
+        return;
+    }
+
+    ebd_http_req_line(r, &failed, authorization);
+    if (failed) {
+        ebd_http_fail(r, EBD_RETRY, "out of memory");
+        return;
+    }
+
+    r->generation = generation;
+    ebd_http_start(r);
+}
+
+
 /* Sends the attempt (again, after a 401): the headers, then the token
  * when the connection is oauth2. */
 static void
 ebd_http_send(ebd_http_req_t *r)
 {
-    int                  failed = 0;
-    struct curl_slist   *l;
-    ebd_http_target_t   *ht = r->ht;
+    ebd_http_target_t  *ht = r->ht;
 
-    curl_slist_free_all(r->all);
-    r->all = NULL;
-
-    for (l = ht->headers; l != NULL && !failed; l = l->next) {
-        failed = ebd_http_slist_add(&r->all, l->data);
-    }
-    for (l = r->evh; l != NULL && !failed; l = l->next) {
-        failed = ebd_http_slist_add(&r->all, l->data);
-    }
-    if (!failed && ht->api_key != NULL) {
-        failed = ebd_http_slist_add(&r->all,
-                                    ((struct curl_slist *) ht->api_key)->data);
-    }
-
-    if (failed) {
-        ebd_http_fail(r, EBD_RETRY, "out of memory");
-        return;
-    }
+    /* a token sent before is not sent again */
+    r->hdr.len = r->hdr_len;
+    r->nhdr = r->hdr_n;
 
     r->errbuf[0] = '\0';
     r->retry_after_ms = -1;
@@ -1024,11 +1073,7 @@ ebd_http_send(ebd_http_req_t *r)
         return;
     }
 
-    curl_easy_setopt(r->xfer.easy, CURLOPT_HTTPHEADER, r->all);
-
-    if (ebd_http_xfer_start(&r->xfer) != 0) {
-        ebd_http_fail(r, EBD_RETRY, "libcurl refused the request");
-    }
+    ebd_http_start(r);
 }
 
 
@@ -1105,6 +1150,7 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
     r->xfer.done = ebd_http_done;
     r->retry_after_ms = -1;
     eb_buf_init(&r->body);
+    eb_buf_init(&r->hdr);
     d->driver_data = r;
     ht->in_flight++;
 
@@ -1115,7 +1161,7 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
         r->bp = d->payload;
         r->blen = d->payload_len;
         if (!ht->has_ct && ht->has_body) {
-            r->evh = ebd_http_header_add(r->evh, &failed, "Content-Type",
+            ebd_http_req_header(r, &failed, "Content-Type",
                                          d->payload_is_json
                                          ? "application/json"
                                          : "text/plain; charset=utf-8");
@@ -1142,10 +1188,10 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
             failed = 1;
         } else {
             if (!ht->ce) {
-                r->evh = ebd_http_header_add(r->evh, &failed, "ce-id",
+                ebd_http_req_header(r, &failed, "ce-id",
                                              (char *) id.data);
             }
-            r->evh = ebd_http_header_add(r->evh, &failed, "Idempotency-Key",
+            ebd_http_req_header(r, &failed, "Idempotency-Key",
                                          (char *) id.data);
         }
         eb_buf_free(&id);
@@ -1154,14 +1200,17 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
     ebd_http_trace_headers(r, &failed);
 
     if (ht->async) {
-        r->evh = ebd_http_header_add(r->evh, &failed, "Prefer",
+        ebd_http_req_header(r, &failed, "Prefer",
                                      "respond-async");
     }
 
     /* no "Expect: 100-continue" round trip for large bodies */
     if (!failed) {
-        failed = ebd_http_slist_add(&r->evh, "Expect:");
+        ebd_http_req_line(r, &failed, "Expect:");
     }
+
+    r->hdr_len = r->hdr.len;
+    r->hdr_n = r->nhdr;
 
     if (failed) {
         ebd_http_fail(r, EBD_RETRY, "out of memory");
