@@ -410,10 +410,6 @@ ngx_http_eventbridge_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_eventbridge_metrics_init_conf(cf, mcf) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
     return NGX_CONF_OK;
 }
 
@@ -548,6 +544,12 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* connected to at worker start (cluster) */
     if (ngx_http_eventbridge_add_slot(cf, mcf, conf->slot) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->endpoint.len
+        && ngx_http_eventbridge_metrics_endpoint(cf, conf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -849,6 +851,16 @@ ngx_http_eventbridge_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_eventbridge_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_eventbridge_main_conf_t  *mcf;
+
+    /* after the locations are merged: the zone is sized for their
+     * counters */
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eventbridge_module);
+
+    if (ngx_http_eventbridge_metrics_init_conf(cf, mcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_eventbridge_error_filter_init(cf);
 }
 
@@ -866,7 +878,13 @@ ngx_http_eventbridge_init_process(ngx_cycle_t *cycle)
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle,
                                               ngx_http_eventbridge_module);
-    if (mcf == NULL || mcf->redis_addr.len == 0) {
+    if (mcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_eventbridge_metrics_init_worker(mcf);
+
+    if (mcf->redis_addr.len == 0) {
         return NGX_OK;
     }
 

@@ -143,13 +143,11 @@ sub last_event {
     return ($f{event}, EBTest::json_decode($f{event}));
 }
 
+# eventbridge_events_rejected_total by reason, read by Prometheus's parser
 sub metrics {
-    my $r = EBTest::http(port => $port, method => 'GET', path => '/status');
-    my %m;
-    for (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if /^eventbridge_events_rejected_total\{reason="(\w+)"\} (\d+)$/;
-    }
-    return \%m;
+    my $m = $ngx->metrics;
+    return { map { /^eventbridge_events_rejected_total\{reason="(\w+)"\}$/
+                   ? ($1 => $m->{$_}) : () } keys %$m };
 }
 
 # A request that must be refused: status, errorCode, JSON body of exactly

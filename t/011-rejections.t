@@ -37,13 +37,20 @@ my @REASONS = qw(method address referer token body_too_large invalid_json
 
 sub xlen { my $n = $redis->xlen($KEY); return ref $n ? 0 : $n // 0 }
 
+# The rejections by reason, read by Prometheus's parser: in total
+# (eventbridge_events_rejected_total), and as counted for the source
+# ("source:REASON") and its bus ("bus:REASON").
 sub metrics {
-    my $r = EBTest::http(port => $port, method => 'GET', path => '/status');
-    my %m = map { $_ => 0 } @REASONS;
-    for (split /\n/, $r->{body} // '') {
-        $m{$1} = $2 if /^eventbridge_events_rejected_total\{reason="(\w+)"\} (\d+)$/;
+    my $m = $ngx->metrics;
+    my %r;
+    for (@REASONS) {
+        $r{$_} = $m->{qq(eventbridge_events_rejected_total{reason="$_"})} // 0;
+        $r{"source:$_"} = $m->{'eventbridge_source_events_rejected_total'
+            . qq({bus="rej",reason="$_",source="s.rej"})} // 0;
+        $r{"bus:$_"} = $m->{'eventbridge_bus_events_rejected_total'
+            . qq({bus="rej",endpoint="source",reason="$_"})} // 0;
     }
-    return \%m;
+    return \%r;
 }
 
 # The raw text of a chunked POST whose body is sent as the given chunks.
@@ -82,8 +89,14 @@ sub refused {
         ok(length($j->{errorMessage} // ''), 'non-empty errorMessage');
         is(xlen(), $before, 'nothing appended');
 
-        my %delta = map { $_ => $m1->{$_} - $m0->{$_} } @REASONS;
+        my %delta = map { $_ => $m1->{$_} - $m0->{$_} } keys %$m1;
         my @grew = grep { $delta{$_} } @REASONS;
+        is_deeply([map { $delta{"source:$_"} } @REASONS],
+                  [map { $delta{$_} } @REASONS],
+                  'the source\'s counters grew as the totals did');
+        is_deeply([map { $delta{"bus:$_"} } @REASONS],
+                  [map { $delta{$_} } @REASONS],
+                  'the bus\'s counters grew as the totals did');
         if (!defined $reason) {
             is_deeply(\@grew, [], 'no rejection counter grew');
         } else {

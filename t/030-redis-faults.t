@@ -61,18 +61,9 @@ sub post {
                          timeout => $o{timeout} // 10);
 }
 
-# The status page, as { 'name{labels}' => value }.
-sub metrics {
-    my ($ngx) = @_;
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    my %m;
-    return \%m unless $r->{status} == 200;
-    for my $line (split /\n/, $r->{body}) {
-        next if $line =~ /^#/;
-        $m{$1} = $2 if $line =~ /^(\S+)\s+(\d+)$/;
-    }
-    return \%m;
-}
+# The status page, as { 'name{labels}' => value }, read by Prometheus's
+# parser.
+sub metrics { $_[0]->metrics }
 
 sub rerr { 'eventbridge_redis_errors_total{kind="' . $_[0] . '"}' }
 sub rej { 'eventbridge_events_rejected_total{reason="' . $_[0] . '"}' }

@@ -185,9 +185,7 @@ sub stream_events {
 
 sub accepted {
     my ($ngx) = @_;
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    return $r->{body} =~ /^eventbridge_events_accepted_total (\d+)$/m
-        ? $1 : undef;
+    return $ngx->metrics->{eventbridge_events_accepted_total};
 }
 
 sub describe { my ($c) = @_; join ', ', map { "$_: $c->{$_}" } sort keys %$c }

@@ -46,15 +46,8 @@ my @KINDS = qw(disconnected queue_full timeout reply_error connection_lost);
 
 sub status_page { $ngx->request(method => $_[0] // 'GET', path => '/status') }
 
-sub metrics {
-    my $r = status_page();
-    my %m;
-    for my $line (split /\n/, $r->{body} // '') {
-        next if $line =~ /^#/;
-        $m{$1} = $2 if $line =~ /^(\S+)\s+(\d+)$/;
-    }
-    return \%m;
-}
+# the page as Prometheus's parser reads it: dies if it would refuse it
+sub metrics { $ngx->metrics }
 
 sub rej { 'eventbridge_events_rejected_total{reason="' . $_[0] . '"}' }
 sub rerr { 'eventbridge_redis_errors_total{kind="' . $_[0] . '"}' }
@@ -73,34 +66,48 @@ use constant ACC => 'eventbridge_events_accepted_total';
     my $body = $r->{body};
     like($body, qr/\n\z/, 'status: ends with a newline');
 
-    # every sample belongs to a family announced by # HELP and # TYPE
-    # before its first sample; names and labels are well formed
-    my (%help, %type, %seen, @bad);
-    for my $line (split /\n/, $body) {
-        if ($line =~ /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S/) {
-            $help{$1} = 1;
-        } elsif ($line =~ /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/) {
-            $type{$1} = $2;
-        } elsif ($line =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*\})? (\d+)$/) {
-            push @bad, "sample before HELP/TYPE: $line"
-                unless $help{$1} && $type{$1};
-            push @bad, "duplicate sample: $line" if $seen{"$1" . ($2 // '')}++;
-        } else {
-            push @bad, "malformed line: $line";
+    # Prometheus's parser (dies on what it cannot read) is lenient about
+    # the rest: every family must come with HELP and TYPE (it makes an
+    # untyped one of a sample that has none), once, and every sample once
+    my ($m, $families) = EBTest::prometheus($body);
+    my (%type, %seen, @bad);
+    for my $f (@$families) {
+        push @bad, "family $f->{name} more than once" if $type{$f->{name}};
+        $type{$f->{name}} = $f->{type};
+        push @bad, "$f->{name}: no HELP" unless length $f->{help};
+        push @bad, "$f->{name}: no TYPE (or type $f->{type})"
+            unless $f->{type} =~ /^(counter|histogram)$/;
+        for my $s (@{ $f->{samples} }) {
+            my $k = join ',', $s->{name},
+                map { "$_=$s->{labels}{$_}" } sort keys %{ $s->{labels} };
+            push @bad, "duplicate sample $k" if $seen{$k}++;
         }
     }
-    is(scalar @bad, 0, 'status: every line is valid exposition format')
-        or diag(join "\n", @bad);
+    is(scalar @bad, 0, 'status: every family has HELP and TYPE, once; '
+                       . 'every sample appears once') or diag(join "\n", @bad);
+    is(scalar(keys %seen), scalar(grep { /^[^#]/ } split /\n/, $body),
+       'status: every sample line was read');
 
-    for my $name (qw(eventbridge_events_accepted_total
-                     eventbridge_events_rejected_total
-                     eventbridge_redis_errors_total))
+    # the parser names a counter family without its _total
+    for my $name (qw(eventbridge_events_accepted eventbridge_events_rejected
+                     eventbridge_events_deduplicated
+                     eventbridge_signature_failures eventbridge_redis_errors
+                     eventbridge_redis_redirections eventbridge_redis_retries
+                     eventbridge_redis_topology_refreshes
+                     eventbridge_redis_watchdog_drops
+                     eventbridge_redis_wait_failures
+                     eventbridge_bus_events_accepted
+                     eventbridge_bus_events_deduplicated
+                     eventbridge_bus_events_rejected
+                     eventbridge_source_events_accepted
+                     eventbridge_source_events_deduplicated
+                     eventbridge_source_events_rejected))
     {
-        ok($help{$name}, "HELP line for $name");
-        is($type{$name}, 'counter', "TYPE line: $name is a counter");
+        is($type{$name}, 'counter', "${name}_total: a counter");
     }
+    is($type{eventbridge_append_duration_seconds}, 'histogram',
+       'eventbridge_append_duration_seconds: a histogram');
 
-    my $m = metrics();
     is($m->{+ACC}, 0, 'accepted_total starts at 0');
     is(scalar(grep { defined $m->{rej($_)} } @REASONS), scalar @REASONS,
        'rejected_total has every reason: ' . join(' ', @REASONS));

@@ -82,16 +82,7 @@ sub ev_text {
     return "$t}";
 }
 
-sub metrics {
-    my $r = $ngx->request(method => 'GET', path => '/status');
-    my %m;
-    return \%m unless $r->{status} == 200;
-    for my $line (split /\n/, $r->{body}) {
-        next if $line =~ /^#/;
-        $m{$1} = $2 if $line =~ /^(\S+)\s+(\d+)$/;
-    }
-    return \%m;
-}
+sub metrics { $ngx->metrics }
 use constant INVALID => 'eventbridge_events_rejected_total{reason="invalid_event"}';
 use constant ACCEPTED => 'eventbridge_events_accepted_total';
 

@@ -68,6 +68,17 @@ typedef enum {
 } ngx_http_eventbridge_redis_ev_e;
 
 
+/* the finite buckets (le) of eventbridge_append_duration_seconds */
+#define EB_APPEND_BUCKETS  13
+
+/* the outcome label of an append */
+typedef enum {
+    EB_APPEND_OK = 0,               /* Redis acknowledged: 2xx */
+    EB_APPEND_ERROR,                /* 503 */
+    EB_APPEND_OUTCOME_MAX
+} ngx_http_eventbridge_append_outcome_e;
+
+
 typedef struct {
     ngx_atomic_t  accepted;
     ngx_atomic_t  deduplicated;
@@ -75,7 +86,41 @@ typedef struct {
     ngx_atomic_t  redis_errors[EB_REDIS_ERR_MAX];
     ngx_atomic_t  redis_events[EB_REDIS_EV_MAX];
     ngx_atomic_t  signature[EB_SIG_RC_MAX];     /* failures by reason */
+
+    /* the append-latency histogram: per bucket (not cumulative; the last
+     * one is +Inf), and the sum in microseconds */
+    ngx_atomic_t  append[EB_APPEND_OUTCOME_MAX][EB_APPEND_BUCKETS + 1];
+    ngx_atomic_t  append_sum_us[EB_APPEND_OUTCOME_MAX];
 } ngx_http_eventbridge_counters_t;
+
+
+/* the events of one bus or one source, in the metrics zone */
+typedef struct {
+    ngx_atomic_t  accepted;
+    ngx_atomic_t  deduplicated;
+    ngx_atomic_t  rejected[EB_REJECT_MAX];
+} ngx_http_eventbridge_slot_counters_t;
+
+
+typedef enum {
+    EB_METRIC_BUS = 0,              /* bus="B",endpoint="source|put_events" */
+    EB_METRIC_SOURCE                /* bus="B",source="NAME" */
+} ngx_http_eventbridge_metric_kind_e;
+
+
+/* One series of per-bus or per-source counters, made when the
+ * configuration is read: a location points at its slots, so the request
+ * path adds to them without looking a name up. The counters are found
+ * (by kind and labels) or made in the zone when it is initialised. */
+typedef struct {
+    ngx_uint_t                   kind;            /* EB_METRIC_* */
+    ngx_str_t                    labels;          /* bus="B",source="S" */
+    ngx_http_eventbridge_slot_counters_t  *counters;
+} ngx_http_eventbridge_metric_slot_t;
+
+
+typedef struct ngx_http_eventbridge_metrics_shm_s
+    ngx_http_eventbridge_metrics_shm_t;
 
 
 /* eventbridge_redis: one server, a cluster (seeds) or sentinels */
@@ -148,7 +193,10 @@ typedef struct {
     ngx_array_t                 *buses;           /* ngx_http_eventbridge_bus_t */
 
     ngx_shm_zone_t              *shm_zone;
-    ngx_http_eventbridge_counters_t  *counters;
+    ngx_http_eventbridge_metrics_shm_t  *metrics; /* the zone's contents */
+    ngx_array_t                 *metric_slots;    /* of this configuration:
+                                                     ngx_http_eventbridge_
+                                                     metric_slot_t * */
 } ngx_http_eventbridge_main_conf_t;
 
 
@@ -217,6 +265,11 @@ typedef struct {
     ngx_uint_t                   dedupe_line;
 
     ngx_flag_t                   status;          /* eventbridge_status */
+
+    /* an endpoint's counters: its bus's (by endpoint type) and, for an
+     * eventbridge_source, its source's */
+    ngx_http_eventbridge_metric_slot_t  *metrics_bus;
+    ngx_http_eventbridge_metric_slot_t  *metrics_source;
 } ngx_http_eventbridge_loc_conf_t;
 
 
@@ -254,6 +307,9 @@ typedef ngx_int_t (*ngx_http_eventbridge_answer_pt)(ngx_http_request_t *r);
 typedef struct {
     u_char                       event_id[EB_UUID_LEN];
     ngx_str_t                    event_id_str;    /* empty until minted */
+
+    ngx_http_client_body_handler_pt  post;        /* once the body is read */
+    uint64_t                     started;         /* then: monotonic ns */
 
     ngx_http_eventbridge_job_t  *job;             /* in flight at Redis */
     ngx_event_t                  timeout;
@@ -434,11 +490,24 @@ ngx_int_t ngx_http_eventbridge_send_error(ngx_http_request_t *r,
 ngx_int_t ngx_http_eventbridge_error_filter_init(ngx_conf_t *cf);
 
 /* ngx_http_eventbridge_metrics.c */
+/* the slots of an endpoint location (merge time) */
+ngx_int_t ngx_http_eventbridge_metrics_endpoint(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *lcf);
+/* the zone, sized for the slots (postconfiguration) */
 ngx_int_t ngx_http_eventbridge_metrics_init_conf(ngx_conf_t *cf,
     ngx_http_eventbridge_main_conf_t *mcf);
-void ngx_http_eventbridge_count_reject(ngx_http_eventbridge_reject_e reason);
-void ngx_http_eventbridge_count_accept(ngx_uint_t n);
-void ngx_http_eventbridge_count_deduplicated(ngx_uint_t n);
+void ngx_http_eventbridge_metrics_init_worker(
+    ngx_http_eventbridge_main_conf_t *mcf);
+/* now, on the clock of the append-latency histogram */
+uint64_t ngx_http_eventbridge_metrics_now(void);
+/* the request's append ended (ctx->started set when its body was read) */
+void ngx_http_eventbridge_observe_append(ngx_http_request_t *r,
+    ngx_http_eventbridge_append_outcome_e outcome);
+void ngx_http_eventbridge_count_reject(ngx_http_request_t *r,
+    ngx_http_eventbridge_reject_e reason);
+void ngx_http_eventbridge_count_accept(ngx_http_request_t *r, ngx_uint_t n);
+void ngx_http_eventbridge_count_deduplicated(ngx_http_request_t *r,
+    ngx_uint_t n);
 void ngx_http_eventbridge_count_signature(eb_sig_rc_t reason);
 void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);

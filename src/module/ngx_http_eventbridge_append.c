@@ -11,6 +11,7 @@
 #include "ngx_http_eventbridge.h"
 
 
+static void ngx_http_eventbridge_body_read(ngx_http_request_t *r);
 static void ngx_http_eventbridge_appended(void *data,
     ngx_http_eventbridge_redis_result_t *res);
 static void ngx_http_eventbridge_timeout_handler(ngx_event_t *ev);
@@ -77,6 +78,7 @@ ngx_http_eventbridge_read_event(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt post)
 {
     ngx_int_t                         rc;
+    ngx_http_eventbridge_ctx_t       *ctx;
     ngx_http_eventbridge_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_eventbridge_module);
@@ -86,17 +88,33 @@ ngx_http_eventbridge_read_event(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_eventbridge_get_ctx(r) == NULL) {
+    ctx = ngx_http_eventbridge_get_ctx(r);
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_read_client_request_body(r, post);
+    ctx->post = post;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_eventbridge_body_read);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
 
     return NGX_DONE;
+}
+
+
+/* the append latency is the sender's wait from here on */
+static void
+ngx_http_eventbridge_body_read(ngx_http_request_t *r)
+{
+    ngx_http_eventbridge_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eventbridge_module);
+
+    ctx->started = ngx_http_eventbridge_metrics_now();
+    ctx->post(r);
 }
 
 
@@ -117,7 +135,7 @@ ngx_http_eventbridge_unavailable(ngx_http_request_t *r, const char *why)
     h->next = NULL;            /* 1.23+: the chain of same-name headers */
 #endif
 
-    ngx_http_eventbridge_count_reject(EB_REJECT_UNAVAILABLE);
+    ngx_http_eventbridge_count_reject(r, EB_REJECT_UNAVAILABLE);
 
     return ngx_http_eventbridge_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                            "ServiceUnavailable",
@@ -340,6 +358,7 @@ ngx_http_eventbridge_append(ngx_http_request_t *r, ngx_str_t *events,
                       "eventbridge: event %V not appended: redis %s",
                       &ctx->event_id_str, ngx_http_eventbridge_redis_why[err]);
         ngx_http_eventbridge_count_redis_error(err);
+        ngx_http_eventbridge_observe_append(r, EB_APPEND_ERROR);
         return ngx_http_eventbridge_unavailable(r,
                                          ngx_http_eventbridge_redis_why[err]);
     }
@@ -379,8 +398,9 @@ ngx_http_eventbridge_appended(void *data,
     }
 
     if (res == NULL) {
-        ngx_http_eventbridge_count_accept(ctx->nevents - ctx->deduplicated);
-        ngx_http_eventbridge_count_deduplicated(ctx->deduplicated);
+        ngx_http_eventbridge_observe_append(r, EB_APPEND_OK);
+        ngx_http_eventbridge_count_accept(r, ctx->nevents - ctx->deduplicated);
+        ngx_http_eventbridge_count_deduplicated(r, ctx->deduplicated);
         rc = ctx->answer(r);
         goto done;
     }
@@ -402,6 +422,7 @@ ngx_http_eventbridge_appended(void *data,
     }
 
     ngx_http_eventbridge_count_redis_error(res->err);
+    ngx_http_eventbridge_observe_append(r, EB_APPEND_ERROR);
     rc = ngx_http_eventbridge_unavailable(r,
                                      ngx_http_eventbridge_redis_why[res->err]);
 
@@ -433,6 +454,7 @@ ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
                   "eventbridge: event %V: redis did not answer in time",
                   &ctx->event_id_str);
     ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_TIMEOUT);
+    ngx_http_eventbridge_observe_append(r, EB_APPEND_ERROR);
 
     ngx_http_finalize_request(r,
                               ngx_http_eventbridge_unavailable(r, "timed out"));

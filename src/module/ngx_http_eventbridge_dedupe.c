@@ -441,7 +441,7 @@ ngx_http_eventbridge_dedupe_source(ngx_http_request_t *r,
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "eventbridge: rejected: no idempotency key");
-        ngx_http_eventbridge_count_reject(EB_REJECT_MISSING_KEY);
+        ngx_http_eventbridge_count_reject(r, EB_REJECT_MISSING_KEY);
 
         if (lcf->dedupe == EB_DEDUPE_HEADER) {
             return ngx_http_eventbridge_send_error(r, NGX_HTTP_BAD_REQUEST,

@@ -227,7 +227,7 @@ ngx_http_eventbridge_error_header_filter(ngx_http_request_t *r)
     }
 
     if (status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        ngx_http_eventbridge_count_reject(EB_REJECT_BODY_TOO_LARGE);
+        ngx_http_eventbridge_count_reject(r, EB_REJECT_BODY_TOO_LARGE);
     }
 
     msg = ngx_http_eventbridge_error_message(status);

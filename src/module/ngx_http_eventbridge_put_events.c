@@ -168,7 +168,7 @@ ngx_http_eventbridge_put_events_finish(ngx_http_request_t *r,
      * entries (or none) is answered at once */
     if (events->nelts == 0) {
         if (single) {
-            ngx_http_eventbridge_count_reject(EB_REJECT_INVALID_EVENT);
+            ngx_http_eventbridge_count_reject(r, EB_REJECT_INVALID_EVENT);
         }
 
         return ngx_http_eventbridge_send_json(r,
@@ -206,7 +206,7 @@ ngx_http_eventbridge_whole_error(ngx_http_request_t *r, eb_ce_error_t *err)
                   "eventbridge put_events: rejected: %s: %s",
                   err->code, err->message);
 
-    ngx_http_eventbridge_count_reject(EB_REJECT_INVALID_EVENT);
+    ngx_http_eventbridge_count_reject(r, EB_REJECT_INVALID_EVENT);
 
     return ngx_http_eventbridge_send_error(r, status, err->code, "%s",
                                            err->message);
@@ -247,7 +247,7 @@ ngx_http_eventbridge_put_events_process(ngx_http_request_t *r)
     mode = eb_ce_mode(ct ? ct->value.data : NULL, ct ? ct->value.len : 0);
 
     if (mode == EB_CE_MODE_UNSUPPORTED) {
-        ngx_http_eventbridge_count_reject(EB_REJECT_INVALID_EVENT);
+        ngx_http_eventbridge_count_reject(r, EB_REJECT_INVALID_EVENT);
         return ngx_http_eventbridge_send_error(r,
                    NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
                    "only the JSON event format is supported: "

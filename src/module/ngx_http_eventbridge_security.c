@@ -764,7 +764,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
         h->next = NULL;            /* 1.23+: the chain of same-name headers */
 #endif
 
-        ngx_http_eventbridge_count_reject(EB_REJECT_METHOD);
+        ngx_http_eventbridge_count_reject(r, EB_REJECT_METHOD);
         return ngx_http_eventbridge_send_error(r, NGX_HTTP_NOT_ALLOWED,
                    "MethodNotAllowed", "method %V is not allowed; allowed: %V",
                    &r->method_name, &lcf->allow_header);
@@ -776,7 +776,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "eventbridge %V: address not allowed",
                       &lcf->endpoint);
-        ngx_http_eventbridge_count_reject(EB_REJECT_ADDRESS);
+        ngx_http_eventbridge_count_reject(r, EB_REJECT_ADDRESS);
         goto discard_forbidden;
     }
 
@@ -786,7 +786,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "eventbridge %V: referer not allowed",
                       &lcf->endpoint);
-        ngx_http_eventbridge_count_reject(EB_REJECT_REFERER);
+        ngx_http_eventbridge_count_reject(r, EB_REJECT_REFERER);
 
         rc = ngx_http_eventbridge_refuse_body(r);
         if (rc != NGX_OK) {
@@ -805,7 +805,7 @@ ngx_http_eventbridge_check_access(ngx_http_request_t *r,
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "eventbridge %V: token missing or wrong",
                           &lcf->endpoint);
-            ngx_http_eventbridge_count_reject(EB_REJECT_TOKEN);
+            ngx_http_eventbridge_count_reject(r, EB_REJECT_TOKEN);
 
             rc = ngx_http_eventbridge_refuse_body(r);
             if (rc != NGX_OK) {

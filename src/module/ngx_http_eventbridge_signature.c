@@ -400,7 +400,7 @@ ngx_http_eventbridge_check_signature(ngx_http_request_t *r,
                   "eventbridge %V: signature: %s: %s", &lcf->endpoint,
                   check, err);
 
-    ngx_http_eventbridge_count_reject(EB_REJECT_SIGNATURE);
+    ngx_http_eventbridge_count_reject(r, EB_REJECT_SIGNATURE);
     ngx_http_eventbridge_count_signature(rc);
 
     return ngx_http_eventbridge_send_error(r, NGX_HTTP_UNAUTHORIZED,

@@ -128,7 +128,7 @@ ngx_http_eventbridge_collect_body(ngx_http_request_t *r, ngx_str_t *body)
         if (cl->buf->in_file) {
             clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-            ngx_http_eventbridge_count_reject(EB_REJECT_BODY_TOO_LARGE);
+            ngx_http_eventbridge_count_reject(r, EB_REJECT_BODY_TOO_LARGE);
 
             return ngx_http_eventbridge_send_error(r,
                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge",
@@ -278,7 +278,7 @@ ngx_http_eventbridge_reject(ngx_http_request_t *r,
                   "eventbridge: rejected: %s%s%s", what,
                   detail ? ": " : "", detail ? detail : "");
 
-    ngx_http_eventbridge_count_reject(reason);
+    ngx_http_eventbridge_count_reject(r, reason);
 
     return ngx_http_eventbridge_send_error(r, NGX_HTTP_BAD_REQUEST, code,
                                            "%s%s%s", what,
