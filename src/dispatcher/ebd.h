@@ -41,6 +41,7 @@ typedef struct {
     long long          trace_maxlen;     /* approximate cap of eb:{BUS}:trace */
     uint64_t           grace_ms;         /* SIGTERM: wait this long at most */
     unsigned           workers;          /* -w: processes (1: no master) */
+    const char        *metrics;          /* --metrics ADDR, or NULL */
 
     /* ebd trace / ebd redrive */
     const char        *bus;
@@ -64,6 +65,10 @@ int ebd_addr_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen);
  * with err set. */
 int ebd_addr_list(const char *s, ebd_addr_t **addrs, size_t *n, char *err,
     size_t errlen);
+
+/* --metrics ADDR: "host:port", "[v6]:port" or ":port" (every address:
+ * host is then ""). 0, or -1 with err set. */
+int ebd_listen_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen);
 
 /* A synchronous connection (the redrive and trace subcommands) to the
  * primary that holds BUS's keys. */

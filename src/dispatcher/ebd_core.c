@@ -686,6 +686,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->dlq = ebd_key(bus, "dlq", t->name);
     r->trace = ebd_key(bus, "trace", NULL);
     r->conn_name = ebd_key(bus, "target", t->name);
+    r->metrics = ebd_metrics_route(bus, t->name);
     strcpy(r->claim_cursor, "0-0");
     r->backoff_ms = 100;
     r->retry_ev = evtimer_new(dp->base, ebd_route_retry_handler, r);
@@ -1168,6 +1169,7 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
     now = ebd_now_ms();
 
     ebd_topo_watch(&dp->topo);
+    ebd_metrics_tick(dp);
 
     if (dp->state != EBD_RUNNING) {
         ebd_drained_check(dp);
@@ -1288,13 +1290,15 @@ ebd_run(ebd_opts_t *o)
             o->sentinel_master ? o->sentinel_master : "",
             o->sentinel_master ? ")" : "");
 
-    if (ebd_setup(&dp) != 0) {
+    if (ebd_metrics_start(&dp) != 0 || ebd_setup(&dp) != 0) {
         ebd_teardown(&dp);
         dp.exit_code = 1;
 
     } else {
         event_base_dispatch(dp.base);
     }
+
+    ebd_metrics_stop(&dp);
 
     for (i = 0; i < 3; i++) {
         event_free(dp.sigs[i]);

@@ -11,6 +11,7 @@
 #include "eb_event_scan.h"
 #include "ebd.h"
 #include "ebd_topology.h"
+#include "ebd_metrics.h"
 #include "eb_rand.h"
 
 
@@ -64,6 +65,7 @@ struct ebd_route_s {
     char                *conn_name;
     ebd_conn_t          *reader;
     ebd_conn_t          *cmd;           /* the bus's command connection */
+    ebd_metrics_route_t *metrics;       /* this worker's counters of it */
     struct event        *retry_ev;      /* after an error reply */
     uint64_t             backoff_ms;
     int                  retrying;      /* retry_ev is armed */

@@ -380,6 +380,7 @@ ebd_item_release(ebd_item_t *it)
 
     } else if (it->state == EBD_ITEM_WAITING) {
         tc->waiting--;
+        ebd_metrics_waiting(it->route->metrics, -1);
     }
 
     ebd_held_remove(it->route, it);
@@ -577,6 +578,7 @@ ebd_dead_letter(ebd_item_t *it)
                 r->target->name, it->d.event_id, it->id, r->stream,
                 it->d.attempt, it->last.error);
         dp->discarded++;
+        ebd_metrics_outcome(r->metrics, EBD_M_DISCARDED);
         ebd_ack(r, it->id);
         return;
     }
@@ -624,10 +626,12 @@ ebd_dead_letter(ebd_item_t *it)
         ebd_log(EBD_LOG_WARN, "target %s: cannot dead-letter entry %s now "
                 "(Redis down); it is delivered again later", r->target->name,
                 it->id);
+        ebd_metrics_outcome(r->metrics, EBD_M_DROPPED);
         return;
     }
 
     dp->dead_lettered++;
+    ebd_metrics_outcome(r->metrics, EBD_M_DEAD_LETTERED);
     ebd_log(EBD_LOG_WARN, "target %s: event %s (entry %s of %s) "
             "dead-lettered to %s after %u attempt(s): %s", r->target->name,
             it->d.event_id, it->id, r->stream, r->dlq, it->d.attempt,
@@ -642,6 +646,7 @@ ebd_retry_handler(evutil_socket_t fd, short what, void *arg)
     ebd_tcore_t  *tc = it->route->target->core;
 
     tc->waiting--;
+    ebd_metrics_waiting(it->route->metrics, -1);
     ebd_item_enqueue(it, 1);
     ebd_target_pump(tc);
 }
@@ -667,6 +672,7 @@ ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
     it->state = EBD_ITEM_WAITING;
     it->due_ms = ebd_now_ms() + delay_ms;
     tc->waiting++;
+    ebd_metrics_waiting(it->route->metrics, 1);
     tv.tv_sec = delay_ms / 1000;
     tv.tv_usec = (delay_ms % 1000) * 1000;
     evtimer_add(it->timer, &tv);
@@ -693,12 +699,14 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     latency = ebd_mono_us() - it->start_us;
     it->last = *res;
     tc->inflight--;
+    ebd_metrics_attempt(r->metrics, latency, !it->undeliverable);
 
     if (res->outcome == EBD_DELIVERED) {
         it->last.error[0] = '\0';
         ebd_trace(it, "delivered", latency);
         ebd_ack(r, it->id);
         dp->delivered++;
+        ebd_metrics_delivered(r->metrics, it->entered_ms);
         ebd_log_debug("target %s: event %s delivered (attempt %u, %llu us)",
                       r->target->name, d->event_id, d->attempt,
                       (unsigned long long) latency);
@@ -736,6 +744,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
 
     ebd_trace(it, "retry", latency);
     dp->retried++;
+    ebd_metrics_outcome(r->metrics, EBD_M_RETRIED);
 
     if (dp->state != EBD_RUNNING) {
         /* the entry stays pending, read again after a restart; a reload

@@ -15,6 +15,7 @@
 
 #include "ebd.h"
 #include "ebd_log.h"
+#include "ebd_metrics.h"
 
 
 #define EBD_VERSION  "0.1.0"
@@ -57,6 +58,8 @@ static const char  ebd_usage[] =
 "      --trace-maxlen N   approximate length cap of eb:{BUS}:trace (100000)\n"
 "      --grace DUR        SIGTERM/SIGHUP: wait this long for deliveries in\n"
 "                         flight (default 30s)\n"
+"      --metrics ADDR     serve Prometheus metrics on http://ADDR/metrics\n"
+"                         (host:port, [v6]:port or :port; default: none)\n"
 "  -h, --help, -V, --version\n"
 "\n"
 "DUR: a number of milliseconds or 250ms, 10s, 5m, 2h, 1d.\n"
@@ -139,13 +142,14 @@ int
 main(int argc, char **argv)
 {
     int          c, idx;
-    char         host[256], *end;
+    char         host[256], err[512], *end;
     const char  *cmd;
+    ebd_addr_t   maddr;
     ebd_opts_t   o;
 
     enum { O_CLAIM = 256, O_BLOCK, O_TRACE_MAXLEN, O_GRACE, O_BUS, O_EVENT,
            O_SINCE, O_UNTIL, O_TARGET, O_LIMIT, O_CLUSTER, O_SENTINEL,
-           O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT };
+           O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT, O_METRICS };
 
     static const struct option  longopts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -164,6 +168,7 @@ main(int argc, char **argv)
         { "block", required_argument, NULL, O_BLOCK },
         { "trace-maxlen", required_argument, NULL, O_TRACE_MAXLEN },
         { "grace", required_argument, NULL, O_GRACE },
+        { "metrics", required_argument, NULL, O_METRICS },
         { "bus", required_argument, NULL, O_BUS },
         { "event", required_argument, NULL, O_EVENT },
         { "since", required_argument, NULL, O_SINCE },
@@ -290,6 +295,13 @@ main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_METRICS:
+            if (ebd_listen_parse(optarg, &maddr, err, sizeof(err)) != 0) {
+                fprintf(stderr, "ebd: --metrics: %s\n", err);
+                return 2;
+            }
+            o.metrics = optarg;
+            break;
         case O_BUS:
             o.bus = optarg;
             break;
@@ -357,6 +369,13 @@ main(int argc, char **argv)
         fprintf(stderr, "ebd: unexpected argument \"%s\"\n%s", argv[optind],
                 ebd_usage);
         return 2;
+    }
+
+    /* before the workers are forked: they share the counters and the
+     * listening socket */
+    if (ebd_metrics_open(&o, EBD_VERSION, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ebd: %s\n", err);
+        return 1;
     }
 
     return o.workers > 1 ? ebd_master(&o) : ebd_run(&o);

@@ -18,6 +18,7 @@
 
 #include "ebd.h"
 #include "ebd_log.h"
+#include "ebd_metrics.h"
 
 
 #define EBD_WORKERS_MAX  64
@@ -25,6 +26,7 @@
 
 typedef struct {
     pid_t      pid;
+    unsigned   index;           /* its cells of the metrics */
     char       name[300];
     time_t     started;
 } ebd_worker_t;
@@ -39,6 +41,7 @@ ebd_spawn(ebd_opts_t *o, ebd_worker_t *w, const sigset_t *old)
 
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, old, NULL);
+        ebd_metrics_worker(w->index);
         o->consumer = w->name;
         o->workers = 1;
         exit(ebd_run(o));
@@ -87,6 +90,7 @@ ebd_master(ebd_opts_t *o)
     memset(w, 0, sizeof(w));
     for (i = 0; i < n; i++) {
         snprintf(w[i].name, sizeof(w[i].name), "%s-%u", o->consumer, i + 1);
+        w[i].index = i;
         if (ebd_spawn(o, &w[i], &old) < 0) {
             return 1;
         }
@@ -152,6 +156,7 @@ ebd_master(ebd_opts_t *o)
                 sleep(1);       /* no restart storm */
             }
 
+            ebd_metrics_worker_restarted();
             (void) ebd_spawn(o, &w[i], &old);
         }
 

@@ -19,6 +19,7 @@
 #include "ebd_log.h"
 #include "ebd_target.h"
 #include "ebd_http.h"
+#include "ebd_metrics.h"
 #include "ebd_oauth.h"
 
 
@@ -35,6 +36,7 @@ struct ebd_oauth_s {
     ebd_oauth_t                   *next;       /* all caches */
     const eb_config_connection_t  *conn;
     unsigned                       refs;
+    unsigned                       metrics;    /* the connection's slot */
 
     char                          *url;        /* token_url (+ query) */
     char                          *form;       /* the request's form body */
@@ -146,6 +148,7 @@ ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
 
     o->conn = c;
     o->refs = 1;
+    o->metrics = ebd_metrics_oauth_slot(c->name);
     ebd_oauth_queue_init(&o->waiting);
     eb_buf_init(&o->answer);
     eb_buf_init(&form);
@@ -510,6 +513,7 @@ done:
         ebd_log(EBD_LOG_WARN, "%s", err);
     }
 
+    ebd_metrics_oauth(o->metrics, rc != CURLE_OK, status, err[0] == '\0');
     ebd_oauth_dispatch(o, err[0] ? err : NULL);
 }
 
@@ -535,6 +539,7 @@ ebd_oauth_token(ebd_oauth_t *o, ebd_oauth_wait_t *w, uint64_t timeout_ms)
         snprintf(err, sizeof(err), "oauth2 connection %s: could not start "
                  "the token request", o->conn->name);
         ebd_log(EBD_LOG_WARN, "%s", err);
+        ebd_metrics_oauth(o->metrics, 1, 0, 0);
         ebd_oauth_dispatch(o, err);
     }
 }

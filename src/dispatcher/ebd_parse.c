@@ -124,6 +124,56 @@ failed:
 }
 
 
+int
+ebd_listen_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen)
+{
+    int          v6;
+    const char  *colon;
+    char        *end;
+    long         port;
+    size_t       hlen;
+
+    memset(a, 0, sizeof(*a));
+
+    /* a port is required: there is no usual one to default to */
+    colon = strrchr(s, ':');
+    if (colon == NULL) {
+        snprintf(err, errlen, "\"%s\": HOST:PORT, [IPV6]:PORT or :PORT", s);
+        return -1;
+    }
+
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno || *end || !isdigit((unsigned char) colon[1]) || port < 1
+        || port > 65535)
+    {
+        snprintf(err, errlen, "invalid port in \"%s\"", s);
+        return -1;
+    }
+
+    hlen = (size_t) (colon - s);
+    v6 = hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']';
+    if (v6) {
+        s++;
+        hlen -= 2;
+    }
+
+    /* an IPv6 address only in brackets: "::1:9464" is ambiguous */
+    if (hlen >= sizeof(a->host) || (v6 && hlen == 0)
+        || (!v6 && memchr(s, ':', hlen) != NULL)
+        || memchr(s, '[', hlen) != NULL || memchr(s, ']', hlen) != NULL)
+    {
+        snprintf(err, errlen, "invalid host in \"%s\"", v6 ? s - 1 : s);
+        return -1;
+    }
+
+    memcpy(a->host, s, hlen);
+    a->host[hlen] = '\0';
+    a->port = (int) port;
+    return 0;
+}
+
+
 /* days since 1970-01-01 of a proleptic Gregorian date */
 static long long
 ebd_days(long long y, unsigned m, unsigned d)

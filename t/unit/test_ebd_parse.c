@@ -93,6 +93,33 @@ main(void)
        && strstr(err, "invalid port"), "bad port: %s", err);
     ok(ebd_addr_parse(":6379", &a, err, sizeof(err)) != 0, "no host");
 
+    /* --metrics ADDR */
+    ok(ebd_listen_parse("127.0.0.1:9464", &a, err, sizeof(err)) == 0
+       && strcmp(a.host, "127.0.0.1") == 0 && a.port == 9464,
+       "listen: host:port");
+    ok(ebd_listen_parse("[::1]:9464", &a, err, sizeof(err)) == 0
+       && strcmp(a.host, "::1") == 0 && a.port == 9464, "listen: [IPv6]:port");
+    ok(ebd_listen_parse(":9464", &a, err, sizeof(err)) == 0
+       && a.host[0] == '\0' && a.port == 9464, "listen: :port, every address");
+    ok(ebd_listen_parse("localhost:1", &a, err, sizeof(err)) == 0
+       && strcmp(a.host, "localhost") == 0 && a.port == 1, "listen: a name");
+    ok(ebd_listen_parse("127.0.0.1", &a, err, sizeof(err)) != 0
+       && strstr(err, "HOST:PORT"), "listen: a port is required: %s", err);
+    ok(ebd_listen_parse("h:", &a, err, sizeof(err)) != 0
+       && strstr(err, "invalid port"), "listen: empty port: %s", err);
+    ok(ebd_listen_parse("h:0", &a, err, sizeof(err)) != 0, "listen: port 0");
+    ok(ebd_listen_parse("h:65536", &a, err, sizeof(err)) != 0,
+       "listen: port too big");
+    ok(ebd_listen_parse("h:+80", &a, err, sizeof(err)) != 0,
+       "listen: a sign refused");
+    ok(ebd_listen_parse("::1:9464", &a, err, sizeof(err)) != 0
+       && strstr(err, "invalid host"), "listen: IPv6 without brackets: %s",
+       err);
+    ok(ebd_listen_parse("[]:9464", &a, err, sizeof(err)) != 0,
+       "listen: empty brackets");
+    ok(ebd_listen_parse("[::1:9464", &a, err, sizeof(err)) != 0,
+       "listen: an open bracket");
+
     /* lists of addresses: a cluster's seeds, the sentinels */
     {
         size_t       n;

@@ -1,0 +1,293 @@
+/*
+ * The --metrics listener: one request per connection (HTTP/1.0 and 1.1),
+ * GET or HEAD /metrics answered with the page, anything else 404/405/
+ * 400, then the connection is closed.
+ *
+ * Not evhttp: libevent 2.1 can bound neither the number of its
+ * connections nor tell when one ends, and idle connections nobody
+ * bounds would take the descriptors ebd needs for Redis and its
+ * targets. Here a worker holds at most EBD_HTTP_CONNS connections
+ * (more are closed at once), a request's head is at most EBD_HTTP_HEAD
+ * bytes (its body is never read) and must arrive within
+ * EBD_HTTP_READ_S, and the answer must be taken within EBD_HTTP_WRITE_S.
+ *
+ * Every worker accepts on the one listening socket made before the
+ * fork; whichever takes a connection answers from the shared counters.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "ebd_log.h"
+#include "ebd_metrics.h"
+
+
+#define EBD_HTTP_CONNS    16
+#define EBD_HTTP_HEAD     8192
+#define EBD_HTTP_READ_S   5
+#define EBD_HTTP_WRITE_S  10
+
+
+typedef struct ebd_http_conn_s  ebd_http_conn_t;
+
+struct ebd_http_conn_s {
+    struct bufferevent  *bev;
+    ebd_http_conn_t     *prev, *next;
+    int                  answered;
+};
+
+
+static struct evconnlistener  *ebd_mh_listener;
+static ebd_http_conn_t        *ebd_mh_conns;
+static unsigned                ebd_mh_nconns;
+
+
+static void
+ebd_mh_close(ebd_http_conn_t *c)
+{
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        ebd_mh_conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+
+    ebd_mh_nconns--;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+
+static void
+ebd_mh_answer(ebd_http_conn_t *c, int status, const char *reason,
+    const char *type, const char *extra, const unsigned char *body,
+    size_t len, int head_only)
+{
+    struct evbuffer  *out = bufferevent_get_output(c->bev);
+
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
+                        "Content-Type: %s\r\n"
+                        "Content-Length: %zu\r\n"
+                        "%s"
+                        "Connection: close\r\n\r\n",
+                        status, reason, type, len, extra);
+    if (!head_only && len) {
+        evbuffer_add(out, body, len);
+    }
+
+    /* nothing more is read: the connection ends with this answer */
+    c->answered = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+
+static void
+ebd_mh_error(ebd_http_conn_t *c, int status, const char *reason,
+    const char *extra, int head_only)
+{
+    char    body[64];
+    size_t  n;
+
+    n = (size_t) snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    ebd_mh_answer(c, status, reason, "text/plain; charset=utf-8", extra,
+               (unsigned char *) body, n, head_only);
+}
+
+
+/* "METHOD TARGET HTTP/1.x" */
+static void
+ebd_mh_request(ebd_http_conn_t *c, char *line)
+{
+    int        head;
+    char      *method, *target, *version, *q;
+    eb_buf_t   page;
+
+    method = line;
+    target = strchr(method, ' ');
+    if (target == NULL) {
+        ebd_mh_error(c, 400, "Bad Request", "", 0);
+        return;
+    }
+    *target++ = '\0';
+
+    version = strchr(target, ' ');
+    if (version == NULL || strncmp(version + 1, "HTTP/1.", 7) != 0
+        || strchr(version + 1, ' ') != NULL)
+    {
+        ebd_mh_error(c, 400, "Bad Request", "", 0);
+        return;
+    }
+    *version = '\0';
+
+    q = strchr(target, '?');
+    if (q) {
+        *q = '\0';
+    }
+
+    head = strcmp(method, "HEAD") == 0;
+
+    if (strcmp(target, "/metrics") != 0) {
+        ebd_mh_error(c, 404, "Not Found", "", head);
+        return;
+    }
+
+    if (!head && strcmp(method, "GET") != 0) {
+        ebd_mh_error(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", 0);
+        return;
+    }
+
+    eb_buf_init(&page);
+    ebd_metrics_render(&page);
+
+    if (page.failed) {
+        eb_buf_free(&page);
+        ebd_mh_error(c, 500, "Internal Server Error", "", head);
+        return;
+    }
+
+    ebd_mh_answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "",
+               page.data, page.len, head);
+    eb_buf_free(&page);
+}
+
+
+static void
+ebd_mh_read(struct bufferevent *bev, void *arg)
+{
+    char              *line;
+    size_t             n;
+    ebd_http_conn_t   *c = arg;
+    struct evbuffer   *in = bufferevent_get_input(bev);
+    struct evbuffer_ptr  end;
+
+    if (c->answered) {
+        return;
+    }
+
+    /* the whole head, though only its first line matters: a client
+     * gets its answer once it has said everything it meant to */
+    end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0) {
+        end = evbuffer_search(in, "\n\n", 2, NULL);
+    }
+
+    if (end.pos < 0) {
+        if (evbuffer_get_length(in) >= EBD_HTTP_HEAD) {
+            ebd_mh_error(c, 431, "Request Header Fields Too Large", "", 0);
+        }
+        return;
+    }
+
+    line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+    if (line == NULL) {
+        ebd_mh_error(c, 400, "Bad Request", "", 0);
+        return;
+    }
+
+    ebd_mh_request(c, line);
+    free(line);
+}
+
+
+static void
+ebd_mh_written(struct bufferevent *bev, void *arg)
+{
+    ebd_http_conn_t  *c = arg;
+
+    if (c->answered
+        && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    {
+        ebd_mh_close(c);
+    }
+}
+
+
+/* An error or a timeout: the connection goes; so does one the client
+ * closed, unless it only shut its side after the request. */
+static void
+ebd_mh_event(struct bufferevent *bev, short what, void *arg)
+{
+    ebd_http_conn_t  *c = arg;
+
+    if (c->answered && what == (BEV_EVENT_EOF | BEV_EVENT_READING)
+        && evbuffer_get_length(bufferevent_get_output(bev)))
+    {
+        return;
+    }
+
+    ebd_mh_close(c);
+}
+
+
+static void
+ebd_mh_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, void *arg)
+{
+    ebd_http_conn_t  *c;
+    struct timeval    rt = { EBD_HTTP_READ_S, 0 };
+    struct timeval    wt = { EBD_HTTP_WRITE_S, 0 };
+
+    if (ebd_mh_nconns >= EBD_HTTP_CONNS) {
+        evutil_closesocket(fd);
+        return;
+    }
+
+    c = calloc(1, sizeof(ebd_http_conn_t));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+
+    c->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+                                    BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+
+    c->next = ebd_mh_conns;
+    if (ebd_mh_conns) {
+        ebd_mh_conns->prev = c;
+    }
+    ebd_mh_conns = c;
+    ebd_mh_nconns++;
+
+    /* reading stops at the limit, so the input never grows past it */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, EBD_HTTP_HEAD);
+    bufferevent_setcb(c->bev, ebd_mh_read, ebd_mh_written, ebd_mh_event, c);
+    bufferevent_set_timeouts(c->bev, &rt, &wt);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+
+int
+ebd_metrics_http_start(struct event_base *base, int fd)
+{
+    /* backlog -1: the socket listens already */
+    ebd_mh_listener = evconnlistener_new(base, ebd_mh_accept, NULL, 0, -1, fd);
+
+    return ebd_mh_listener ? 0 : -1;
+}
+
+
+void
+ebd_metrics_http_stop(void)
+{
+    while (ebd_mh_conns) {
+        ebd_mh_close(ebd_mh_conns);
+    }
+
+    if (ebd_mh_listener) {
+        /* no LEV_OPT_CLOSE_ON_FREE: the socket is the process's */
+        evconnlistener_free(ebd_mh_listener);
+        ebd_mh_listener = NULL;
+    }
+}
