@@ -9,6 +9,7 @@
  */
 
 #include "ngx_http_eventbridge.h"
+#include "ngx_http_eventbridge_redis.h"
 
 
 static void ngx_http_eventbridge_body_read(ngx_http_request_t *r);
@@ -455,6 +456,11 @@ ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
                   &ctx->event_id_str);
     ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_TIMEOUT);
     ngx_http_eventbridge_observe_append(r, EB_APPEND_ERROR);
+
+    /* a primary that answers too slowly may no longer be the primary
+     * (behind a Sentinel: one replaced again while WAITs queue on it):
+     * ask, at most every EB_REDIS_REFRESH_MIN; nothing in single mode */
+    ngx_http_eventbridge_redis_refresh();
 
     ngx_http_finalize_request(r,
                               ngx_http_eventbridge_unavailable(r, "timed out"));

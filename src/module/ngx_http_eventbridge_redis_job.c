@@ -244,6 +244,10 @@ ngx_http_eventbridge_redis_done(ngx_http_eventbridge_job_t *job)
                           mcf->redis_wait_timeout);
             ngx_http_eventbridge_count_redis_event(EB_REDIS_EV_WAIT_FAILED);
             ngx_http_eventbridge_redis_fail(job, EB_REDIS_ERR_WAIT);
+
+            /* no replica follows it: perhaps no longer the primary (a
+             * second failover), ask; in single mode this does nothing */
+            ngx_http_eventbridge_redis_refresh();
             return;
         }
 
