@@ -29,6 +29,7 @@ struct ebd_http_sock_s {
     ebd_http_sock_t   *prev;
     ebd_http_sock_t   *next;
     curl_socket_t      fd;
+    short              kind;       /* what ev waits for */
     struct event      *ev;
 };
 
@@ -194,10 +195,17 @@ ebd_http_socket(CURL *easy, curl_socket_t fd, int what, void *data,
            | ((what & CURL_POLL_IN) ? EV_READ : 0)
            | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
 
+    /* libcurl says it again for every request on a kept connection: the
+     * event stays as it is (each change is an epoll_ctl) */
+    if (s->ev != NULL && s->kind == kind) {
+        return 0;
+    }
+
     if (s->ev != NULL) {
         event_free(s->ev);
     }
 
+    s->kind = kind;
     s->ev = event_new(ebd_http.base, fd, kind, ebd_http_socket_event, NULL);
     if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
         return -1;
