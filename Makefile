@@ -11,6 +11,8 @@
 #   make bench-dispatch  ebd's drain rates and CPU per event beside a
 #                   Node.js peer's (bench/dispatch-peer, its npm packages
 #                   installed by the bench), end-to-end latency
+#   make bench-instructions  ebd's instructions per delivery (callgrind)
+#   make bench-clients  one HTTP request's CPU in libcurl and in evhttp
 #   make bench-cluster  ingest with a 3-primary Redis Cluster vs one node
 #   make test-newest  fetch the nginx source of NGX_NEWEST, build that
 #                   nginx and the module as a .so, run the suite against them
@@ -73,7 +75,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean FORCE
+.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-instructions bench-clients bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean FORCE
 
 all: module ebd unit
 
@@ -200,6 +202,15 @@ bench: deps
 bench-dispatch: deps
 	$(MAKE) module ebd
 	bash bench/dispatch
+
+# ebd's user-space instructions per delivery (callgrind), and the CPU one
+# HTTP/1.1 request costs libcurl and evhttp alone (the drivers' floor)
+bench-instructions: deps
+	$(MAKE) ebd
+	bash bench/ebd-instructions
+
+bench-clients: deps
+	bash bench/http-clients
 
 # ingest (wrk) with buses spread over a 3-primary Redis Cluster, against
 # a single Redis node, same run
