@@ -457,10 +457,13 @@ ngx_http_eventbridge_timeout_handler(ngx_event_t *ev)
     ngx_http_eventbridge_count_redis_error(EB_REDIS_ERR_TIMEOUT);
     ngx_http_eventbridge_observe_append(r, EB_APPEND_ERROR);
 
-    /* a primary that answers too slowly may no longer be the primary
-     * (behind a Sentinel: one replaced again while WAITs queue on it):
-     * ask, at most every EB_REDIS_REFRESH_MIN; nothing in single mode */
-    ngx_http_eventbridge_redis_refresh();
+    /* behind a Sentinel, a primary that answers too slowly may no longer
+     * be the primary (replaced again while WAITs queue on it): ask, at
+     * most every EB_REDIS_REFRESH_MIN. A Cluster says so itself (MOVED),
+     * and its frozen nodes are the watchdog's. */
+    if (ngx_http_eventbridge_redis.mcf->redis_mode == EB_REDIS_SENTINEL) {
+        ngx_http_eventbridge_redis_refresh();
+    }
 
     ngx_http_finalize_request(r,
                               ngx_http_eventbridge_unavailable(r, "timed out"));
