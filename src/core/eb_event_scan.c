@@ -115,9 +115,11 @@ eb_event_scan_value(eb_event_scan_ctx_t *c, eb_event_kind_t kind,
             break;
         }
     }
+    /* what yajl's lexer skips: JSON's four, and \v and \f */
     for (i++; i < c->len; i++) {
         if (c->event[i] != ' ' && c->event[i] != '\t' && c->event[i] != '\n'
-            && c->event[i] != '\r')
+            && c->event[i] != '\r' && c->event[i] != '\v'
+            && c->event[i] != '\f')
         {
             break;
         }

@@ -133,6 +133,23 @@ test_repeated_and_nul(void)
 }
 
 
+/* yajl's lexer also takes \v and \f for whitespace: spans skip them */
+static void
+test_vf_whitespace(void)
+{
+    char             err[256];
+    eb_event_scan_t  s;
+    const char      *ev = "{\"id\":\f\v \"a\\u00e9\",\"n\":\f1}";
+
+    is_int(eb_event_scan((const unsigned char *) ev, strlen(ev), &s, err,
+                         sizeof(err)), 0, "scan: \\v and \\f before values");
+    is_str(span(ev, &s.members[0]), "\"a\\u00e9\"", "span starts at the quote");
+    is_str(s.members[0].text, "a\xc3\xa9", "escaped text decoded from there");
+    is_str(span(ev, &s.members[1]), "1", "number span");
+    eb_event_scan_free(&s);
+}
+
+
 static void
 test_refused(void)
 {
@@ -228,6 +245,7 @@ main(void)
 {
     test_members();
     test_repeated_and_nul();
+    test_vf_whitespace();
     test_refused();
     test_against_tree();
 
