@@ -454,9 +454,15 @@ xadd('b1', 'none', 10);
     write_file("$dir/buses.json", $JSON->encode($new));
     $ebd->reload;
     ok(wait_for(sub { $ebd->log =~ /configuration reloaded/ }, 15), 'reloaded');
+    # the new route is on the page as soon as it is set up; its two
+    # connections count once their handshakes are done
     my $m = settle(sub { defined dl($_[0], 'b3', 'ok', 'delivered')
                          && (val($_[0], 'ebd_retry_waiting_entries', bus => 'b1',
-                               target => 'patient') // 0) == 2 });
+                               target => 'patient') // 0) == 2
+                         && (val($_[0], 'ebd_redis_connections', role => 'reader',
+                                 state => 'up') // 0) == $NR + 1
+                         && (val($_[0], 'ebd_redis_connections', role => 'command',
+                                 state => 'up') // 0) == 3 });
     is(dl($m, 'b1', 'ok', 'delivered'), 20, 'b1/ok: still 20 delivered');
     is(dl($m, 'b1', 'fail', 'dead_lettered'), 3, 'b1/fail: still 3 dead-lettered');
     is(val($m, 'ebd_delivery_duration_seconds_count', target => 'ok'), 25,
