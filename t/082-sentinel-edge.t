@@ -88,6 +88,10 @@ my $old_addr = $primary->addr;
     my $tk = time - $load->{t0};
     my $new_addr = $s->wait_failover($old_addr, 25);
     ok($new_addr, "sentinels failed over to " . ($new_addr // 'nothing'));
+    # WAIT 1 can be met only once the final primary has a replica online:
+    # after a second failover the sentinels convert the first promoted
+    # server into its replica seconds later, and 503s are right until then
+    my @watch = $s->watch($load->{t0} + 14, 0.1);
     my $res = $load->wait;
     diag('primary killed under load: ' . EBTest::Load->summary($res));
 
@@ -99,6 +103,16 @@ my $old_addr = $primary->addr;
     diag(sprintf 'sentinels: %s at %+.2f s', "$_->[1] -> $_->[2]",
          $_->[0] - $load->{t0} - $tk) for @sw;
     my $settled = @sw ? $sw[-1][0] - $load->{t0} : $tk;
+    my $durable;
+    for my $w (reverse @watch) {
+        last unless $w->[1] eq $watch[-1][1] && $w->[2] >= 1;
+        $durable = $w->[0] - $load->{t0};
+    }
+    diag(sprintf 'the primary %s has a replica online from %+.2f s',
+         $watch[-1][1], $durable - $tk) if @watch && defined $durable;
+    diag('the final primary had no replica online by the end of the load: '
+         . 'WAIT 1 could not be met, 503s were right') unless defined $durable;
+    $settled = $durable // 1e9 if !defined $durable || $durable > $settled;
 
     # requests sent after the kill: the first to get 2xx (by start), the
     # first 2xx answer (by end), failures once they succeed again
@@ -145,10 +159,65 @@ my $old_addr = $primary->addr;
          grep { /eventbridge_redis_(?!errors)/ } sort keys %$m);
 }
 
+# a frozen (SIGSTOP) Redis is always continued, or stopping it hangs
+my @frozen;
+END { kill 'CONT', @frozen if @frozen }
+
+# --- 3. the replicas stall under load ------------------------------------------------
+# WAIT 1 fails while no replica answers (503s are right then), and must
+# not leave a queue of WAITs behind: Redis holds a connection's later
+# commands while a WAIT blocks, so one WAIT per request at 40 requests/s
+# with a 1 s WAIT timeout made the requests of the next minutes time out
+# too (seen after a double failover, when the new primary's replica was
+# still syncing). One WAIT out per connection, covering every transaction
+# sent before it, answers them all within a WAIT timeout of the thaw.
+
+{
+    my $p = $s->primary;
+    my @rep = $s->replicas;
+    ok(wait_for(sub {
+        my $info = eval { $p->cmd('INFO', 'replication') } // '';
+        my $up = () = $info =~ /^slave\d+:.*state=online/mg;
+        $up >= @rep;
+    }, 30), 'the replicas of ' . $p->addr . ' are online: ' . scalar @rep);
+
+    my $load = EBTest::Load->start(url => 'http://127.0.0.1:' . $ngx->port . '/hook',
+                                   rate => 40, seconds => 9, concurrency => 32,
+                                   timeout => 5, body => sub { qq({"j":$_[0]}) });
+    sleep 1.5;
+    my $t_stop = time - $load->{t0};
+    @frozen = map { $_->{pid} } @rep;
+    kill 'STOP', @frozen;
+    sleep 3;
+    kill 'CONT', @frozen;
+    @frozen = ();
+    my $t_cont = time - $load->{t0};
+    my $res = $load->wait;
+    diag('replicas frozen 3 s under load: ' . EBTest::Load->summary($res));
+
+    my (@before, @during, @after);
+    for my $r (@{ $res->{requests} }) {
+        my ($i, $t, $st) = @$r;
+        push @{ $t < $t_stop ? \@before : $t < $t_cont + 1.5 ? \@during
+                : \@after }, $st;
+    }
+    my $ok = sub { scalar grep { $_ >= 200 && $_ < 300 } @_ };
+    diag(sprintf 'before the freeze %d/%d 2xx, frozen (+1.5 s) %d/%d, '
+         . 'after %d/%d', $ok->(@before), scalar @before, $ok->(@during),
+         scalar @during, $ok->(@after), scalar @after);
+    cmp_ok(scalar(grep { $_ == 503 } @during), '>', 0,
+           'replicas frozen: 503 (WAIT 1 not met)');
+    cmp_ok(scalar @after, '>=', 100, 'requests sent after the thaw');
+    is($ok->(@after), scalar @after,
+       'from 1.5 s after the thaw on: 2xx only (no queue of WAITs left)');
+    is($res->{other} + $res->{errors}, 0,
+       'replicas frozen: every request answered, 2xx or 503');
+}
+
 unlike($ngx->error_log, qr/\Q$PW\E|\Q$SPW\E/, 'no password is ever logged');
 $ngx->finish;
 
-# --- 3. a master the sentinels do not know ---------------------------------------
+# --- 4. a master the sentinels do not know ---------------------------------------
 
 {
     my $ngx2 = EBTest::Nginx->new(http => <<"EOF2");
@@ -180,7 +249,7 @@ EOF2
     $ngx2->finish;
 }
 
-# --- 4. the sentinels refuse our password --------------------------------------
+# --- 5. the sentinels refuse our password --------------------------------------
 
 {
     my $ngx3 = EBTest::Nginx->new(http => <<"EOF2");

@@ -54,6 +54,12 @@ typedef struct {
      * armed while replies are due and pushed back by each reply */
     ngx_event_t                  timer;
 
+    /* eventbridge_redis_wait: jobs the WAIT out answers for, and those
+     * sent since, for the next one */
+    ngx_queue_t                  wait_sent;
+    ngx_queue_t                  wait_next;
+
+    unsigned                     wait_busy:1;     /* a WAIT is out */
     unsigned                     role_check:1;    /* sentinel: ROLE */
     unsigned                     logged_down:1;
 } ngx_http_eventbridge_node_t;
@@ -83,6 +89,7 @@ struct ngx_http_eventbridge_job_s {
     ngx_uint_t                   slot;
 
     ngx_queue_t                  queue;           /* waiting for a node */
+    ngx_queue_t                  wait_link;       /* node's wait lists */
     ngx_event_t                  delay;           /* TRYAGAIN, RETRY */
     ngx_http_eventbridge_node_t *node;            /* of the attempt */
 
@@ -105,6 +112,7 @@ struct ngx_http_eventbridge_job_s {
     unsigned                     applied:1;       /* EXEC went through */
     unsigned                     in_exec:1;       /* error inside EXEC */
     unsigned                     waited:1;        /* WAIT answered */
+    unsigned                     in_wait:1;       /* on wait_link */
 };
 
 
@@ -160,6 +168,12 @@ ngx_http_eventbridge_node_t *ngx_http_eventbridge_redis_node_get(
 /* ngx_http_eventbridge_redis_job.c */
 ngx_int_t ngx_http_eventbridge_job_send(ngx_http_eventbridge_job_t *job,
     ngx_http_eventbridge_node_t *node);
+void ngx_http_eventbridge_job_done(ngx_http_eventbridge_job_t *job);
+
+/* ngx_http_eventbridge_redis_wait.c */
+void ngx_http_eventbridge_wait_add(ngx_http_eventbridge_job_t *job,
+    ngx_http_eventbridge_node_t *node);
+ngx_uint_t ngx_http_eventbridge_wait_pending(ngx_http_eventbridge_job_t *job);
 
 /* ngx_http_eventbridge_redis_node.c */
 void ngx_http_eventbridge_node_init(ngx_http_eventbridge_node_t *node,

@@ -1,7 +1,8 @@
 /*
- * One attempt of a job: [ASKING] [MULTI] commands... [EXEC] [WAIT] on one
- * node, every reply through one callback, then the outcome: the answer,
- * or where and when to send it again.
+ * One attempt of a job: [ASKING] [MULTI] commands... [EXEC] on one node,
+ * every reply through one callback, then (eventbridge_redis_wait) the
+ * WAIT that covers it (ngx_http_eventbridge_redis_wait.c), then the
+ * outcome: the answer, or where and when to send it again.
  *
  * Replies come in order, and hiredis answers every queued command (with
  * NULL when the connection goes), so an attempt is over when its last
@@ -9,9 +10,6 @@
  */
 
 #include "ngx_http_eventbridge_redis.h"
-
-
-static void ngx_http_eventbridge_redis_done(ngx_http_eventbridge_job_t *job);
 
 
 static u_char  ngx_http_eventbridge_multi[] = "*1\r\n$5\r\nMULTI\r\n";
@@ -39,8 +37,8 @@ ngx_http_eventbridge_redis_error(ngx_http_eventbridge_job_t *job,
 
 
 /*
- * Every reply of an attempt, in order: [ASKING] [MULTI] commands... [EXEC]
- * [WAIT]. The errors given at queue time (-MOVED, -ASK, -TRYAGAIN before
+ * Every reply of an attempt, in order: [ASKING] [MULTI] commands... [EXEC].
+ * The errors given at queue time (-MOVED, -ASK, -TRYAGAIN before
  * EXEC answers -EXECABORT) are kept: they say where to send it again.
  */
 static void
@@ -48,7 +46,7 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata)
 {
     redisReply                  *reply = r, *e;
-    ngx_uint_t                   i, k, first, last_cmd, exec, wait;
+    ngx_uint_t                   i, k, first, last_cmd, exec;
     ngx_http_eventbridge_job_t  *job = privdata;
 
     (void) ngx_http_eventbridge_node_replied(ac, reply);
@@ -58,7 +56,6 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
     first = (job->asking ? 1 : 0) + (job->n > 1 ? 1 : 0);
     last_cmd = first + job->n - 1;
     exec = job->n > 1 ? last_cmd + 1 : last_cmd;
-    wait = ngx_http_eventbridge_redis.mcf->redis_wait ? exec + 1 : 0;
 
     if (reply == NULL) {
         job->lost = 1;
@@ -97,20 +94,14 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
             job->applied = 1;   /* a single command's reply */
         }
 
-    } else if (wait && k == wait) {
-        if (reply->type == REDIS_REPLY_INTEGER) {
-            job->waited = 1;
-            job->acked = reply->integer;
-        }
-
     } else if (reply->type == REDIS_REPLY_ERROR) {
         ngx_http_eventbridge_redis_error(job, reply->str, reply->len, 0);
     }
 
 next:
 
-    if (job->seen == job->replies) {
-        ngx_http_eventbridge_redis_done(job);
+    if (job->seen == job->replies && !ngx_http_eventbridge_wait_pending(job)) {
+        ngx_http_eventbridge_job_done(job);
     }
 }
 
@@ -191,12 +182,8 @@ ngx_http_eventbridge_job_send(ngx_http_eventbridge_job_t *job,
         goto failed;
     }
 
-    if (mcf->redis_wait
-        && ngx_http_eventbridge_redis_cmd(job, node, mcf->redis_wait_cmd.data,
-                                          mcf->redis_wait_cmd.len)
-           != NGX_OK)
-    {
-        goto failed;
+    if (mcf->redis_wait) {
+        ngx_http_eventbridge_wait_add(job, node);
     }
 
     return NGX_OK;
@@ -215,9 +202,10 @@ failed:
 }
 
 
-/* The attempt's last reply came: answer, or send it again. */
-static void
-ngx_http_eventbridge_redis_done(ngx_http_eventbridge_job_t *job)
+/* The attempt's last reply (or its WAIT's) came: answer, or send it
+ * again. */
+void
+ngx_http_eventbridge_job_done(ngx_http_eventbridge_job_t *job)
 {
     ngx_http_eventbridge_redis_t      *rd = &ngx_http_eventbridge_redis;
     ngx_http_eventbridge_main_conf_t  *mcf = rd->mcf;

@@ -40,6 +40,8 @@ ngx_http_eventbridge_node_init(ngx_http_eventbridge_node_t *node,
     }
 
     node->backoff = EB_REDIS_BACKOFF_MIN;
+    ngx_queue_init(&node->wait_sent);
+    ngx_queue_init(&node->wait_next);
 
     node->reconnect.handler = ngx_http_eventbridge_node_reconnect_handler;
     node->reconnect.data = node;

@@ -111,6 +111,25 @@ sub switches {
     return sort { $a->[0] <=> $b->[0] } values %first;
 }
 
+# Samples, every $step s until $until (epoch seconds), which server the
+# sentinels name as primary and how many replicas it reports online:
+# [ epoch seconds, primary address or '', online replicas ]. A primary's
+# writes can be WAITed for only once a replica is online.
+sub watch {
+    my ($self, $until, $step) = @_;
+    my @samples;
+    while (Time::HiRes::time() < $until) {
+        my $addr = eval { $self->primary_addr } // '';
+        my $node = $addr ? $self->node_by_addr($addr) : undef;
+        my $info = $node ? eval { $node->cmd('INFO', 'replication') } : undef;
+        delete $node->{sock} if $node && !defined $info;
+        my $online = () = ($info // '') =~ /^slave\d+:.*state=online/mg;
+        push @samples, [ Time::HiRes::time(), $addr, $online ];
+        Time::HiRes::sleep($step // 0.1);
+    }
+    return @samples;
+}
+
 sub node_by_addr {
     my ($self, $addr) = @_;
     return unless defined $addr && $addr =~ /:(\d+)$/;
