@@ -5,7 +5,8 @@
 #   make test       install missing packages, build, run the whole suite
 #   make test-asan  the same suite, module built with ASan + UBSan
 #   make node-deps  the webhook senders' npm libraries for
-#                   t/013-signatures.t (t/node; run by test and check)
+#                   t/013-signatures.t and the receiver's for
+#                   t/074-ebd-signing.t (t/node; run by test and check)
 #   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
 #   make bench      wrk benchmark (bench/ingest)
 #   make bench-dispatch  ebd's drain rates and CPU per event beside a
@@ -120,8 +121,9 @@ $(EBD_BIN): $(EBD_SRCS) $(EBD_HDRS) $(CORE_SRCS) $(CORE_HDRS)
 
 unit: $(UNIT_BINS)
 
-# ebd's pure parts (no I/O) are unit-tested with the core
-EBD_PURE    := src/dispatcher/ebd_retry.c src/dispatcher/ebd_parse.c
+# ebd's parts that need no loop or network are unit-tested with the core
+EBD_PURE    := src/dispatcher/ebd_retry.c src/dispatcher/ebd_parse.c \
+               src/dispatcher/ebd_sign.c
 
 # the core and those parts compiled once per BUILD into an archive the
 # unit tests link (each test compiling them all again cost minutes)
@@ -145,7 +147,8 @@ $(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(UNIT_LIB)
 	    -Isrc/dispatcher -o $@ $< $(UNIT_LIB) -lyajl -lpcre2-8 \
 	    -lhiredis -lcrypto -lm
 
-# t/013-signatures.t signs its requests with the providers' own libraries
+# t/013-signatures.t signs its requests with the providers' own libraries,
+# t/074-ebd-signing.t checks ebd's with standardwebhooks
 # (t/node/package.json, exact versions; no lockfile: t/node/.npmrc)
 node-deps:
 	@cd t/node && { [ -d node_modules/stripe ] && \

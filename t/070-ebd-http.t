@@ -317,7 +317,8 @@ sub attrs_as_text {
        'basic: Authorization: Basic with the connection\'s credentials');
     is($r->[0]{method}, 'POST', 'basic: POST by default');
     is($r->[0]{headers}{'ce-id'}, $id, 'basic: ce-id is the event id');
-    is($r->[0]{headers}{'idempotency-key'}, $id, 'basic: Idempotency-Key is the event id');
+    is($r->[0]{headers}{'idempotency-key'}, "$id/basic/basic",
+       'basic: Idempotency-Key is EVENT-ID/RULE/TARGET (one per delivery)');
     ok(settled('basic'), 'basic: entry acknowledged');
 }
 
@@ -471,7 +472,9 @@ sub attrs_as_text {
     is($g->{method}, 'GET', 'method GET');
     is($g->{query}, 'a=1', 'GET: the query');
     is($g->{body}, '', 'GET: no body');
-    is($g->{headers}{'idempotency-key'}, $id, 'GET: Idempotency-Key');
+    is($g->{headers}{'idempotency-key'}, "$id/shapes/get", 'GET: Idempotency-Key');
+    is($d->{headers}{'idempotency-key'}, "$id/shapes/del",
+       'the same event, rule, another target: another Idempotency-Key');
 }
 
 # =============================================================================
@@ -505,7 +508,7 @@ sub attrs_as_text {
     is_deeply(EBTest::json_decode($body), $ev_in->{data}, 'binary: the body is the data');
     my ($data_raw) = $raw =~ /"data":(\{.*\})\}$/;
     is($body, $data_raw, 'binary: the data\'s JSON text as stored');
-    is($b->{headers}{'idempotency-key'}, 'ce-bin-1', 'binary: Idempotency-Key');
+    is($b->{headers}{'idempotency-key'}, 'ce-bin-1/cebin/cebin', 'binary: Idempotency-Key');
 
     # with a transform: its output is the data
     my $x = wait_reqs($ce, '/bintx', 1)->[0] // { headers => {} };

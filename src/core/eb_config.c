@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
@@ -28,6 +29,7 @@ typedef enum {
     EB_K_DURATION,
     EB_K_ENUM,
     EB_K_STRMAP,            /* object of strings */
+    EB_K_STRINGS,           /* non-empty string, or an array of them */
     EB_K_PATHMAP,           /* object of JSONPath strings */
     EB_K_OBJECT,            /* checked by the caller */
     EB_K_ANY                /* checked by the caller */
@@ -72,6 +74,11 @@ static const char *const  eb_fault_tolerance[] = { "ALL", "NONE", NULL };
 static const char *const  eb_ce_modes[] = { "binary", "structured", NULL };
 static const char *const  eb_ce_delivery[] = { "sync", "async", NULL };
 static const char *const  eb_on_duplicate[] = { "reject", "ignore", NULL };
+static const char *const  eb_sign_schemes[] = { "standard", "hmac", NULL };
+static const char *const  eb_sign_algs[] = {
+    "sha256", "sha512", "sha1", NULL
+};
+static const char *const  eb_sign_encodings[] = { "hex", "base64", NULL };
 
 static const char *const  eb_transform_forms[] = {
     "ORIGINAL", "JSONPATH", "CONSTANT", "TEMPLATE", NULL
@@ -128,6 +135,7 @@ static const eb_key_t  eb_http_keys[] = {
     { "query", EB_K_STRMAP, 0, NULL, 0, 0 },
     { "connection", EB_K_NAME, 0, NULL, 0, 0 },
     { "rate", EB_K_NUMBER, 0, NULL, 0, 0 },
+    { "signing", EB_K_OBJECT, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -139,6 +147,7 @@ static const eb_key_t  eb_cloudevents_keys[] = {
     { "headers", EB_K_STRMAP, 0, NULL, 0, 0 },
     { "connection", EB_K_NAME, 0, NULL, 0, 0 },
     { "rate", EB_K_NUMBER, 0, NULL, 0, 0 },
+    { "signing", EB_K_OBJECT, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -164,6 +173,21 @@ static const eb_key_t  eb_redis_keys[] = {
     { "maxlen", EB_K_INT, 0, NULL, 1, 1000000000 },
     { "password", EB_K_STRING, 0, NULL, 0, 0 },
     { "db", EB_K_INT, 0, NULL, 0, 65535 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+/* outbound signing of http and cloudevents targets; the secrets
+ * themselves are read and checked by ebd (src/dispatcher/ebd_sign.c) */
+static const eb_key_t  eb_signing_keys[] = {
+    { "scheme", EB_K_ENUM, 1, eb_sign_schemes, 0, 0 },
+    { "secret", EB_K_STRINGS, 0, NULL, 0, 0 },
+    { "secret_env", EB_K_STRINGS, 0, NULL, 0, 0 },
+    { "secret_file", EB_K_STRINGS, 0, NULL, 0, 0 },
+    { "header", EB_K_NAME, 0, NULL, 0, 0 },
+    { "algorithm", EB_K_ENUM, 0, eb_sign_algs, 0, 0 },
+    { "encoding", EB_K_ENUM, 0, eb_sign_encodings, 0, 0 },
+    { "prefix", EB_K_STRING, 0, NULL, 0, 0 },
+    { "timestamp_header", EB_K_NAME, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -447,6 +471,24 @@ eb_check_value(eb_ctx_t *ctx, const eb_key_t *k, yajl_val v)
         }
         return 0;
 
+    case EB_K_STRINGS:
+        if (YAJL_IS_STRING(v) && YAJL_GET_STRING(v)[0] != '\0') {
+            return 0;
+        }
+        if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0) {
+            return eb_fail(ctx, "must be a non-empty string or an array of "
+                           "them");
+        }
+        for (i = 0; i < v->u.array.len; i++) {
+            if (!YAJL_IS_STRING(v->u.array.values[i])
+                || YAJL_GET_STRING(v->u.array.values[i])[0] == '\0')
+            {
+                return eb_fail(ctx, "must be a non-empty string or an array "
+                               "of them");
+            }
+        }
+        return 0;
+
     case EB_K_OBJECT:
         if (!YAJL_IS_OBJECT(v)) {
             return eb_fail(ctx, "must be an object");
@@ -617,6 +659,130 @@ eb_find_connection(const eb_config_t *cf, const char *name)
 }
 
 
+/* an HTTP token: what a header name may be */
+static int
+eb_is_header_name(const char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+              || (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* the number of strings of an EB_K_STRINGS value (0 when absent) */
+static size_t
+eb_strings_len(yajl_val v)
+{
+    return v == NULL ? 0 : YAJL_IS_ARRAY(v) ? v->u.array.len : 1;
+}
+
+
+/* "signing" of an http or cloudevents target: its shape; the secrets
+ * are ebd's to read and check */
+static int
+eb_check_signing(eb_ctx_t *ctx, yajl_val v)
+{
+    size_t       i, n;
+    yajl_val     e;
+    const char  *s, *p, *hmac_only[] = { "header", "algorithm", "encoding",
+                                         "prefix", "timestamp_header" };
+
+    if (eb_check_object(ctx, v, eb_signing_keys) != 0) {
+        return -1;
+    }
+
+    n = eb_strings_len(eb_config_get(v, "secret"))
+        + eb_strings_len(eb_config_get(v, "secret_env"))
+        + eb_strings_len(eb_config_get(v, "secret_file"));
+
+    if (n == 0) {
+        return eb_fail(ctx, "needs \"secret\", \"secret_env\" or "
+                       "\"secret_file\"");
+    }
+
+    if (n > EB_CONFIG_SIGNING_KEYS_MAX) {
+        return eb_fail(ctx, "more than %d secrets",
+                       EB_CONFIG_SIGNING_KEYS_MAX);
+    }
+
+    e = eb_config_get(v, "secret_env");
+    for (i = 0; i < eb_strings_len(e); i++) {
+        s = YAJL_GET_STRING(YAJL_IS_ARRAY(e) ? e->u.array.values[i] : e);
+        for (p = s; *p; p++) {
+            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+                  || *p == '_' || (p > s && *p >= '0' && *p <= '9')))
+            {
+                (void) eb_path_push(ctx, "secret_env");
+                return eb_fail(ctx, "\"%.64s\" is not an environment "
+                               "variable name", s);
+            }
+        }
+    }
+
+    e = eb_config_get(v, "secret_file");
+    for (i = 0; i < eb_strings_len(e); i++) {
+        s = YAJL_GET_STRING(YAJL_IS_ARRAY(e) ? e->u.array.values[i] : e);
+        if (s[0] != '/') {
+            (void) eb_path_push(ctx, "secret_file");
+            return eb_fail(ctx, "\"%.200s\" is not an absolute path", s);
+        }
+    }
+
+    s = YAJL_GET_STRING(eb_config_get(v, "scheme"));
+
+    if (strcmp(s, "standard") == 0) {
+        for (i = 0; i < sizeof(hmac_only) / sizeof(hmac_only[0]); i++) {
+            if (eb_config_get(v, hmac_only[i]) != NULL) {
+                (void) eb_path_push(ctx, hmac_only[i]);
+                return eb_fail(ctx, "only with \"scheme\": \"hmac\" "
+                               "(Standard Webhooks sets its own headers)");
+            }
+        }
+        return 0;
+    }
+
+    if (eb_config_get(v, "header") == NULL) {
+        return eb_fail(ctx, "\"scheme\": \"hmac\" needs \"header\"");
+    }
+
+    for (i = 0; i < 2; i++) {
+        s = YAJL_GET_STRING(eb_config_get(v, i ? "timestamp_header"
+                                                : "header"));
+        if (s != NULL && (!eb_is_header_name(s) || strlen(s) > 64)) {
+            (void) eb_path_push(ctx, i ? "timestamp_header" : "header");
+            return eb_fail(ctx, "\"%.64s\" is not a header name (1 to 64 "
+                           "characters of an HTTP token)", s);
+        }
+    }
+
+    s = YAJL_GET_STRING(eb_config_get(v, "timestamp_header"));
+    p = YAJL_GET_STRING(eb_config_get(v, "header"));
+    if (s != NULL && p != NULL && strcasecmp(s, p) == 0) {
+        (void) eb_path_push(ctx, "timestamp_header");
+        return eb_fail(ctx, "must not be \"header\"");
+    }
+
+    s = YAJL_GET_STRING(eb_config_get(v, "prefix"));
+    for (p = s; p != NULL && *p; p++) {
+        if ((unsigned char) *p < 0x20 || *p == 0x7f || *p == ','
+            || p - s >= 32)
+        {
+            (void) eb_path_push(ctx, "prefix");
+            return eb_fail(ctx, "at most 32 characters, no commas or "
+                           "control characters");
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
 {
@@ -680,6 +846,15 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
         if (v) {
             sub = eb_path_push(ctx, "retry");
             if (eb_check_object(ctx, v, eb_retry_keys) != 0) {
+                return -1;
+            }
+            eb_path_pop(ctx, sub);
+        }
+
+        v = eb_config_get(spec, "signing");
+        if (v) {
+            sub = eb_path_push(ctx, "signing");
+            if (eb_check_signing(ctx, v) != 0) {
                 return -1;
             }
             eb_path_pop(ctx, sub);

@@ -89,6 +89,9 @@ typedef struct {
 
 #define EB_CONFIG_ERROR_MAX  1024
 
+/* secrets of one target's "signing", all kinds together */
+#define EB_CONFIG_SIGNING_KEYS_MAX  8
+
 /* Reads and checks the file. On failure returns NULL and err holds
  * "FILE: WHERE: WHAT" (FILE:LINE:COLUMN for JSON syntax errors). */
 eb_config_t *eb_config_load(const char *file, char *err, size_t errlen);

@@ -42,6 +42,7 @@ typedef struct {
     uint64_t           grace_ms;         /* SIGTERM: wait this long at most */
     unsigned           workers;          /* -w: processes (1: no master) */
     const char        *metrics;          /* --metrics ADDR, or NULL */
+    int                test_config;      /* -t: check the file, exit */
 
     /* ebd trace / ebd redrive */
     const char        *bus;
@@ -143,6 +144,10 @@ void ebd_conn_free(ebd_conn_t *c);
 
 
 uint64_t ebd_now_ms(void);
+
+/* The configuration as ebd takes it: eb_config_load() and what only ebd
+ * checks (the signing secrets, ebd_sign.c). NULL with err on failure. */
+eb_config_t *ebd_config_load(const char *file, char *err, size_t errlen);
 
 /* Runs the dispatcher until SIGTERM/SIGINT; returns the exit code. */
 int ebd_run(ebd_opts_t *o);

@@ -24,6 +24,7 @@
 
 #include "ebd_core.h"
 #include "ebd_log.h"
+#include "ebd_sign.h"
 
 
 #define EBD_TICK_MS      100
@@ -1122,7 +1123,7 @@ ebd_signal(evutil_socket_t sig, short what, void *arg)
                     "resolved before", err);
         }
 
-        cf = eb_config_load(dp->opts->config_file, err, sizeof(err));
+        cf = ebd_config_load(dp->opts->config_file, err, sizeof(err));
         if (cf == NULL) {
             ebd_log(EBD_LOG_ERROR, "ebd: reload refused, keeping the running "
                     "configuration: %s", err);
@@ -1238,6 +1239,22 @@ ebd_flush_handler(evutil_socket_t fd, short what, void *arg)
 }
 
 
+eb_config_t *
+ebd_config_load(const char *file, char *err, size_t errlen)
+{
+    eb_config_t  *cf;
+
+    cf = eb_config_load(file, err, errlen);
+
+    if (cf != NULL && ebd_sign_check(cf, err, errlen) != 0) {
+        eb_config_free(cf);
+        return NULL;
+    }
+
+    return cf;
+}
+
+
 int
 ebd_run(ebd_opts_t *o)
 {
@@ -1249,7 +1266,7 @@ ebd_run(ebd_opts_t *o)
     memset(&dp, 0, sizeof(dp));
     dp.opts = o;
 
-    dp.cf = eb_config_load(o->config_file, err, sizeof(err));
+    dp.cf = ebd_config_load(o->config_file, err, sizeof(err));
     if (dp.cf == NULL) {
         ebd_log(EBD_LOG_ERROR, "ebd: %s", err);
         return 1;

@@ -8,8 +8,9 @@
  *              the body is the rule's payload (the event, or what its
  *              transform made), Content-Type application/json when it is
  *              JSON, else text/plain; charset=utf-8; GET and DELETE send
- *              no body. Every request carries "ce-id" and
- *              "Idempotency-Key": the event id, for de-duplication.
+ *              no body. Every request carries "ce-id" (the event id)
+ *              and "Idempotency-Key" (EVENT-ID/RULE/TARGET: one per
+ *              delivery, the same for every attempt), for de-duplication.
  *
  * cloudevents  The CloudEvents 1.0 HTTP binding.
  *              binary (default): the event's attributes as ce-* headers
@@ -31,7 +32,16 @@
  * Trace context: an event with a valid traceparent (the CloudEvents
  * distributed tracing extension) goes with the W3C Trace Context headers
  * traceparent, as the event has it, and tracestate (checked, cut to
- * EB_TRACESTATE_MAX): ebd passes the trace on, it records no spans.
+ * EB_TRACESTATE_MAX): ebd passes the trace on, it records no spans. A
+ * traceparent in the target's "headers" wins: ebd then sends neither of
+ * its own (a tracestate belongs to its traceparent); a tracestate there
+ * replaces ebd's.
+ *
+ * Signing ("signing", ebd_sign.c): the signature headers are made when
+ * the request is handed to libcurl (after a rate limit's wait, a token,
+ * for each send again), over the body as sent. webhook-id is the
+ * Idempotency-Key's value, '.' percent-encoded too (the id is part of
+ * the signed "{id}.{ts}.{body}"): the same for every attempt.
  *
  * Authentication by connection: basic (the Authorization header libcurl
  * makes), api_key (one header), oauth2 (ebd_oauth.c; a 401 invalidates
@@ -64,6 +74,7 @@
 #include "ebd_target.h"
 #include "ebd_http.h"
 #include "ebd_oauth.h"
+#include "ebd_sign.h"
 
 
 /* ------------------------------------------------------------------------
@@ -84,6 +95,9 @@ typedef struct {
     char                 *url_secret;   /* user info and query, if any */
     struct curl_slist    *headers;      /* "headers", as lines */
     int                   has_ct;       /* they set Content-Type */
+    int                   has_tp;       /* they set traceparent */
+    int                   has_ts;       /* they set tracestate */
+    ebd_sign_t           *sign;         /* "signing"; NULL when none */
 
     int                   auth;         /* -1 none, or the connection type */
     const char           *username;
@@ -115,6 +129,7 @@ struct ebd_http_req_s {
     unsigned              hdr_n;        /* token (a 401 sends another) */
     struct curl_slist    *all;          /* what is sent: one array */
     eb_buf_t              body;         /* when not the payload as is */
+    char                 *sign_id;      /* webhook-id, when signing */
     const unsigned char  *bp;
     size_t                blen;
     int                   send_body;
@@ -381,12 +396,22 @@ ebd_http_open(ebd_target_t *t, char *err, size_t errlen)
         if (strcasecmp(k, "Content-Type") == 0) {
             ht->has_ct = 1;
         }
+        if (strcasecmp(k, "traceparent") == 0) {
+            ht->has_tp = 1;
+        }
+        if (strcasecmp(k, "tracestate") == 0) {
+            ht->has_ts = 1;
+        }
         ht->headers = ebd_http_header_add(ht->headers, &failed, k,
                                           YAJL_GET_STRING(val));
     }
 
     if (failed) {
         snprintf(err, errlen, "out of memory");
+        goto failed;
+    }
+
+    if (ebd_sign_open(t->conf, &ht->sign, err, errlen) != 0) {
         goto failed;
     }
 
@@ -485,6 +510,7 @@ ebd_http_close(ebd_target_t *t)
     /* api_key is a one-element curl_slist */
     curl_slist_free_all((struct curl_slist *) ht->api_key);
     curl_slist_free_all(ht->headers);
+    ebd_sign_free(ht->sign);
     free(ht->url);
     free(ht->url_secret);
     free(ht);
@@ -787,21 +813,67 @@ ebd_http_trace_headers(ebd_http_req_t *r, int *failed)
     const char     *tp = r->d->traceparent, *ts = r->d->tracestate;
     unsigned char   st[EB_TRACESTATE_MAX + 1];
 
-    if (tp == NULL) {
+    /* the target's own traceparent wins, and ebd's tracestate, which
+     * belongs to ebd's traceparent, goes with it */
+    if (tp == NULL || r->ht->has_tp) {
         return;
     }
 
     ebd_http_req_header(r, failed, "traceparent", tp);
 
-    n = ts ? eb_tracestate_normalize(st, EB_TRACESTATE_MAX,
-                                     (const unsigned char *) ts, strlen(ts))
-           : 0;
+    if (ts == NULL || r->ht->has_ts) {
+        return;
+    }
+
+    n = eb_tracestate_normalize(st, EB_TRACESTATE_MAX,
+                                (const unsigned char *) ts, strlen(ts));
 
     if (n > 0) {
         st[n] = '\0';
         ebd_http_req_header(r, failed, "tracestate",
                                      (char *) st);
     }
+}
+
+
+/* webhook-id: the delivery's id as Idempotency-Key sends it (event id,
+ * rule, target), '.' encoded too; the target stream's entry id for an
+ * event without one (both stay the same across attempts) */
+static char *
+ebd_http_webhook_id(ebd_delivery_t *d)
+{
+    size_t     i;
+    char      *id;
+    eb_buf_t   b, w;
+
+    if (d->event_id == NULL || d->event_id[0] == '\0') {
+        return strdup(d->entry_id);
+    }
+
+    eb_buf_init(&b);
+    eb_buf_init(&w);
+    ebd_http_pct_encode(&b, (const unsigned char *) d->event_id,
+                        strlen(d->event_id));
+    eb_buf_append_str(&b, "/");
+    eb_buf_append_str(&b, d->rule);
+    eb_buf_append_str(&b, "/");
+    eb_buf_append_str(&b, d->target->name);
+
+    for (i = 0; i < b.len; i++) {
+        if (b.data[i] == '.') {
+            eb_buf_append_str(&w, "%2E");
+        } else {
+            eb_buf_append(&w, &b.data[i], 1);
+        }
+    }
+
+    eb_buf_append(&w, "", 1);
+
+    id = (b.failed || w.failed) ? NULL : strdup((char *) w.data);
+
+    eb_buf_free(&b);
+    eb_buf_free(&w);
+    return id;
 }
 
 
@@ -895,6 +967,7 @@ ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
     eb_buf_free(&r->hdr);
     free(r->all);
     eb_buf_free(&r->body);
+    free(r->sign_id);
     free(r);
 
     ht->in_flight--;
@@ -987,6 +1060,18 @@ ebd_http_start(ebd_http_req_t *r)
     const char          *p;
     struct curl_slist   *l, *all;
     ebd_http_target_t   *ht = r->ht;
+
+    /* signed now, over the body as sent: after any wait for the rate
+     * or a token; ebd_http_send() drops these lines for a resend */
+    if (ht->sign != NULL
+        && ebd_sign_request(ht->sign, &r->hdr, &r->nhdr, r->sign_id,
+                            (int64_t) time(NULL),
+                            ht->has_body ? r->bp : NULL,
+                            ht->has_body ? r->blen : 0) != 0)
+    {
+        ebd_http_fail(r, EBD_RETRY, "the request could not be signed");
+        return;
+    }
 
     n = r->nhdr + (ht->api_key != NULL);
     for (l = ht->headers; l != NULL; l = l->next) {
@@ -1184,17 +1269,32 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
         ebd_http_pct_encode(&id, (const unsigned char *) d->event_id,
                             strlen(d->event_id));
         eb_buf_append(&id, "", 1);
+        if (!id.failed && !ht->ce) {
+            /* the event's own id: a CloudEvent is the same event
+             * whichever rule brought it */
+            ebd_http_req_header(r, &failed, "ce-id", (char *) id.data);
+        }
+
+        /* one delivery: the event through one rule to one target, the
+         * same for every attempt (names have no '/') */
+        id.len--;
+        eb_buf_append_str(&id, "/");
+        eb_buf_append_str(&id, d->rule);
+        eb_buf_append_str(&id, "/");
+        eb_buf_append_str(&id, d->target->name);
+        eb_buf_append(&id, "", 1);
         if (id.failed) {
             failed = 1;
         } else {
-            if (!ht->ce) {
-                ebd_http_req_header(r, &failed, "ce-id",
-                                             (char *) id.data);
-            }
             ebd_http_req_header(r, &failed, "Idempotency-Key",
-                                         (char *) id.data);
+                                (char *) id.data);
         }
         eb_buf_free(&id);
+    }
+
+    if (ht->sign != NULL && !failed) {
+        r->sign_id = ebd_http_webhook_id(d);
+        failed = (r->sign_id == NULL);
     }
 
     ebd_http_trace_headers(r, &failed);

@@ -33,6 +33,8 @@ static const char  ebd_usage[] =
 "options:\n"
 "  -c, --config FILE      the bus configuration (default " 
                           "/etc/eventbridge/eventbridge.json)\n"
+"  -t, --test-config      check the configuration (and the signing secrets\n"
+"                         it names) and exit; connects to nothing\n"
 "  -r, --redis ADDR[,ADDR...]\n"
 "                         host:port, [v6]:port or /path/to.sock (default\n"
 "                         127.0.0.1:6379); several with --cluster/--sentinel\n"
@@ -138,6 +140,26 @@ ebd_check_redis(const ebd_opts_t *o)
 }
 
 
+/* -t: the file and ebd's own checks, as at start and on SIGHUP */
+static int
+ebd_test_config(const ebd_opts_t *o)
+{
+    char          err[EB_CONFIG_ERROR_MAX];
+    eb_config_t  *cf;
+
+    cf = ebd_config_load(o->config_file, err, sizeof(err));
+    if (cf == NULL) {
+        fprintf(stderr, "ebd: %s\nebd: configuration test failed\n", err);
+        return 1;
+    }
+
+    eb_config_free(cf);
+    fprintf(stderr, "ebd: configuration %s: test is successful\n",
+            o->config_file);
+    return 0;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -153,6 +175,7 @@ main(int argc, char **argv)
 
     static const struct option  longopts[] = {
         { "config", required_argument, NULL, 'c' },
+        { "test-config", no_argument, NULL, 't' },
         { "redis", required_argument, NULL, 'r' },
         { "password", required_argument, NULL, 'a' },
         { "cluster", no_argument, NULL, O_CLUSTER },
@@ -199,12 +222,15 @@ main(int argc, char **argv)
     host[sizeof(host) - 1] = '\0';
     o.consumer = host;
 
-    while ((c = getopt_long(argc, argv, "c:r:a:d:n:w:l:hV", longopts, &idx))
+    while ((c = getopt_long(argc, argv, "c:r:a:d:n:w:l:thV", longopts, &idx))
            != -1)
     {
         switch (c) {
         case 'c':
             o.config_file = optarg;
+            break;
+        case 't':
+            o.test_config = 1;
             break;
         case 'r':
             o.redis_addr = optarg;
@@ -338,6 +364,10 @@ main(int argc, char **argv)
 
     if (ebd_check_redis(&o) != 0) {
         return 2;
+    }
+
+    if (o.test_config) {
+        return ebd_test_config(&o);
     }
 
     /* options may come before or after the subcommand: getopt has put

@@ -70,7 +70,7 @@ ebd_master(ebd_opts_t *o)
     ebd_worker_t   w[EBD_WORKERS_MAX];
 
     /* a configuration that cannot work stops here, not in N workers */
-    cf = eb_config_load(o->config_file, err, sizeof(err));
+    cf = ebd_config_load(o->config_file, err, sizeof(err));
     if (cf == NULL) {
         ebd_log(EBD_LOG_ERROR, "ebd: %s", err);
         return 1;
