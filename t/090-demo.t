@@ -18,7 +18,8 @@ plan skip_all => 'the demo runs the default build (build/), not this one'
 
 my %env = (DEMO_ONESHOT => 1,
            DEMO_PORT => EBTest::free_port(), DEMO_API_PORT => EBTest::free_port(),
-           DEMO_REDIS_PORT => EBTest::free_port(), DEMO_MYSQL_PORT => EBTest::free_port());
+           DEMO_REDIS_PORT => EBTest::free_port(), DEMO_MYSQL_PORT => EBTest::free_port(),
+           DEMO_ROBOT_PORT => EBTest::free_port());
 local @ENV{keys %env} = values %env;
 my $out = `timeout 180 bash conf/demo 2>&1`;
 my $rc = $? >> 8;
@@ -31,6 +32,9 @@ like($out, qr/\$:\*\*\*:\$5RU\*\*\*QhP\/pK\*\*\+4A==\ttrue\tfalse\t1411\*\*\*\*4
      'hr.user_info has the new employee\'s row');
 like($out, qr/"body":\{"welcome":"小明","id":"1411\*\*\*\*46379"\}/,
      'the onboarding API got the templated welcome');
+like($out, qr/^the DingTalk robot received:\n\{"msgtype":"markdown","markdown":\{"title":"New employee 小明","text":"### Welcome, 小明\\n> user id 1411\*\*\*\*46379, added in DingTalk"\}\}$/m,
+     'the DingTalk robot got the signed markdown message');
+like($out, qr/delivered\s+target hr-robot\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the robot');
 like($out, qr/accepted\s+source my\.dingtalk .*rules new-employee/, 'trace: accepted');
 like($out, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/, 'trace: the row');
 like($out, qr/delivered\s+target onboarding-api\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the API call');

@@ -27,6 +27,7 @@ use File::Spec;
 use JSON::PP;
 use EBTest qw(wait_for slurp json_decode);
 use EBTest::MariaDB;
+use EBTest::Peer;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -313,6 +314,11 @@ my $t = $buses->{targets};
 @{ $t->{'user-info-mysql'} }{qw(host port user password)}
     = ('127.0.0.1', 0 + $db->port, $db->user, $db->password);
 $t->{'onboarding-api'}{url} = 'http://127.0.0.1:' . $ng->port . '/onboarding';
+# the DingTalk robot: a local one that checks the signature as DingTalk
+my $robot = EBTest::Peer->start(control => { dingtalk => {
+    access_token => 'demo-robot-token',
+    secret => $t->{'hr-robot'}{secret} } });
+$t->{'hr-robot'}{url} = $robot->url('/robot/send?access_token=demo-robot-token');
 overwrite($CONF, JSON::PP->new->utf8->canonical->pretty->encode($buses));
 overwrite($DEFAULT, 'EBD_OPTS="-r ' . $redis->addr . " -n deb-test\"\n");
 @st = stat $CONF;
@@ -362,7 +368,8 @@ my $trace = '';
 wait_for(sub {
     $trace = (run('/usr/sbin/ebd', '-r', $redis->addr, 'trace', '--bus', 'demo',
                   '--event', $id))[1];
-    $trace =~ /onboarding-api/ && $trace =~ /user-info-mysql/ }, 20);
+    $trace =~ /onboarding-api/ && $trace =~ /user-info-mysql/
+        && $trace =~ /hr-robot/ }, 20);
 like($trace, qr/accepted\s+source my\.dingtalk .*rules new-employee/,
      'trace: accepted');
 like($trace, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/,
@@ -370,6 +377,13 @@ like($trace, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/,
 like($trace,
      qr/delivered\s+target onboarding-api\s+attempt 1\s+status 200 .*event \Q$id\E/,
      'trace: the API call');
+like($trace,
+     qr/delivered\s+target hr-robot\s+attempt 1\s+status 200 .*event \Q$id\E/,
+     'trace: the DingTalk robot');
+my ($msg) = @{ $robot->requests(path => '/robot/send') };
+ok($msg && $msg->{sign_ok}, 'the robot got a signed message');
+is((json_decode($msg ? $msg->{body} : '') // {})->{markdown}{title},
+   "New employee $emp->{name}", 'the robot\'s markdown message');
 
 $ebd->finish;
 $ng->finish;

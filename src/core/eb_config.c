@@ -59,7 +59,7 @@ static const char *const  eb_connection_types[] = {
 };
 
 static const char *const  eb_target_types[] = {
-    "http", "cloudevents", "mysql", "postgresql", "redis", NULL
+    "http", "cloudevents", "mysql", "postgresql", "redis", "dingtalk", NULL
 };
 
 static const char *const  eb_http_methods[] = {
@@ -126,6 +126,27 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "dead_letter", EB_K_BOOL, 0, NULL, 0, 0 },                              \
     { "concurrency", EB_K_INT, 0, NULL, 1, 1024 },                            \
     { "timeout", EB_K_DURATION, 0, NULL, 0, 0 }
+
+static const char *const  eb_dingtalk_msgtypes[] = {
+    "text", "markdown", "actionCard", NULL
+};
+
+static const eb_key_t  eb_dingtalk_keys[] = {
+    EB_TARGET_COMMON_KEYS,
+    { "url", EB_K_URL, 1, NULL, 0, 0 },
+    { "secret", EB_K_NAME, 0, NULL, 0, 0 },
+    { "secret_env", EB_K_NAME, 0, NULL, 0, 0 },
+    { "msgtype", EB_K_ENUM, 1, eb_dingtalk_msgtypes, 0, 0 },
+    { "variables", EB_K_PATHMAP, 0, NULL, 0, 0 },
+    { "title", EB_K_STRING, 0, NULL, 0, 0 },
+    { "text", EB_K_STRING, 1, NULL, 0, 0 },
+    { "single_title", EB_K_STRING, 0, NULL, 0, 0 },
+    { "single_url", EB_K_STRING, 0, NULL, 0, 0 },
+    { "at", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { "limit", EB_K_INT, 0, NULL, 1, 1000 },
+    { "window", EB_K_DURATION, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
 
 static const eb_key_t  eb_http_keys[] = {
     EB_TARGET_COMMON_KEYS,
@@ -659,6 +680,53 @@ eb_find_connection(const eb_config_t *cf, const char *name)
 }
 
 
+/* A dingtalk target: each field its msgtype needs, each a template
+ * over "variables" that compiles (ebd_dingtalk.c builds the message). */
+static int
+eb_check_dingtalk(eb_ctx_t *ctx, yajl_val spec)
+{
+    size_t           i, sub;
+    char             terr[512];
+    yajl_val         f;
+    const char      *msgtype;
+    eb_transform_t  *tr;
+
+    static const char *const  fields[] = {
+        "text", "title", "single_title", "single_url"
+    };
+
+    msgtype = YAJL_GET_STRING(eb_config_get(spec, "msgtype"));
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        f = eb_config_get(spec, fields[i]);
+        sub = eb_path_push(ctx, fields[i]);
+
+        if (f == NULL) {
+            if ((i == 1 && strcmp(msgtype, "text") != 0)
+                || (i > 1 && strcmp(msgtype, "actionCard") == 0))
+            {
+                return eb_fail(ctx, "required with msgtype \"%s\"", msgtype);
+            }
+
+            eb_path_pop(ctx, sub);
+            continue;
+        }
+
+        tr = eb_transform_compile_tree("TEMPLATE",
+                                       eb_config_get(spec, "variables"), f,
+                                       terr, sizeof(terr));
+        if (tr == NULL) {
+            return eb_fail(ctx, "%s", terr);
+        }
+
+        eb_transform_free(tr);
+        eb_path_pop(ctx, sub);
+    }
+
+    return 0;
+}
+
+
 /* an HTTP token: what a header name may be */
 static int
 eb_is_header_name(const char *s)
@@ -793,7 +861,7 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
 
     static const eb_key_t  *type_keys[] = {
         eb_http_keys, eb_cloudevents_keys, eb_sql_keys, eb_sql_keys,
-        eb_redis_keys
+        eb_redis_keys, eb_dingtalk_keys
     };
 
     if (obj == NULL) {
@@ -827,7 +895,7 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
         {
             return eb_fail(ctx, "\"type\" must be one of \"http\", "
                            "\"cloudevents\", \"mysql\", \"postgresql\", "
-                           "\"redis\"");
+                           "\"redis\", \"dingtalk\"");
         }
 
         t = &cf->targets[i];
@@ -849,6 +917,10 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
                 return -1;
             }
             eb_path_pop(ctx, sub);
+        }
+
+        if (t->type == EB_TARGET_DINGTALK && eb_check_dingtalk(ctx, spec) != 0) {
+            return -1;
         }
 
         v = eb_config_get(spec, "signing");

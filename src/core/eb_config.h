@@ -33,7 +33,8 @@ typedef enum {
     EB_TARGET_CLOUDEVENTS,
     EB_TARGET_MYSQL,
     EB_TARGET_POSTGRESQL,
-    EB_TARGET_REDIS
+    EB_TARGET_REDIS,
+    EB_TARGET_DINGTALK
 } eb_target_type_t;
 
 

@@ -623,6 +623,8 @@ ebd_driver(eb_target_type_t type)
         return &ebd_postgresql_driver;
     case EB_TARGET_REDIS:
         return &ebd_redis_driver;
+    case EB_TARGET_DINGTALK:
+        return &ebd_dingtalk_driver;
     }
 
     return NULL;

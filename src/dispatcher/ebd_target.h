@@ -139,5 +139,6 @@ extern const ebd_driver_t  ebd_cloudevents_driver; /* ebd_http.c */
 extern const ebd_driver_t  ebd_mysql_driver;       /* ebd_mysql.c */
 extern const ebd_driver_t  ebd_postgresql_driver;  /* ebd_pgsql.c */
 extern const ebd_driver_t  ebd_redis_driver;       /* ebd_redis_target.c */
+extern const ebd_driver_t  ebd_dingtalk_driver;    /* ebd_dingtalk.c */
 
 #endif /* EBD_TARGET_H */

@@ -19,6 +19,8 @@ package EBTest::Peer;
 #
 #   { default => RESPONSE,               200 when absent
 #     paths   => { '/p' => RESPONSE },   by path (without the query)
+#     dingtalk => { path => '/robot/send', access_token => T,
+#                   secret => SEC },    a custom robot: see _answer
 #     oauth   => { token_path => '/token', client_id => ID,
 #                  client_secret => SECRET, expires_in => SECONDS,
 #                  protect => [ '/p', ... ], revoke => N,
@@ -47,6 +49,8 @@ use Fcntl qw(:flock);
 use File::Temp qw(tempdir);
 use JSON::PP;
 use Time::HiRes qw(time sleep);
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -394,6 +398,38 @@ sub _answer {
                 $req->{status} = 401;
                 return (_response(401, headers => { 'WWW-Authenticate' =>
                                   'Bearer error="invalid_token"' }), 0);
+            }
+        }
+    }
+
+    # a DingTalk custom robot: the signature checked as DingTalk does
+    # (timestamp in ms, at most an hour off; sign = base64 of
+    # HMAC-SHA256(secret, timestamp "\n" secret), URL-encoded), then
+    # errcode 0 unless the path's scripted answer says otherwise
+    if (my $dt = $ctl->{dingtalk}) {
+        if ($req->{path} eq ($dt->{path} // '/robot/send')) {
+            my $q = _form($req->{query});
+            my $ts = $q->{timestamp} // '';
+            my $want = encode_base64(hmac_sha256("$ts\n$dt->{secret}",
+                                                 $dt->{secret}), '');
+            my $bad = ($q->{access_token} // '') ne ($dt->{access_token} // '')
+                ? [ 300001, 'token is not exist' ]
+                : $ts !~ /^\d{13}$/ || abs($ts / 1000 - $now) > 3600
+                ? [ 310000, 'sign not match, timestamp is invalid' ]
+                : ($q->{sign} // '') ne $want
+                ? [ 310000, 'sign not match' ] : undef;
+            $req->{sign_ok} = $bad ? 0 : 1;
+            if ($bad) {
+                $req->{status} = 200;
+                return (_response(200, type => 'application/json',
+                                  body => $JSON->encode({
+                                      errcode => $bad->[0],
+                                      errmsg => $bad->[1] })), 0);
+            }
+            unless ($ctl->{paths}{$req->{path}}) {
+                $req->{status} = 200;
+                return (_response(200, type => 'application/json',
+                                  body => '{"errcode":0,"errmsg":"ok"}'), 0);
             }
         }
     }
