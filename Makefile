@@ -23,8 +23,9 @@
 #                   each for FUZZ_SECONDS (default 30) from its corpus
 #   make fuzz-campaign  FUZZ_RUNS (default 10M) executions of each harness,
 #                   a table row each for docs/testing.md
-#   make fuzz-coverage  line/function/region coverage of src/core by the
-#                   fuzzing corpora (llvm-cov)
+#   make fuzz-coverage  line/function/region coverage of src/core (and of
+#                   ebd's --metrics request reader) by the fuzzing
+#                   corpora (llvm-cov)
 #   make deb        Debian packages (packaging/debian) in build-deb/,
 #                   checked by lintian
 #   make test-deb   install them here (root), run the seed walkthrough
@@ -123,7 +124,7 @@ unit: $(UNIT_BINS)
 
 # ebd's parts that need no loop or network are unit-tested with the core
 EBD_PURE    := src/dispatcher/ebd_retry.c src/dispatcher/ebd_parse.c \
-               src/dispatcher/ebd_sign.c
+               src/dispatcher/ebd_sign.c src/dispatcher/ebd_metrics_request.c
 
 # the core and those parts compiled once per BUILD into an archive the
 # unit tests link (each test compiling them all again cost minutes)
@@ -226,17 +227,19 @@ bench-match:
 	bash bench/match
 
 # libFuzzer harnesses: fuzz/fuzz_NAME.c runs from fuzz/corpus/NAME (new
-# inputs it finds go to build-fuzz/corpus/NAME, not into the tree)
+# inputs it finds go to build-fuzz/corpus/NAME, not into the tree); each
+# is linked with the core and ebd's pure parts
 FUZZ_SRCS    := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS    := $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 30
 
-build-fuzz/fuzz_%: fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS) $(EBD_PURE) $(EBD_HDRS)
 	@mkdir -p build-fuzz
 	@echo "CC $@"
 	@clang -O1 -g -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc/core -o $@ $< \
-	    $(CORE_SRCS) -lyajl -lpcre2-8 -lhiredis -lcrypto
+	    -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc/core \
+	    -Isrc/dispatcher -o $@ $< $(CORE_SRCS) $(EBD_PURE) \
+	    -lyajl -lpcre2-8 -lhiredis -lcrypto
 
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
@@ -253,7 +256,7 @@ fuzz-campaign: deps $(FUZZ_BINS)
 	bash fuzz/campaign
 
 fuzz-coverage: deps
-	bash fuzz/coverage
+	EBD_PURE="$(EBD_PURE)" bash fuzz/coverage
 
 clean:
 	rm -rf build build-asan build-fuzz build-static build-newest build-deb

@@ -9,9 +9,9 @@
 # connections down while Redis is killed and up again after; counters
 # kept across SIGHUP; -w 2 reports the sum of both workers and keeps a
 # killed worker's counts; Redis Cluster (buses on two primaries) and
-# Sentinel; the listener: 404, 405, 400, 431, HEAD, a connection cap and
-# an idle timeout; a bad --metrics address or a port in use stops ebd at
-# start with a message naming --metrics.
+# Sentinel; the listener: 404, 405, 400, 414, 431, 505, HEAD, Host, a
+# connection cap and an idle timeout; a bad --metrics address or a port
+# in use stops ebd at start with a message naming --metrics.
 use strict;
 use warnings;
 use Test::More;
@@ -416,6 +416,15 @@ xadd('b1', 'none', 10);
     $r = EBTest::http(port => $mport, raw => "GET /metrics HTTP/1.1\r\nHost: x\r\n"
                                              . ('X-Pad: ' . ('a' x 100) . "\r\n") x 100);
     is($r->{status}, 431, 'a head over 8 KiB: 431');
+    $r = EBTest::http(port => $mport, raw => 'GET /' . ('a' x 9000) . " HTTP/1.1\r\n\r\n");
+    is($r->{status}, 414, 'a request line over 8 KiB: 414');
+    $r = EBTest::http(port => $mport, raw => "GET /metrics HTTP/1.1\r\n\r\n");
+    is($r->{status}, 400, 'HTTP/1.1 without Host: 400');
+    $r = EBTest::http(port => $mport, raw => "GET /metrics HTTP/1.0\r\n\r\n");
+    is($r->{status}, 200, 'HTTP/1.0 without Host: 200');
+    like($r->{body}, qr/^ebd_build_info\{/m, '... the page');
+    $r = EBTest::http(port => $mport, raw => "GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n");
+    is($r->{status}, 505, 'HTTP/2.0: 505');
 
     # 16 idle connections per worker; the 17th is closed at once
     my @idle = map { IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $mport)

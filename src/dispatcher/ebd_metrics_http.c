@@ -1,33 +1,33 @@
 /*
  * The --metrics listener: one request per connection (HTTP/1.0 and 1.1),
- * GET or HEAD /metrics answered with the page, anything else 404/405/
- * 400, then the connection is closed.
+ * GET or HEAD /metrics answered with the page, anything else 404, 405,
+ * 400, 414, 431 or 505, then the connection is closed.
  *
  * Not evhttp: libevent 2.1 can bound neither the number of its
  * connections nor tell when one ends, and idle connections nobody
  * bounds would take the descriptors ebd needs for Redis and its
  * targets. Here a worker holds at most EBD_HTTP_CONNS connections
- * (more are closed at once), a request's head is at most EBD_HTTP_HEAD
- * bytes (its body is never read) and must arrive within
+ * (more are closed at once), a request's head is at most
+ * EBD_MR_HEAD_MAX bytes (its body is never read) and must arrive within
  * EBD_HTTP_READ_S, and the answer must be taken within EBD_HTTP_WRITE_S.
+ * What the head says, and what it gets, is ebd_metrics_request.c's.
  *
  * Every worker accepts on the one listening socket made before the
  * fork; whichever takes a connection answers from the shared counters.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
 #include "ebd_log.h"
 #include "ebd_metrics.h"
+#include "ebd_metrics_request.h"
 
 
 #define EBD_HTTP_CONNS    16
-#define EBD_HTTP_HEAD     8192
 #define EBD_HTTP_READ_S   5
 #define EBD_HTTP_WRITE_S  10
 
@@ -35,9 +35,10 @@
 typedef struct ebd_http_conn_s  ebd_http_conn_t;
 
 struct ebd_http_conn_s {
-    struct bufferevent  *bev;
-    ebd_http_conn_t     *prev, *next;
-    int                  answered;
+    struct bufferevent     *bev;
+    ebd_http_conn_t        *prev, *next;
+    ebd_metrics_request_t   rq;
+    int                     answered;
 };
 
 
@@ -89,11 +90,11 @@ ebd_mh_answer(ebd_http_conn_t *c, int status, const char *reason,
 
 
 static void
-ebd_mh_error(ebd_http_conn_t *c, int status, const char *reason,
-    const char *extra, int head_only)
+ebd_mh_error(ebd_http_conn_t *c, int status, const char *extra, int head_only)
 {
-    char    body[64];
-    size_t  n;
+    char         body[64];
+    size_t       n;
+    const char  *reason = ebd_metrics_request_reason(status);
 
     n = (size_t) snprintf(body, sizeof(body), "%d %s\n", status, reason);
     ebd_mh_answer(c, status, reason, "text/plain; charset=utf-8", extra,
@@ -101,59 +102,22 @@ ebd_mh_error(ebd_http_conn_t *c, int status, const char *reason,
 }
 
 
-/* "METHOD TARGET HTTP/1.x" */
 static void
-ebd_mh_request(ebd_http_conn_t *c, char *line)
+ebd_mh_metrics(ebd_http_conn_t *c)
 {
-    int        head;
-    char      *method, *target, *version, *q;
-    eb_buf_t   page;
-
-    method = line;
-    target = strchr(method, ' ');
-    if (target == NULL) {
-        ebd_mh_error(c, 400, "Bad Request", "", 0);
-        return;
-    }
-    *target++ = '\0';
-
-    version = strchr(target, ' ');
-    if (version == NULL || strncmp(version + 1, "HTTP/1.", 7) != 0
-        || strchr(version + 1, ' ') != NULL)
-    {
-        ebd_mh_error(c, 400, "Bad Request", "", 0);
-        return;
-    }
-    *version = '\0';
-
-    q = strchr(target, '?');
-    if (q) {
-        *q = '\0';
-    }
-
-    head = strcmp(method, "HEAD") == 0;
-
-    if (strcmp(target, "/metrics") != 0) {
-        ebd_mh_error(c, 404, "Not Found", "", head);
-        return;
-    }
-
-    if (!head && strcmp(method, "GET") != 0) {
-        ebd_mh_error(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", 0);
-        return;
-    }
+    eb_buf_t  page;
 
     eb_buf_init(&page);
     ebd_metrics_render(&page);
 
     if (page.failed) {
         eb_buf_free(&page);
-        ebd_mh_error(c, 500, "Internal Server Error", "", head);
+        ebd_mh_error(c, 500, "", c->rq.head);
         return;
     }
 
     ebd_mh_answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "",
-               page.data, page.len, head);
+               page.data, page.len, c->rq.head);
     eb_buf_free(&page);
 }
 
@@ -161,38 +125,53 @@ ebd_mh_request(ebd_http_conn_t *c, char *line)
 static void
 ebd_mh_read(struct bufferevent *bev, void *arg)
 {
-    char              *line;
-    size_t             n;
+    int                status;
+    size_t             len;
     ebd_http_conn_t   *c = arg;
     struct evbuffer   *in = bufferevent_get_input(bev);
-    struct evbuffer_ptr  end;
+    unsigned char     *p;
 
     if (c->answered) {
         return;
     }
 
-    /* the whole head, though only its first line matters: a client
-     * gets its answer once it has said everything it meant to */
-    end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-    if (end.pos < 0) {
-        end = evbuffer_search(in, "\n\n", 2, NULL);
+    /* the answer waits for the whole head: a client gets it once it
+     * has said everything it meant to. The input never grows past the
+     * limit (the watermark), and is not drained before the answer, so
+     * the parser is given the same bytes again, and more. */
+    len = evbuffer_get_length(in);
+    if (len > EBD_MR_HEAD_MAX) {
+        len = EBD_MR_HEAD_MAX;
     }
 
-    if (end.pos < 0) {
-        if (evbuffer_get_length(in) >= EBD_HTTP_HEAD) {
-            ebd_mh_error(c, 431, "Request Header Fields Too Large", "", 0);
-        }
+    p = evbuffer_pullup(in, (ev_ssize_t) len);
+    if (p == NULL && len) {
+        ebd_mh_error(c, 500, "", 0);
         return;
     }
 
-    line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-    if (line == NULL) {
-        ebd_mh_error(c, 400, "Bad Request", "", 0);
-        return;
-    }
+    status = ebd_metrics_request_parse(&c->rq, (const char *) p, len);
 
-    ebd_mh_request(c, line);
-    free(line);
+    switch (status) {
+
+    case 0:
+        return;
+
+    case 200:
+        ebd_mh_metrics(c);
+        return;
+
+    case 404:
+        ebd_mh_error(c, 404, "", c->rq.head);
+        return;
+
+    case 405:
+        ebd_mh_error(c, 405, "Allow: GET, HEAD\r\n", 0);
+        return;
+
+    default:
+        ebd_mh_error(c, status, "", 0);
+    }
 }
 
 
@@ -253,6 +232,8 @@ ebd_mh_accept(struct evconnlistener *l, evutil_socket_t fd,
         return;
     }
 
+    ebd_metrics_request_init(&c->rq);
+
     c->next = ebd_mh_conns;
     if (ebd_mh_conns) {
         ebd_mh_conns->prev = c;
@@ -261,7 +242,7 @@ ebd_mh_accept(struct evconnlistener *l, evutil_socket_t fd,
     ebd_mh_nconns++;
 
     /* reading stops at the limit, so the input never grows past it */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, EBD_HTTP_HEAD);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, EBD_MR_HEAD_MAX);
     bufferevent_setcb(c->bev, ebd_mh_read, ebd_mh_written, ebd_mh_event, c);
     bufferevent_set_timeouts(c->bev, &rt, &wt);
     bufferevent_enable(c->bev, EV_READ);

@@ -1,7 +1,7 @@
 /*
  * Shared declarations of ngx_http_eventbridge_module: configuration
  * structures, the per-request context and the functions each concern file
- * (source, security, redis, error, metrics) offers the others.
+ * (source, security, redis, error, metrics, status) offers the others.
  */
 
 #ifndef NGX_HTTP_EVENTBRIDGE_H
@@ -498,6 +498,8 @@ ngx_int_t ngx_http_eventbridge_metrics_init_conf(ngx_conf_t *cf,
     ngx_http_eventbridge_main_conf_t *mcf);
 void ngx_http_eventbridge_metrics_init_worker(
     ngx_http_eventbridge_main_conf_t *mcf);
+/* the worker's totals in the zone; NULL before the zone is there */
+ngx_http_eventbridge_counters_t *ngx_http_eventbridge_metrics_counters(void);
 /* now, on the clock of the append-latency histogram */
 uint64_t ngx_http_eventbridge_metrics_now(void);
 /* the request's append ended (ctx->started set when its body was read) */
@@ -513,6 +515,8 @@ void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);
 void ngx_http_eventbridge_count_redis_event(
     ngx_http_eventbridge_redis_ev_e ev);
+
+/* ngx_http_eventbridge_status.c */
 ngx_int_t ngx_http_eventbridge_status_handler(ngx_http_request_t *r);
 
 #endif /* NGX_HTTP_EVENTBRIDGE_H */
