@@ -224,6 +224,13 @@ static const eb_key_t  eb_retry_keys[] = {
 static const eb_key_t  eb_bus_keys[] = {
     { "description", EB_K_STRING, 0, NULL, 0, 0 },
     { "rules", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { "retention", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_retention_keys[] = {
+    { "age", EB_K_DURATION, 0, NULL, 0, 0 },
+    { "length", EB_K_INT, 0, NULL, 1, EB_CONFIG_RETENTION_LENGTH_MAX },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -1166,6 +1173,44 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
 }
 
 
+/* "retention" of a bus: how long and how many of eb:{BUS}:events ebd
+ * keeps; at least one of the two */
+static int
+eb_load_retention(eb_ctx_t *ctx, eb_config_bus_t *bus, yajl_val v)
+{
+    size_t    old;
+    yajl_val  age, length;
+
+    if (eb_check_object(ctx, v, eb_retention_keys) != 0) {
+        return -1;
+    }
+
+    age = eb_config_get(v, "age");
+    length = eb_config_get(v, "length");
+
+    if (age == NULL && length == NULL) {
+        return eb_fail(ctx, "set \"age\" (a duration), \"length\" (a "
+                       "number of events) or both");
+    }
+
+    if (age) {
+        old = eb_path_push(ctx, "age");
+        (void) eb_config_duration(age, &bus->retention_age_ms);
+        if (bus->retention_age_ms == 0) {
+            return eb_fail(ctx, "must be above 0: an age of 0 would remove "
+                           "every event");
+        }
+        eb_path_pop(ctx, old);
+    }
+
+    if (length) {
+        bus->retention_length = (uint64_t) YAJL_GET_INTEGER(length);
+    }
+
+    return 0;
+}
+
+
 static int
 eb_load_buses(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
 {
@@ -1201,6 +1246,16 @@ eb_load_buses(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
 
         if (bus->ruleset == NULL) {
             return eb_fail(ctx, "out of memory");
+        }
+
+        if (eb_config_get(spec, "retention")) {
+            sub = eb_path_push(ctx, "retention");
+            if (eb_load_retention(ctx, bus, eb_config_get(spec, "retention"))
+                != 0)
+            {
+                return -1;
+            }
+            eb_path_pop(ctx, sub);
         }
 
         rules = eb_config_get(spec, "rules");

@@ -73,6 +73,9 @@ typedef struct {
     eb_config_rule_t      *rules;
     size_t                 nrules;
     eb_ruleset_t          *ruleset;       /* the enabled rules, compiled */
+    /* "retention" of eb:{BUS}:events, which ebd enforces; 0: not set */
+    uint64_t               retention_age_ms;
+    uint64_t               retention_length;
 } eb_config_bus_t;
 
 
@@ -89,6 +92,9 @@ typedef struct {
 
 
 #define EB_CONFIG_ERROR_MAX  1024
+
+/* the largest "length" of a bus's "retention" */
+#define EB_CONFIG_RETENTION_LENGTH_MAX  1000000000000LL
 
 /* secrets of one target's "signing", all kinds together */
 #define EB_CONFIG_SIGNING_KEYS_MAX  8

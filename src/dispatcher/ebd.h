@@ -41,6 +41,7 @@ typedef struct {
     long long          trace_maxlen;     /* approximate cap of eb:{BUS}:trace */
     uint64_t           grace_ms;         /* SIGTERM: wait this long at most */
     unsigned           workers;          /* -w: processes (1: no master) */
+    unsigned           worker;           /* this worker's index, from 0 */
     const char        *metrics;          /* --metrics ADDR, or NULL */
     int                test_config;      /* -t: check the file, exit */
 
@@ -51,6 +52,12 @@ typedef struct {
     const char        *until;
     const char        *target;
     long long          limit;
+
+    /* ebd archive */
+    const char        *from;
+    const char        *to;
+    const char        *output;
+    const char        *input;
 } ebd_opts_t;
 
 
@@ -71,7 +78,7 @@ int ebd_addr_list(const char *s, ebd_addr_t **addrs, size_t *n, char *err,
  * host is then ""). 0, or -1 with err set. */
 int ebd_listen_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen);
 
-/* A synchronous connection (the redrive and trace subcommands) to the
+/* A synchronous connection (the subcommands) to the
  * primary that holds BUS's keys. */
 redisContext *ebd_redis_connect_sync(const ebd_opts_t *o, const char *bus,
     char *err, size_t errlen);
@@ -157,6 +164,7 @@ int ebd_master(ebd_opts_t *o);
 /* The subcommands. */
 int ebd_redrive_main(ebd_opts_t *o, int argc, char **argv);
 int ebd_trace_main(ebd_opts_t *o, int argc, char **argv);
+int ebd_archive_main(ebd_opts_t *o, int argc, char **argv);
 
 /* A time on the command line: ms since the epoch, RFC 3339
  * ("2026-11-23T10:00:00Z", offset or Z, optional fraction), or relative

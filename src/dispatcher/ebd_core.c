@@ -740,9 +740,9 @@ ebd_route_free(ebd_route_t *r)
 }
 
 
-/* The command connection of a bus, made on first use. */
-static ebd_conn_t *
-ebd_bus_conn(ebd_disp_t *dp, const char *name)
+/* A bus and its command connection, made on first use. */
+ebd_bus_t *
+ebd_bus_get(ebd_disp_t *dp, const char *name)
 {
     size_t      i, n;
     char        key[600];
@@ -751,7 +751,7 @@ ebd_bus_conn(ebd_disp_t *dp, const char *name)
     for (i = 0; i < dp->nbuses; i++) {
         if (strcmp(dp->buses[i]->name, name) == 0) {
             dp->buses[i]->used = 1;
-            return dp->buses[i]->cmd;
+            return dp->buses[i];
         }
     }
 
@@ -785,7 +785,16 @@ ebd_bus_conn(ebd_disp_t *dp, const char *name)
     }
 
     dp->buses[dp->nbuses++] = b;
-    return b->cmd;
+    return b;
+}
+
+
+static ebd_conn_t *
+ebd_bus_conn(ebd_disp_t *dp, const char *name)
+{
+    ebd_bus_t  *b = ebd_bus_get(dp, name);
+
+    return b ? b->cmd : NULL;
 }
 
 
@@ -941,6 +950,10 @@ ebd_setup(ebd_disp_t *dp)
         if (r->cmd == NULL || r->reader == NULL) {
             return -1;
         }
+    }
+
+    if (ebd_retention_setup(dp) != 0) {
+        return -1;
     }
 
     ebd_buses_unused(dp);
@@ -1211,6 +1224,8 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
             ebd_route_trim(dp->routes[i]);
         }
     }
+
+    ebd_retention_tick(dp, now);
 
     if (now - dp->last_stats_ms >= EBD_STATS_MS) {
         dp->last_stats_ms = now;

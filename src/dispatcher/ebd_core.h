@@ -108,6 +108,13 @@ struct ebd_bus_s {
     unsigned             slot;
     int                  used;
     ebd_conn_t          *cmd;
+
+    /* the retention of eb:{BUS}:events (ebd_retention.c); 0: not set */
+    uint64_t             retain_age_ms;
+    uint64_t             retain_length;
+    uint64_t             trimmed_ms;    /* when the last round began */
+    unsigned             trimming;      /* XTRIMs without a reply */
+    int                  trim_more;     /* the last round removed some */
 };
 
 
@@ -167,11 +174,16 @@ struct ebd_disp_s {
 
 
 /* ebd_core.c */
+ebd_bus_t *ebd_bus_get(ebd_disp_t *dp, const char *name);
 void ebd_route_read(ebd_route_t *r);
 void ebd_target_wants_more(ebd_tcore_t *tc);
 void ebd_held_remove(ebd_route_t *r, ebd_item_t *it);
 void ebd_drained_check(ebd_disp_t *dp);
 void ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms);
+
+/* ebd_retention.c */
+int ebd_retention_setup(ebd_disp_t *dp);
+void ebd_retention_tick(ebd_disp_t *dp, uint64_t now);
 
 /* ebd_deliver.c */
 ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,

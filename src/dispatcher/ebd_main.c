@@ -5,6 +5,8 @@
  *   ebd redrive [options] BUS TARGET       dead letters back to their target
  *   ebd trace [options] --bus BUS --event ID
  *   ebd trace [options] --bus BUS [--since T] [--until T] [--target NAME]
+ *   ebd archive export [options] --bus BUS [--from T] [--to T] [--output F]
+ *   ebd archive import [options] --bus BUS [--input F]
  */
 
 #include <getopt.h>
@@ -29,6 +31,10 @@ static const char  ebd_usage[] =
 "       ebd trace [options] --bus BUS [--since TIME] [--until TIME]\n"
 "                 [--target NAME] [--limit N]\n"
 "       ebd redrive ... [--limit N]: at most N dead letters\n"
+"       ebd archive export [options] --bus BUS [--from TIME] [--to TIME]\n"
+"                 [--output FILE]  BUS's events as NDJSON (default stdout)\n"
+"       ebd archive import [options] --bus BUS [--input FILE]\n"
+"                 NDJSON CloudEvents appended to BUS's events (default stdin)\n"
 "\n"
 "options:\n"
 "  -c, --config FILE      the bus configuration (default " 
@@ -171,7 +177,8 @@ main(int argc, char **argv)
 
     enum { O_CLAIM = 256, O_BLOCK, O_TRACE_MAXLEN, O_GRACE, O_BUS, O_EVENT,
            O_SINCE, O_UNTIL, O_TARGET, O_LIMIT, O_CLUSTER, O_SENTINEL,
-           O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT, O_METRICS };
+           O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT, O_METRICS,
+           O_FROM, O_TO, O_OUTPUT, O_INPUT };
 
     static const struct option  longopts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -198,6 +205,10 @@ main(int argc, char **argv)
         { "until", required_argument, NULL, O_UNTIL },
         { "target", required_argument, NULL, O_TARGET },
         { "limit", required_argument, NULL, O_LIMIT },
+        { "from", required_argument, NULL, O_FROM },
+        { "to", required_argument, NULL, O_TO },
+        { "output", required_argument, NULL, O_OUTPUT },
+        { "input", required_argument, NULL, O_INPUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -350,6 +361,18 @@ main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_FROM:
+            o.from = optarg;
+            break;
+        case O_TO:
+            o.to = optarg;
+            break;
+        case O_OUTPUT:
+            o.output = optarg;
+            break;
+        case O_INPUT:
+            o.input = optarg;
+            break;
         case 'h':
             fputs(ebd_usage, stdout);
             return 0;
@@ -374,7 +397,8 @@ main(int argc, char **argv)
      * the other words last */
     cmd = NULL;
     if (optind < argc && (strcmp(argv[optind], "redrive") == 0
-                          || strcmp(argv[optind], "trace") == 0))
+                          || strcmp(argv[optind], "trace") == 0
+                          || strcmp(argv[optind], "archive") == 0))
     {
         cmd = argv[optind++];
     }
@@ -383,8 +407,21 @@ main(int argc, char **argv)
                         || o.limit))
     {
         fprintf(stderr, "ebd: --bus, --event, --since, --until, --target and "
-                "--limit are options of \"ebd trace\"\n");
+                "--limit are options of \"ebd trace\" (--bus also of \"ebd "
+                "archive\")\n");
         return 2;
+    }
+
+    if ((cmd == NULL || strcmp(cmd, "archive") != 0)
+        && (o.from || o.to || o.output || o.input))
+    {
+        fprintf(stderr, "ebd: --from, --to, --output and --input are options "
+                "of \"ebd archive\"\n");
+        return 2;
+    }
+
+    if (cmd && strcmp(cmd, "archive") == 0) {
+        return ebd_archive_main(&o, argc - optind, argv + optind);
     }
 
     if (cmd && strcmp(cmd, "redrive") == 0) {

@@ -44,6 +44,7 @@ ebd_spawn(ebd_opts_t *o, ebd_worker_t *w, const sigset_t *old)
         ebd_metrics_worker(w->index);
         o->consumer = w->name;
         o->workers = 1;
+        o->worker = w->index;
         exit(ebd_run(o));
     }
 

@@ -252,10 +252,65 @@ test_empty(void)
 }
 
 
+/* "retention" of a bus: age, length or both, checked with the file */
+static void
+test_retention(void)
+{
+    char                    err[EB_CONFIG_ERROR_MAX];
+    eb_config_t            *cf;
+    const eb_config_bus_t  *b;
+
+    cf = parse("{\"buses\": {\"a\": {\"retention\": {\"age\": \"7d\", "
+               "\"length\": 1000000}}, \"b\": {\"retention\": {\"age\": "
+               "2500}}, \"c\": {}}}", err, sizeof(err));
+    ok(cf != NULL, "retention: age and length load");
+    if (cf == NULL) {
+        printf("#   %s\n", err);
+        return;
+    }
+
+    b = eb_config_bus(cf, "a", 1);
+    ok(b->retention_age_ms == 7ULL * 86400 * 1000, "retention: 7d in ms");
+    ok(b->retention_length == 1000000, "retention: length");
+    b = eb_config_bus(cf, "b", 1);
+    ok(b->retention_age_ms == 2500 && b->retention_length == 0,
+       "retention: an age in ms alone");
+    b = eb_config_bus(cf, "c", 1);
+    ok(b->retention_age_ms == 0 && b->retention_length == 0,
+       "retention: none when absent");
+    eb_config_free(cf);
+
+    refused("{\"buses\": {\"a\": {\"retention\": {}}}}",
+            "buses.a.retention: set \"age\" (a duration), \"length\"",
+            "retention without age or length");
+    refused("{\"buses\": {\"a\": {\"retention\": {\"age\": \"7 days\"}}}}",
+            "buses.a.retention.age: must be a duration",
+            "retention: a bad age");
+    refused("{\"buses\": {\"a\": {\"retention\": {\"age\": \"0s\"}}}}",
+            "buses.a.retention.age: must be above 0",
+            "retention: an age of 0");
+    refused("{\"buses\": {\"a\": {\"retention\": {\"length\": 0}}}}",
+            "buses.a.retention.length: must be an integer from 1 to",
+            "retention: a length of 0");
+    refused("{\"buses\": {\"a\": {\"retention\": {\"length\": 1.5}}}}",
+            "buses.a.retention.length: must be an integer from 1 to",
+            "retention: a fractional length");
+    refused("{\"buses\": {\"a\": {\"retention\": {\"length\": \"10\"}}}}",
+            "buses.a.retention.length: must be an integer from 1 to",
+            "retention: a length as a string");
+    refused("{\"buses\": {\"a\": {\"retention\": {\"days\": 7}}}}",
+            "buses.a.retention: unknown key \"days\" (known: age, length)",
+            "retention: an unknown key");
+    refused("{\"buses\": {\"a\": {\"retention\": 7}}}",
+            "buses.a.retention: must be an object", "retention: not an object");
+}
+
+
 int
 main(void)
 {
     test_seed();
+    test_retention();
     test_errors();
     test_load_file();
     test_empty();
