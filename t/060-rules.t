@@ -819,6 +819,41 @@ conf_bad('unknown key in a connection, with a secret',
                                    password => 'hunter2', pasword => 'hunter2' } },
            buses => { hr => {} } },
          qr/buses\.json: connections\.c: unknown key "pasword"/);
+# credentials in clear: refused unless the connection says "insecure"
+my $plain = sub {
+    my ($conn, %t) = @_;
+    return { connections => { c => $conn },
+             targets => { t => { type => 'http', url => 'https://t.example.com/',
+                                 connection => 'c', %t } },
+             buses => { hr => { rules => { r => { pattern => { source => ['s'] },
+                                                  targets => [ { target => 't' } ] } } } } };
+};
+my %basic_c = (type => 'basic', username => 'u', password => 'hunter2');
+my %oauth_c = (type => 'oauth2', token_url => 'https://id.example/token',
+               client_id => 'i', client_secret => 's3cret');
+conf_bad('basic credentials to a plain http:// url',
+         $plain->({ %basic_c }, url => 'http://t.example.com/'),
+         qr/buses\.json: targets\.t\.connection: target "t" would send the credentials of connection "c" \(basic\) in clear: its url is http:\/\/; use https:\/\/, or set "insecure": true in connections\.c/);
+conf_bad('an api key to a plain http:// cloudevents url',
+         $plain->({ type => 'api_key', header => 'X-Key', value => 's3cret' },
+                  type => 'cloudevents', url => 'http://ce.example.com/'),
+         qr/targets\.t\.connection: target "t" would send the credentials of connection "c" \(api_key\) in clear/);
+conf_bad('an oauth2 client secret to a plain http:// token_url',
+         $plain->({ %oauth_c, token_url => 'http://id.example/token' }),
+         qr/targets\.t\.connection: connection "c" \(oauth2\) would send its client secret in clear: its token_url is http:\/\/; use https:\/\/, or set "insecure": true in connections\.c/);
+conf_bad('"insecure" must be a boolean',
+         $plain->({ %basic_c, insecure => 'yes' }, url => 'http://t.example.com/'),
+         qr/connections\.c\.insecure: /);
+{
+    my $n = EBTest::Nginx->new(http => $TCONF);
+    write_config($n, $plain->({ %oauth_c, token_url => 'http://id.example/token',
+                                insecure => JSON::PP::true }, url => 'http://t.example.com/'));
+    my ($rc, $out) = $n->test_conf;
+    is($rc, 0, 'nginx -t: plain http:// with "insecure": true on the connection passes') or diag $out;
+    write_config($n, $plain->({ %basic_c }));
+    ($rc, $out) = $n->test_conf;
+    is($rc, 0, 'nginx -t: a connection over https:// passes') or diag $out;
+}
 conf_bad('undefined target',
          { targets => { crm => $T1 },
            buses => { hr => { rules => { 'new-employee' => {

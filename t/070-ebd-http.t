@@ -33,6 +33,8 @@ plan skip_all => 'ebd not built' unless -x EBTest::Ebd::binary();
 my $JSON = JSON::PP->new->utf8->canonical;
 
 sub F() { JSON::PP::false }
+# the peers are plain http:// on the loopback: the connections say so
+sub INSECURE() { (insecure => JSON::PP::true) }
 
 # --- secrets: none of these may ever show up in ebd's log or a dead letter
 
@@ -42,6 +44,7 @@ my %SECRET = (
     client_secret  => 'cs-Secret-789',
     bad_secret     => 'wrong-Secret-000',
     query_secret   => 'q-Secret-abc',
+    get_secret     => 'gs-Secret:get+/9',
 );
 
 # --- the peers ---------------------------------------------------------------
@@ -61,6 +64,15 @@ my $auth = EBTest::Peer->start(control => {
                client_secret => $SECRET{client_secret}, expires_in => 2,
                token_delay => 0.5, protect => [ '/secure', '/secure2' ] },
 });
+# a token endpoint taking GET: the client's credentials as HTTP Basic
+my $auth2 = EBTest::Peer->start(control => {
+    oauth => { token_path => '/token', client_id => 'ebd get/client',
+               client_secret => $SECRET{get_secret}, protect => [ '/secure' ] },
+});
+# a token endpoint that fails (500) until told otherwise
+my %DOWN = (token_path => '/token', client_id => 'ebd-client',
+            client_secret => $SECRET{client_secret}, protect => [ '/secure' ]);
+my $auth3 = EBTest::Peer->start(control => { oauth => { %DOWN, status => 500 } });
 my $ce = EBTest::Peer->start(control => {
     paths => { '/struct' => 202 },
 });
@@ -80,16 +92,23 @@ sub rule {
 
 my $cfg = {
     connections => {
-        'basic-c' => { type => 'basic', username => 'alice',
+        'basic-c' => { type => 'basic', INSECURE, username => 'alice',
                        password => $SECRET{basic_password} },
-        'key-c'   => { type => 'api_key', header => 'X-Api-Key',
+        'key-c'   => { type => 'api_key', INSECURE, header => 'X-Api-Key',
                        value => $SECRET{api_key} },
-        'oa'      => { type => 'oauth2', token_url => $auth->url('/token'),
+        'oa'      => { type => 'oauth2', INSECURE, token_url => $auth->url('/token'),
                        client_id => 'ebd-client',
                        client_secret => $SECRET{client_secret},
                        scope => 'events.write',
                        params => { audience => 'peer one' } },
-        'oa-bad'  => { type => 'oauth2', token_url => $auth->url('/token'),
+        'oa-get'  => { type => 'oauth2', INSECURE, token_url => $auth2->url('/token?v=2'),
+                       method => 'GET', client_id => 'ebd get/client',
+                       client_secret => $SECRET{get_secret},
+                       scope => 'events.write', params => { audience => 'peer two' } },
+        'oa-down' => { type => 'oauth2', INSECURE, token_url => $auth3->url('/token'),
+                       client_id => 'ebd-client',
+                       client_secret => $SECRET{client_secret} },
+        'oa-bad'  => { type => 'oauth2', INSECURE, token_url => $auth->url('/token'),
                        client_id => 'ebd-client',
                        client_secret => $SECRET{bad_secret} },
     },
@@ -105,6 +124,10 @@ my $cfg = {
         oauthbad => { type => 'http', url => $auth->url('/secure'),
                       connection => 'oa-bad',
                       retry => { %$retry, attempts => 2 } },
+        oaget   => { type => 'http', url => $auth2->url('/secure'),
+                     connection => 'oa-get', retry => $retry },
+        oadown  => { type => 'http', url => $auth3->url('/secure'),
+                     connection => 'oa-down', retry => { %$retry, attempts => 100 } },
         plain   => { type => 'http', url => $api->url('/plain') },
         tmpl    => { type => 'http', url => $api->url('/tmpl?fixed=1'),
                      method => 'PUT',
@@ -145,6 +168,8 @@ my $cfg = {
             apikey => rule(on_case('apikey'), 'apikey'),
             oauth  => rule(on_case('oauth'), 'oauth', 'oauth2'),
             oauthbad => rule(on_case('oauthbad'), 'oauthbad'),
+            oauthget => rule(on_case('oauthget'), 'oaget'),
+            oauthdown => rule(on_case('oauthdown'), 'oadown'),
             shapes => rule(on_case('shapes'), 'plain',
                 { target => 'tmpl', transform => {
                     form => 'TEMPLATE',
@@ -424,6 +449,105 @@ sub attrs_as_text {
     is((EBTest::json_decode($d->{event} // '') // {})->{id}, $id, 'oauth2 refused: the event');
     is(scalar(grep { ($_->{headers}{'ce-id'} // '') eq $id } @{ reqs($auth, '/secure') }), 0,
        'oauth2 refused: the target never got the event');
+}
+
+# a token request by GET: the form in the query, but the client's id and
+# secret as HTTP Basic (client_secret_basic), never in the URL
+{
+    my $id = event(case => 'oauthget');
+    my $s = wait_reqs($auth2, '/secure', 1);
+    is(scalar(grep { $_->{status} == 200 } @$s), 1, 'oauth2 GET: delivered with the token');
+    my $tok = reqs($auth2, '/token');
+    is(scalar @$tok, 1, 'oauth2 GET: one token request');
+    my $t = $tok->[0] // { headers => {} };
+    is($t->{method}, 'GET', 'oauth2 GET: token request is a GET');
+    unlike($t->{target} // '', qr/client_secret|client_id|Secret|\Q$SECRET{get_secret}\E/,
+           'oauth2 GET: neither client_secret nor client_id in the token URL');
+    my %q = map { my ($k, $v) = split /=/, $_, 2;
+                  for ($k, $v) { $_ //= ''; tr/+/ /; s/%([0-9a-fA-F]{2})/chr hex $1/ge }
+                  ($k => $v) } split /&/, $t->{query} // '';
+    is_deeply(\%q, { v => '2', grant_type => 'client_credentials', scope => 'events.write',
+                     audience => 'peer two' },
+              'oauth2 GET: the query: the URL\'s own, grant_type, scope, params');
+    is($t->{headers}{authorization},
+       'Basic ' . encode_base64('ebd%20get%2Fclient:gs-Secret%3Aget%2B%2F9', ''),
+       'oauth2 GET: Authorization: Basic base64(urlencode(id):urlencode(secret))');
+    is($s->[0]{headers}{authorization} // '', 'Bearer ' . ($t->{issued} // '-'),
+       'oauth2 GET: the target got the token');
+    ok(settled('oaget'), 'oauth2 GET: entry acknowledged');
+}
+
+# a failing token endpoint is asked again after 1 s, 2 s, 4 s ..., not
+# once per attempt: 20 events retried every 50-100 ms make few requests;
+# their attempts fail meanwhile (retried); the first token after it
+# recovers delivers them all
+{
+    my @ids = map { event(case => 'oauthdown', i => $_) } 1 .. 20;
+    my $t0 = time;
+    wait_reqs($auth3, '/token', 1);
+    sleep 0.1 while time < $t0 + 4;
+    my $n = @{ reqs($auth3, '/token') };
+    # asked at about 0, 1 and 3 s
+    ok($n >= 2 && $n <= 4, 'failing token endpoint: backoff, not a request per attempt')
+        or diag "$n token requests in 4 s";
+    my @tr = grep { ($_->[1]{target} // '') eq 'oadown' } @{ $redis->xrange('eb:{t}:trace') };
+    ok(scalar(grep { $_->[1]{outcome} eq 'retry'
+                     && $_->[1]{error} =~ m{oauth2 connection oa-down: token endpoint http://127\.0\.0\.1:\d+/token: HTTP 500; next token request in \d+ ms} } @tr) >= 20,
+       'failing token endpoint: the attempts meanwhile are retried, with the reason')
+        or diag explain [ map { $_->[1]{error} } @tr[0 .. 2] ];
+    is(scalar @{ reqs($auth3, '/secure') }, 0, 'failing token endpoint: nothing sent without a token');
+    is(scalar @{ dlq('oadown') }, 0, 'failing token endpoint: no dead letter');
+
+    $auth3->control({ oauth => \%DOWN });
+    my $s = wait_reqs($auth3, '/secure', 20, 15);
+    is_deeply([ sort map { $_->{headers}{'ce-id'} } grep { $_->{status} == 200 } @$s ],
+              [ sort @ids ], 'token endpoint back: each event delivered once');
+    my @tok = @{ reqs($auth3, '/token') };
+    is(scalar(grep { $_->{status} == 200 } @tok), 1, 'token endpoint back: one token for all');
+    ok(settled('oadown'), 'token endpoint back: all acknowledged');
+}
+
+# client_auth "post" with GET is refused: it would put the secret in the URL
+{
+    my $c = { connections => { g => { type => 'oauth2', token_url => 'https://auth.example/t',
+                                      method => 'GET', client_auth => 'post',
+                                      client_id => 'i', client_secret => 's' } },
+              targets => { h => { type => 'http', url => 'https://api.example/h',
+                                  connection => 'g' } },
+              buses => { b => { rules => {} } } };
+    my $f = $ngx->dir . '/getpost.json';
+    open my $fh, '>', $f or die "$f: $!";
+    print {$fh} $JSON->encode($c);
+    close $fh;
+    my $out = `'${\ EBTest::Ebd::binary()}' -t -c '$f' 2>&1`;
+    isnt($? >> 8, 0, 'oauth2: client_auth "post" with GET: ebd -t refuses it');
+    like($out, qr/connections\.g\.client_auth: "post" with method GET would put the client secret in the token URL: use "basic"/,
+         'oauth2: client_auth "post" with GET: and says why') or diag $out;
+}
+
+# credentials in clear: ebd -t refuses a connection on a plain http:// url
+# unless the connection says "insecure"
+{
+    my $c = { connections => { k => { type => 'api_key', header => 'X-Key',
+                                      value => $SECRET{api_key} } },
+              targets => { h => { type => 'http', url => $api->url('/h'), connection => 'k' } },
+              buses => { b => { rules => {} } } };
+    my $f = $ngx->dir . '/plain.json';
+    my $check = sub {
+        open my $fh, '>', $f or die "$f: $!";
+        print {$fh} $JSON->encode($c);
+        close $fh;
+        my $out = `'${\ EBTest::Ebd::binary()}' -t -c '$f' 2>&1`;
+        return ($? >> 8, $out);
+    };
+    my ($rc, $out) = $check->();
+    is($rc, 1, 'plain http://: ebd -t refuses an api_key connection');
+    like($out, qr/targets\.h\.connection: target "h" would send the credentials of connection "k" \(api_key\) in clear: its url is http:\/\/; use https:\/\/, or set "insecure": true in connections\.k/,
+         'plain http://: and names the target, the connection and the way out') or diag $out;
+    unlike($out, qr/\Q$SECRET{api_key}\E/, 'plain http://: no secret in the message');
+    $c->{connections}{k}{insecure} = JSON::PP::true;
+    ($rc, $out) = $check->();
+    is($rc, 0, 'plain http://: accepted with "insecure": true') or diag $out;
 }
 
 # =============================================================================
@@ -760,6 +884,7 @@ my $TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     like($log, qr/debug/, 'ebd logged at debug');
     my @tokens = map { $_->{issued} } grep { $_->{issued} } @{ reqs($auth, '/token') };
     my %all = (%SECRET, basic_b64 => encode_base64("alice:$SECRET{basic_password}", ''),
+               get_b64 => encode_base64('ebd%20get%2Fclient:gs-Secret%3Aget%2B%2F9', ''),
                map { ("token$_" => $tokens[$_]) } 0 .. $#tokens);
     my @dlq = map { @{ $redis->xrange("eb:{t}:dlq:$_") } } keys %{ $cfg->{targets} };
     my $dl = join "\n", map { join ' ', %{ $_->[1] } } @dlq;

@@ -49,6 +49,11 @@ my $my = EBTest::MariaDB->start(database => 'hr');
 my $pg = EBTest::Postgres->start(database => 'hr');
 my %db = (mysql => $my, postgresql => $pg);
 
+# a lenient server, as many are configured (MySQL 5.6's default): without
+# the STRICT_ALL_TABLES ebd adds to its sessions, a value too long for its
+# column would be truncated with a warning; NO_ZERO_DATE must be kept
+$my->sql("SET GLOBAL sql_mode = 'NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE'");
+
 # an identifier of each dialect
 sub qi {
     my ($kind, $name) = @_;
@@ -62,6 +67,9 @@ $my->create_user_info;
 $pg->sql('CREATE TABLE user_info ("dingId" varchar(256) NULL,
   "active" varchar(256) NULL, "isAdmin" varchar(256) NULL,
   "userId" varchar(256) NULL, "name" varchar(256) NULL)');
+
+# ebd's sessions: the server's modes and STRICT_ALL_TABLES
+$my->sql('CREATE TABLE lax_t (eid varchar(64), short varchar(8) NULL, d date NULL)');
 
 # names that only work quoted
 my $ODD_TABLE = q{odd "tbl` name};
@@ -124,6 +132,9 @@ for my $kind (qw(mysql postgresql)) {
     $targets{"dedup-rej-$k"} = sql_target($kind, table => 'dedup_rej',
                                           columns => { eid => '$.id', n => '$.data.n' });
 }
+$targets{'lax-mysql'} = sql_target('mysql', table => 'lax_t', batch => 100, pool => 1,
+                                   columns => { eid => '$.id', short => '$.data.body.short',
+                                                d => '$.data.body.d' });
 # PostgreSQL's schema-qualified name is public.bulk_t
 $targets{'bulk-pg'}{table} = 'public.bulk_t';
 
@@ -143,6 +154,8 @@ my $cfg = {
         } },
         strict => { rules => { all => { pattern => { source => ['strict.src'] },
             targets => [ { target => 'strict-mysql' }, { target => 'strict-pg' } ] } } },
+        lax => { rules => { all => { pattern => { source => ['lax.src'] },
+            targets => [ { target => 'lax-mysql' } ] } } },
         bulk => { rules => { all => { pattern => { source => ['bulk.src'] },
             targets => [ { target => 'bulk-mysql' }, { target => 'bulk-pg' } ] } } },
         dedup => { rules => { all => { pattern => { source => ['dedup.src'] },
@@ -159,6 +172,7 @@ my $ngx = EBTest::Nginx->new(redis => $redis, http => <<'EOF');
         listen 127.0.0.1:%%PORT%%;
         location /hr     { eventbridge_source my.dingtalk bus=hr; }
         location /strict { eventbridge_source strict.src bus=strict; }
+        location /lax    { eventbridge_source lax.src bus=lax; }
         location /bulk   { eventbridge_put_events bus=bulk; }
         location /burst  { eventbridge_put_events bus=burst; }
     }
@@ -253,6 +267,16 @@ for my $i (1 .. 40) {
 }
 my %strict_bad_ids = map { ($strict_ids[$_ - 1] => $bad{$_}) } keys %bad;
 
+# 3b. lax_t on the lenient server: a value too long for varchar(8), a zero
+# date (an error under NO_ZERO_DATE with strict mode), and good rows
+my %lax;
+for my $b ({ short => 'ok1', d => '2026-01-02' }, { short => 'x' x 9, bad => 'too long' },
+           { short => 'ok2', d => '0000-00-00', bad => 'zero date' }, { short => 'ok3' }) {
+    my $r = post('/lax', $JSON->encode($b));
+    is($r->{status}, 200, "lax event $b->{short} accepted") if $r->{status} != 200;
+    $lax{ $r->{json}{eventId} // "?$b->{short}" } = $b->{bad} // '';
+}
+
 # 4. 2,000 events for the batching targets
 my @bulk_ids = map { sprintf 'bulk-%04d', $_ } 1 .. 2000;
 is(put_events('/bulk', 'bulk.src', @bulk_ids), 2000, 'bulk: 2,000 events accepted');
@@ -344,6 +368,32 @@ for my $kind (qw(mysql postgresql)) {
     }
     like($ebd->log, qr/target strict-$k: \Q$kind\E connection \d+: a batch of ([2-9]|\d\d+) rows failed/,
          "strict ($kind): a multi-row batch failed and was retried row by row");
+}
+
+# --- 3b. a lenient server: strict all the same, its other modes kept -----------
+
+{
+    is($my->sql('SELECT @@GLOBAL.sql_mode')->[0][0], 'NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION',
+       'lax: the server\'s own sql_mode is not strict');
+    my $dlq = 'eb:{lax}:dlq:lax-mysql';
+    wait_for(sub { ($redis->xlen($dlq) // 0) >= 2 && count1('mysql', 'SELECT count(*) FROM lax_t') >= 2 }, 30);
+    sleep 0.5;
+    my %rows = map { $_->[0] => $_->[1] } @{ $my->sql('SELECT eid, short FROM lax_t') };
+    is_deeply([ sort keys %rows ], [ sort grep { !$lax{$_} } keys %lax ],
+              'lax: the good rows inserted, no row for a bad value (none truncated, no zero date)');
+    is(scalar(grep { length($_ // '') == 8 } values %rows), 0, 'lax: no truncated value');
+    my %dead = map { ((EBTest::json_decode($_->[1]{event} // '') // {})->{id} // '?') => $_->[1] }
+               @{ $redis->xrange($dlq) };
+    is_deeply([ sort keys %dead ], [ sort grep { $lax{$_} } keys %lax ],
+              'lax: the bad events dead-lettered');
+    for my $id (sort keys %dead) {
+        my $f = $dead{$id};
+        like("$f->{status} $f->{error}",
+             $lax{$id} eq 'too long' ? qr/^1406 mysql error 1406 \(22001\): Data too long for column .short./
+                                     : qr/^1292 mysql error 1292 \(22007\): Incorrect date value: '0000-00-00'/,
+             "lax: $lax{$id}: dead-lettered with MariaDB's message");
+        is($f->{attempts}, 1, "lax: $lax{$id}: at the first attempt");
+    }
 }
 
 # --- 4. batching: 2,000 queued events ------------------------------------------

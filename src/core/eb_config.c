@@ -66,6 +66,8 @@ static const char *const  eb_http_methods[] = {
     "GET", "POST", "PUT", "PATCH", "DELETE", NULL
 };
 
+static const char *const  eb_client_auths[] = { "basic", "post", NULL };
+
 static const char *const  eb_strategies[] = {
     "backoff", "exponential", NULL
 };
@@ -96,6 +98,7 @@ static const eb_key_t  eb_basic_keys[] = {
     { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
     { "username", EB_K_NAME, 1, NULL, 0, 0 },
     { "password", EB_K_STRING, 1, NULL, 0, 0 },
+    { "insecure", EB_K_BOOL, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -103,6 +106,7 @@ static const eb_key_t  eb_api_key_keys[] = {
     { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
     { "header", EB_K_NAME, 1, NULL, 0, 0 },
     { "value", EB_K_NAME, 1, NULL, 0, 0 },
+    { "insecure", EB_K_BOOL, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -113,7 +117,9 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "client_secret", EB_K_NAME, 1, NULL, 0, 0 },
     { "scope", EB_K_STRING, 0, NULL, 0, 0 },
     { "method", EB_K_ENUM, 0, eb_http_methods, 0, 0 },
+    { "client_auth", EB_K_ENUM, 0, eb_client_auths, 0, 0 },
     { "params", EB_K_STRMAP, 0, NULL, 0, 0 },
+    { "insecure", EB_K_BOOL, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -125,7 +131,8 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "fault_tolerance", EB_K_ENUM, 0, eb_fault_tolerance, 0, 0 },            \
     { "dead_letter", EB_K_BOOL, 0, NULL, 0, 0 },                              \
     { "concurrency", EB_K_INT, 0, NULL, 1, 1024 },                            \
-    { "timeout", EB_K_DURATION, 0, NULL, 0, 0 }
+    { "timeout", EB_K_DURATION, 0, NULL, 0, 0 },                              \
+    { "circuit_breaker", EB_K_OBJECT, 0, NULL, 0, 0 }
 
 static const char *const  eb_dingtalk_msgtypes[] = {
     "text", "markdown", "actionCard", NULL
@@ -209,6 +216,12 @@ static const eb_key_t  eb_signing_keys[] = {
     { "encoding", EB_K_ENUM, 0, eb_sign_encodings, 0, 0 },
     { "prefix", EB_K_STRING, 0, NULL, 0, 0 },
     { "timestamp_header", EB_K_NAME, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const eb_key_t  eb_breaker_keys[] = {
+    { "failures", EB_K_INT, 0, NULL, 1, 10000 },
+    { "cooldown", EB_K_DURATION, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -611,6 +624,27 @@ eb_enum_index(const char *const *enums, const char *s)
 }
 
 
+/* RFC 6749 2.3.1: the client's credentials never in the token URL */
+static int
+eb_check_oauth2(eb_ctx_t *ctx, yajl_val spec)
+{
+    const char  *method, *auth;
+
+    method = YAJL_GET_STRING(eb_config_get(spec, "method"));
+    auth = YAJL_GET_STRING(eb_config_get(spec, "client_auth"));
+
+    if (method != NULL && auth != NULL && strcmp(auth, "post") == 0
+        && (strcmp(method, "GET") == 0 || strcmp(method, "DELETE") == 0))
+    {
+        (void) eb_path_push(ctx, "client_auth");
+        return eb_fail(ctx, "\"post\" with method %s would put the client "
+                       "secret in the token URL: use \"basic\"", method);
+    }
+
+    return 0;
+}
+
+
 static int
 eb_load_connections(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
 {
@@ -657,7 +691,10 @@ eb_load_connections(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
                : cf->connections[i].type == EB_CONNECTION_API_KEY
                  ? eb_api_key_keys : eb_oauth2_keys;
 
-        if (eb_check_object(ctx, spec, keys) != 0) {
+        if (eb_check_object(ctx, spec, keys) != 0
+            || (cf->connections[i].type == EB_CONNECTION_OAUTH2
+                && eb_check_oauth2(ctx, spec) != 0))
+        {
             return -1;
         }
 
@@ -666,6 +703,43 @@ eb_load_connections(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
         cf->nconnections++;
 
         eb_path_pop(ctx, old);
+    }
+
+    return 0;
+}
+
+
+/* Credentials in clear over the network are refused, unless the
+ * connection says "insecure": true (a peer on the loopback, a test). */
+static int
+eb_check_cleartext(eb_ctx_t *ctx, const eb_config_target_t *t,
+    const eb_config_connection_t *c)
+{
+    const char  *url;
+
+    if (YAJL_IS_TRUE(eb_config_get(c->spec, "insecure"))) {
+        return 0;
+    }
+
+    url = YAJL_GET_STRING(eb_config_get(t->spec, "url"));
+    if (url != NULL && strncmp(url, "http://", 7) == 0) {
+        (void) eb_path_push(ctx, "connection");
+        return eb_fail(ctx, "target \"%s\" would send the credentials of "
+                       "connection \"%s\" (%s) in clear: its url is "
+                       "http://; use https://, or set \"insecure\": true in "
+                       "connections.%s", t->name, c->name,
+                       eb_connection_types[c->type], c->name);
+    }
+
+    url = YAJL_GET_STRING(eb_config_get(c->spec, "token_url"));
+    if (c->type == EB_CONNECTION_OAUTH2 && url != NULL
+        && strncmp(url, "http://", 7) == 0)
+    {
+        (void) eb_path_push(ctx, "connection");
+        return eb_fail(ctx, "connection \"%s\" (oauth2) would send its "
+                       "client secret in clear: its token_url is http://; "
+                       "use https://, or set \"insecure\": true in "
+                       "connections.%s", c->name, c->name);
     }
 
     return 0;
@@ -930,6 +1004,15 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
             return -1;
         }
 
+        v = eb_config_get(spec, "circuit_breaker");
+        if (v) {
+            sub = eb_path_push(ctx, "circuit_breaker");
+            if (eb_check_object(ctx, v, eb_breaker_keys) != 0) {
+                return -1;
+            }
+            eb_path_pop(ctx, sub);
+        }
+
         v = eb_config_get(spec, "signing");
         if (v) {
             sub = eb_path_push(ctx, "signing");
@@ -947,6 +1030,12 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
                 (void) eb_path_push(ctx, "connection");
                 return eb_fail(ctx, "undefined connection \"%s\"",
                                YAJL_GET_STRING(v));
+            }
+
+            if (eb_check_cleartext(ctx, t, &cf->connections[t->connection])
+                != 0)
+            {
+                return -1;
             }
         }
 

@@ -129,6 +129,7 @@ ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms)
 
     memcpy(c->id, it->id, EBD_ID_MAX);
     c->attempt = it->d.attempt;
+    c->no_rule = it->no_rule;
     c->due_ms = due_ms;
     c->last = it->last;
     c->next = dp->carry[h];
@@ -255,7 +256,8 @@ ebd_route_take(ebd_route_t *r, redisReply *entries, char *last)
 
             it->d.attempt = carry->attempt;
             it->last = carry->last;
-            if (carry->due_ms > now) {
+            /* waited for a rule this configuration has: due now */
+            if (carry->due_ms > now && !(carry->no_rule && !it->no_rule)) {
                 ebd_schedule_retry(it, carry->due_ms - now);
                 free(carry->stream);
                 free(carry);
@@ -891,6 +893,12 @@ ebd_setup(ebd_disp_t *dp)
         tc->dead_letter = !(v && YAJL_IS_FALSE(v));
 
         ebd_retry_from_config(&tc->retry, eb_config_get(ct->spec, "retry"));
+
+        if (ebd_breaker_setup(tc, eb_config_get(ct->spec, "circuit_breaker"))
+            != 0)
+        {
+            return -1;
+        }
     }
 
     /* a route per (bus, target) some rule sends to */
@@ -970,6 +978,11 @@ ebd_teardown(ebd_disp_t *dp)
     ebd_tcore_t  *tc;
 
     ebd_flush_acks(dp);
+
+    /* while the routes (their metrics) are there */
+    for (i = 0; i < dp->ntargets; i++) {
+        ebd_breaker_free(&dp->targets[i]);
+    }
 
     for (i = 0; i < dp->nroutes; i++) {
         ebd_route_free(dp->routes[i]);

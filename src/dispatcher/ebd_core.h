@@ -36,6 +36,9 @@ struct ebd_item_s {
     ebd_item_t          *hnext;         /* the route's held set */
     ebd_item_state_t     state;
     int                  undeliverable; /* dead-letter at once */
+    int                  no_rule;       /* its rule does not send here in
+                                         * this configuration (yet): an
+                                         * attempt fails, retried */
     char                 id[EBD_ID_MAX];
     char                *rule;
     char                *event_id;
@@ -84,6 +87,13 @@ struct ebd_route_s {
 };
 
 
+typedef enum {
+    EBD_CB_CLOSED = 0,
+    EBD_CB_OPEN,
+    EBD_CB_HALF_OPEN
+} ebd_cb_state_t;
+
+
 struct ebd_tcore_s {
     ebd_target_t         target;
     ebd_disp_t          *dp;
@@ -96,6 +106,15 @@ struct ebd_tcore_s {
     unsigned             queued;
     unsigned             waiting;
     ebd_item_t          *head, *tail;   /* queued, in order */
+
+    /* the circuit breaker (ebd_breaker.c); cb_failures 0: none */
+    unsigned             cb_failures;
+    unsigned             cb_consecutive;
+    ebd_cb_state_t       cb_state;
+    uint64_t             cb_cooldown_ms;
+    uint64_t             cb_open_until;  /* monotonic ms */
+    ebd_item_t          *cb_probe;      /* half open: the one attempt */
+    struct event        *cb_timer;      /* the end of the cool-down */
 };
 
 
@@ -127,6 +146,7 @@ struct ebd_carry_s {
     char                *stream;
     char                 id[EBD_ID_MAX];
     unsigned             attempt;
+    int                  no_rule;       /* waited for its rule */
     uint64_t             due_ms;
     ebd_result_t         last;
 };
@@ -184,6 +204,13 @@ void ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms);
 /* ebd_retention.c */
 int ebd_retention_setup(ebd_disp_t *dp);
 void ebd_retention_tick(ebd_disp_t *dp, uint64_t now);
+
+/* ebd_breaker.c */
+int ebd_breaker_setup(ebd_tcore_t *tc, yajl_val spec);
+void ebd_breaker_free(ebd_tcore_t *tc);
+int ebd_breaker_allows(ebd_tcore_t *tc, ebd_item_t *it);
+void ebd_breaker_result(ebd_tcore_t *tc, ebd_item_t *it,
+    ebd_outcome_t outcome, char *err, size_t errlen);
 
 /* ebd_deliver.c */
 ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,

@@ -249,11 +249,14 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
     }
 
     if (rt == NULL) {
-        it->undeliverable = 1;
-        ebd_result_set(&it->last, EBD_REJECTED, 0,
-                       "rule \"%.64s\" of bus \"%s\" no longer sends to "
-                       "target \"%s\" in the configuration", it->rule, r->bus,
-                       r->target->name);
+        /* nginx may have been reloaded with a rule ebd has not read yet:
+         * retried by the target's policy; a reload (SIGHUP) reads the
+         * entry again against the new configuration */
+        it->no_rule = 1;
+        ebd_result_set(&it->last, EBD_RETRY, 0,
+                       "rule \"%.64s\" of bus \"%s\" does not send to "
+                       "target \"%s\" in ebd's configuration", it->rule,
+                       r->bus, r->target->name);
         goto done;
     }
 
@@ -699,7 +702,10 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     latency = ebd_mono_us() - it->start_us;
     it->last = *res;
     tc->inflight--;
-    ebd_metrics_attempt(r->metrics, latency, !it->undeliverable);
+    ebd_breaker_result(tc, it, res->outcome, it->last.error,
+                       sizeof(it->last.error));
+    ebd_metrics_attempt(r->metrics, latency,
+                        !it->undeliverable && !it->no_rule);
 
     if (res->outcome == EBD_DELIVERED) {
         it->last.error[0] = '\0';
@@ -725,7 +731,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     now = ebd_now_ms();
     age = now + delay > it->entered_ms ? now + delay - it->entered_ms : 0;
 
-    if ((!tc->fault_none || it->undeliverable)
+    if ((!tc->fault_none || it->undeliverable || it->no_rule)
         && (res->outcome == EBD_REJECTED
             || retries > tc->retry.attempts
             || (tc->retry.max_age_ms && age > tc->retry.max_age_ms)))
@@ -792,7 +798,8 @@ ebd_target_pump(ebd_tcore_t *tc)
     /* NONE: nothing overtakes an event waiting for its retry */
     while (tc->head && tc->inflight < tc->target.concurrency
            && tc->dp->state == EBD_RUNNING
-           && !(tc->fault_none && tc->waiting))
+           && !(tc->fault_none && tc->waiting)
+           && ebd_breaker_allows(tc, tc->head))
     {
         it = tc->head;
         ebd_item_dequeue(it);
@@ -802,8 +809,9 @@ ebd_target_pump(ebd_tcore_t *tc)
         it->start_us = ebd_mono_us();
         tc->inflight++;
 
-        if (it->undeliverable) {
-            /* undeliverable as stored: fail now with the reason */
+        if (it->undeliverable || it->no_rule) {
+            /* undeliverable as stored, or its rule unknown: fail now
+             * with the reason */
             ebd_result_t  res = it->last;
             ebd_delivery_done(&it->d, &res);
             continue;

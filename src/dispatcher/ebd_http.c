@@ -1118,11 +1118,15 @@ ebd_http_token(ebd_oauth_wait_t *w, const char *authorization,
     uint64_t generation, const char *err)
 {
     int              failed = 0;
+    ebd_result_t     res;
     ebd_http_req_t  *r = (ebd_http_req_t *) ((char *) w
                              - offsetof(ebd_http_req_t, wait));
 
     if (authorization == NULL) {
-        ebd_http_fail(r, EBD_RETRY, err);
+        /* not retried before the token endpoint is asked again */
+        ebd_result_set(&res, EBD_RETRY, 0, "%s", err);
+        res.retry_after_ms = w->retry_after_ms;
+        ebd_http_finish(r, &res);
         return;
     }
 

@@ -494,6 +494,24 @@ ebd_render_routes(eb_buf_t *b, ebd_metrics_route_t *s, unsigned n)
                    "%lld\n", k->bus, k->target, (long long) s[i].waiting);
     }
 
+    ebd_family(b, "ebd_circuit_open", "gauge",
+               "Workers whose circuit breaker for the target is open "
+               "(or half open): nothing is sent but a probe.");
+    for (i = 0; i < n; i++) {
+        k = &ebd_shm->routes[i];
+        ebd_printf(b, "ebd_circuit_open{bus=\"%s\",target=\"%s\"} %lld\n",
+                   k->bus, k->target, (long long) s[i].circuit_open);
+    }
+
+    ebd_family(b, "ebd_circuit_opened_total", "counter",
+               "Times a worker's circuit breaker for the target opened.");
+    for (i = 0; i < n; i++) {
+        k = &ebd_shm->routes[i];
+        ebd_printf(b, "ebd_circuit_opened_total{bus=\"%s\",target=\"%s\"} "
+                   "%llu\n", k->bus, k->target,
+                   (unsigned long long) s[i].circuit_opened);
+    }
+
     /* what Redis said, while it is fresh */
     now = ebd_now_ms();
 
@@ -732,6 +750,8 @@ ebd_metrics_gauges_zero(void)
     n = __atomic_load_n(&ebd_shm->nroutes, __ATOMIC_ACQUIRE);
     for (i = 0; i <= n && i <= EBD_METRICS_ROUTES; i++) {
         __atomic_store_n(&ebd_self->routes[i].waiting, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&ebd_self->routes[i].circuit_open, 0,
+                         __ATOMIC_RELAXED);
     }
 }
 

@@ -52,6 +52,8 @@ typedef struct {
     uint64_t   outcomes[EBD_M_OUTCOMES];
     uint64_t   attempts;
     int64_t    waiting;                         /* for a retry, now */
+    int64_t    circuit_open;                    /* 1: the breaker is */
+    uint64_t   circuit_opened;                  /* times it opened */
     uint64_t   attempt_us;                      /* sum */
     uint64_t   attempt[EBD_M_ATTEMPT_BUCKETS + 1];
     uint64_t   latency_ms;                      /* sum */
@@ -171,6 +173,18 @@ static inline void
 ebd_metrics_waiting(ebd_metrics_route_t *m, int delta)
 {
     ebd_metrics_add((uint64_t *) &m->waiting, (uint64_t) (int64_t) delta);
+}
+
+/* The target's circuit breaker opened (1: again, after a failed probe,
+ * too) or closed (0). */
+static inline void
+ebd_metrics_circuit(ebd_metrics_route_t *m, int open)
+{
+    __atomic_store_n(&m->circuit_open, (int64_t) open, __ATOMIC_RELAXED);
+
+    if (open) {
+        ebd_metrics_add(&m->circuit_opened, 1);
+    }
 }
 
 #endif /* EBD_METRICS_H */

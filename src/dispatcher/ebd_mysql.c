@@ -3,7 +3,11 @@
  * per event, prepared multi-row INSERTs with every value a bound string
  * parameter (ebd_sql.h: pool, batches, outcomes).
  *
- * Connections use utf8mb4, autocommit, the target's timeout as connect,
+ * Connections use utf8mb4, autocommit, STRICT_ALL_TABLES added to the
+ * session's sql_mode (a value too long for its column, or otherwise
+ * invalid, is an error, dead-lettered with the server's message, never
+ * silently truncated or zeroed; the server's other modes kept), the
+ * target's timeout as connect,
  * read and write timeout, no automatic reconnect (the library's would
  * silently drop the prepared statements; ebd_sql.c reconnects after any
  * error that is not about a row's data: CR_SERVER_GONE_ERROR,
@@ -24,6 +28,11 @@
 
 
 #define EBD_MYSQL_STMTS  4
+
+/* appended to the session's modes, whatever the server's default */
+#define EBD_MYSQL_STRICT                                                      \
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM "                              \
+    "CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))"
 
 
 typedef struct {
@@ -166,7 +175,8 @@ ebd_mysql_connect(ebd_sql_t *s, char *err, size_t errlen)
 
     if (mysql_real_connect(c->mysql, s->host, s->user, s->password,
                            s->database, s->port, NULL, 0) == NULL
-        || mysql_autocommit(c->mysql, 1) != 0)
+        || mysql_autocommit(c->mysql, 1) != 0
+        || mysql_query(c->mysql, EBD_MYSQL_STRICT) != 0)
     {
         ebd_sql_errcpy(msg, sizeof(msg), mysql_error(c->mysql));
         snprintf(err, errlen, "cannot connect to %s:%u: mysql error %u: %s",

@@ -1,9 +1,12 @@
 /*
  * The OAuth2 client-credentials token cache of ebd's http and
  * cloudevents targets (see ebd_oauth.h): the token request (RFC 6749
- * 4.4, client_secret_post: grant_type, client_id, client_secret, scope
- * and the connection's extra params, form-encoded), its JSON answer, the
- * cache per connection and the queue of attempts waiting for a fetch.
+ * 4.4: grant_type, scope and the connection's extra params, form-encoded;
+ * the client's id and secret in the form, client_secret_post, or as HTTP
+ * Basic, client_secret_basic, which GET and DELETE always use: the form
+ * is then the URL's query, and a secret never goes in a URL), its JSON
+ * answer, the cache per connection and the queue of attempts waiting
+ * for a fetch.
  */
 
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include <ctype.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <yajl/yajl_tree.h>
 
 #include "eb_buf.h"
@@ -30,6 +34,10 @@
 #define EBD_OAUTH_DEFAULT_TTL   3600
 /* Token answers larger than this are refused. */
 #define EBD_OAUTH_MAX_ANSWER    (64 * 1024)
+/* After a failed fetch the next one waits this long, doubling up to the
+ * maximum: a failing token endpoint is not asked once per attempt. */
+#define EBD_OAUTH_BACKOFF_MS      1000
+#define EBD_OAUTH_BACKOFF_MAX_MS  60000
 
 
 struct ebd_oauth_s {
@@ -41,12 +49,18 @@ struct ebd_oauth_s {
     char                          *url;        /* token_url (+ query) */
     char                          *form;       /* the request's form body */
     int                            get;        /* method GET: form in url */
+    int                            basic;      /* client_secret_basic */
     const char                    *method;
     char                           safe_url[512];
 
     char                          *authorization;  /* "Authorization: ..." */
     uint64_t                       expires_ms;     /* monotonic */
     uint64_t                       generation;
+
+    /* after a failed fetch: no other before retry_ms (monotonic) */
+    uint64_t                       backoff_ms;     /* 0: none */
+    uint64_t                       retry_ms;
+    char                           last_err[512];
 
     /* the fetch */
     ebd_http_xfer_t                xfer;
@@ -124,14 +138,91 @@ ebd_oauth_str(yajl_val obj, const char *key)
 }
 
 
+/* "Authorization: Basic base64(urlencode(id):urlencode(secret))", RFC
+ * 6749 2.3.1, appended to the request's headers */
+static struct curl_slist *
+ebd_oauth_basic(struct curl_slist *h, const char *id, const char *secret)
+{
+    int                 n;
+    char               *eid, *esecret;
+    unsigned char      *b64;
+    eb_buf_t            cred, line;
+    struct curl_slist  *r = NULL;
+
+    eid = curl_easy_escape(NULL, id, 0);
+    esecret = curl_easy_escape(NULL, secret, 0);
+    eb_buf_init(&cred);
+    eb_buf_init(&line);
+
+    if (eid == NULL || esecret == NULL) {
+        goto done;
+    }
+
+    eb_buf_append_str(&cred, eid);
+    eb_buf_append_str(&cred, ":");
+    eb_buf_append_str(&cred, esecret);
+
+    if (cred.failed
+        || (b64 = malloc(4 * ((cred.len + 2) / 3) + 1)) == NULL)
+    {
+        goto done;
+    }
+
+    n = EVP_EncodeBlock(b64, cred.data, (int) cred.len);
+
+    eb_buf_append_str(&line, "Authorization: Basic ");
+    eb_buf_append(&line, b64, (size_t) n);
+    eb_buf_append(&line, "", 1);
+    explicit_bzero(b64, (size_t) n);
+    free(b64);
+
+    if (!line.failed) {
+        r = curl_slist_append(h, (char *) line.data);
+    }
+
+done:
+
+    /* the secret, clear: not left in freed memory */
+    if (esecret != NULL) {
+        explicit_bzero(esecret, strlen(esecret));
+    }
+    if (cred.data != NULL) {
+        explicit_bzero(cred.data, cred.cap);
+    }
+    if (line.data != NULL) {
+        explicit_bzero(line.data, line.cap);
+    }
+    curl_free(eid);
+    curl_free(esecret);
+    eb_buf_free(&cred);
+    eb_buf_free(&line);
+    return r;
+}
+
+
+/* the request's headers (with the Basic credentials) are secret too */
+static void
+ebd_oauth_headers_free(struct curl_slist *h)
+{
+    struct curl_slist  *l;
+
+    for (l = h; l != NULL; l = l->next) {
+        explicit_bzero(l->data, strlen(l->data));
+    }
+
+    curl_slist_free_all(h);
+}
+
+
 ebd_oauth_t *
 ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
 {
-    size_t        i;
-    const char   *s, *path[2] = { "params", NULL };
-    yajl_val      params, v;
-    eb_buf_t      form, url;
-    ebd_oauth_t  *o;
+    size_t              i;
+    const char         *s, *path[2] = { "params", NULL };
+    yajl_val            params, v;
+    eb_buf_t            form, url;
+    ebd_oauth_t        *o;
+    struct curl_slist  *h;
 
     for (o = ebd_oauths; o != NULL; o = o->next) {
         if (o->conn == c) {
@@ -158,13 +249,18 @@ ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
     o->method = s != NULL ? s : "POST";
     o->get = strcmp(o->method, "GET") == 0 || strcmp(o->method, "DELETE") == 0;
 
-    /* the form: client_secret_post (RFC 6749 2.3.1) */
+    /* eb_config refuses "post" with GET or DELETE */
+    s = ebd_oauth_str(c->spec, "client_auth");
+    o->basic = s != NULL ? strcmp(s, "basic") == 0 : o->get;
+
     ebd_oauth_form_add(&form, "grant_type", "client_credentials");
-    if ((s = ebd_oauth_str(c->spec, "client_id")) != NULL) {
-        ebd_oauth_form_add(&form, "client_id", s);
-    }
-    if ((s = ebd_oauth_str(c->spec, "client_secret")) != NULL) {
-        ebd_oauth_form_add(&form, "client_secret", s);
+    if (!o->basic) {
+        if ((s = ebd_oauth_str(c->spec, "client_id")) != NULL) {
+            ebd_oauth_form_add(&form, "client_id", s);
+        }
+        if ((s = ebd_oauth_str(c->spec, "client_secret")) != NULL) {
+            ebd_oauth_form_add(&form, "client_secret", s);
+        }
     }
     if ((s = ebd_oauth_str(c->spec, "scope")) != NULL) {
         ebd_oauth_form_add(&form, "scope", s);
@@ -197,9 +293,18 @@ ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
     if (o->headers != NULL) {
         o->headers = curl_slist_append(o->headers, "Expect:");
     }
+    if (o->headers != NULL && o->basic) {
+        h = ebd_oauth_basic(o->headers,
+                            ebd_oauth_str(c->spec, "client_id") ?: "",
+                            ebd_oauth_str(c->spec, "client_secret") ?: "");
+        if (h == NULL) {
+            ebd_oauth_headers_free(o->headers);
+        }
+        o->headers = h;
+    }
 
     if (form.failed || url.failed || o->headers == NULL) {
-        curl_slist_free_all(o->headers);
+        ebd_oauth_headers_free(o->headers);
         eb_buf_free(&form);
         eb_buf_free(&url);
         free(o);
@@ -237,7 +342,7 @@ ebd_oauth_release(ebd_oauth_t *o)
         curl_easy_cleanup(o->xfer.easy);
     }
 
-    curl_slist_free_all(o->headers);
+    ebd_oauth_headers_free(o->headers);
     eb_buf_free(&o->answer);
 
     /* the form and the token are secrets: not left in freed memory */
@@ -352,9 +457,11 @@ ebd_oauth_dispatch(ebd_oauth_t *o, const char *err)
         ebd_oauth_queue_remove(w);
 
         if (err == NULL && o->authorization != NULL) {
+            w->retry_after_ms = -1;
             w->cb(w, o->authorization, o->generation, NULL);
 
         } else {
+            w->retry_after_ms = (int64_t) o->backoff_ms;
             w->cb(w, NULL, 0, err != NULL ? err : "no token");
         }
     }
@@ -510,7 +617,16 @@ done:
     eb_buf_reset(&o->answer);
 
     if (err[0]) {
-        ebd_log(EBD_LOG_WARN, "%s", err);
+        o->backoff_ms = o->backoff_ms == 0 ? EBD_OAUTH_BACKOFF_MS
+                        : o->backoff_ms * 2 > EBD_OAUTH_BACKOFF_MAX_MS
+                          ? EBD_OAUTH_BACKOFF_MAX_MS : o->backoff_ms * 2;
+        o->retry_ms = (ebd_mono_us() / 1000) + o->backoff_ms;
+        snprintf(o->last_err, sizeof(o->last_err), "%s", err);
+        ebd_log(EBD_LOG_WARN, "%s; next token request in %llu ms", err,
+                (unsigned long long) o->backoff_ms);
+
+    } else {
+        o->backoff_ms = 0;
     }
 
     ebd_metrics_oauth(o->metrics, rc != CURLE_OK, status, err[0] == '\0');
@@ -521,14 +637,28 @@ done:
 void
 ebd_oauth_token(ebd_oauth_t *o, ebd_oauth_wait_t *w, uint64_t timeout_ms)
 {
-    char  err[256];
+    char      err[sizeof(o->last_err) + 64];
+    uint64_t  now = ebd_mono_us() / 1000;
 
-    if (o->authorization != NULL && (ebd_mono_us() / 1000) < o->expires_ms) {
+    if (o->authorization != NULL && now < o->expires_ms) {
+        w->retry_after_ms = -1;
         w->cb(w, o->authorization, o->generation, NULL);
         return;
     }
 
     ebd_oauth_forget(o);
+
+    /* an attempt retried when told (retry_after_ms) may come a tick
+     * early by this clock: it is due */
+    if (!o->xfer.active && o->backoff_ms && now + 10 < o->retry_ms) {
+        /* the endpoint failed a moment ago: not asked again yet */
+        snprintf(err, sizeof(err), "%s; next token request in %llu ms",
+                 o->last_err, (unsigned long long) (o->retry_ms - now));
+        w->retry_after_ms = (int64_t) (o->retry_ms - now);
+        w->cb(w, NULL, 0, err);
+        return;
+    }
+
     ebd_oauth_queue_append(&o->waiting, w);
 
     if (o->xfer.active) {

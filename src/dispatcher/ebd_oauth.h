@@ -5,7 +5,9 @@
  * before it expires; attempts that need a token while it is being
  * fetched wait in a queue for that one fetch. A 401 from a target
  * invalidates the token it was given (ebd_oauth_invalidate), so that the
- * next request fetches a new one.
+ * next request fetches a new one. After a failed fetch the next one waits
+ * (1 s, doubling up to 60 s, back to none after a token): attempts that
+ * need a token meanwhile fail at once, retryable, with the last error.
  *
  * Nothing here ever logs or reports the client secret or a token.
  */
@@ -32,6 +34,8 @@ struct ebd_oauth_wait_s {
     ebd_oauth_wait_t  *prev;       /* in the queue of a fetch */
     ebd_oauth_wait_t  *next;
     ebd_oauth_cb_pt    cb;
+    int64_t            retry_after_ms;  /* with err: when the next fetch
+                                         * may start, or -1 */
 };
 
 

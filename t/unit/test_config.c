@@ -199,6 +199,34 @@ test_errors(void)
             "\"i\"}}, \"buses\": {}}",
             "connections.c: missing key \"client_secret\"",
             "oauth2 without secret");
+    refused("{\"connections\": {\"c\": {\"type\": \"basic\", "
+            "\"username\": \"u\", \"password\": \"p\"}}, "
+            "\"targets\": {\"t\": {\"type\": \"http\", \"url\": "
+            "\"http://x.example\", \"connection\": \"c\"}}, \"buses\": {}}",
+            "targets.t.connection: target \"t\" would send the credentials "
+            "of connection \"c\" (basic) in clear: its url is http://",
+            "credentials to a plain http:// url");
+    refused("{\"connections\": {\"c\": {\"type\": \"oauth2\", "
+            "\"token_url\": \"http://id.example/token\", \"client_id\": "
+            "\"i\", \"client_secret\": \"s\"}}, "
+            "\"targets\": {\"t\": {\"type\": \"cloudevents\", \"url\": "
+            "\"https://x.example\", \"connection\": \"c\"}}, \"buses\": {}}",
+            "targets.t.connection: connection \"c\" (oauth2) would send its "
+            "client secret in clear: its token_url is http://",
+            "a client secret to a plain http:// token_url");
+    refused("{\"connections\": {\"c\": {\"type\": \"oauth2\", "
+            "\"token_url\": \"https://id.example/token\", \"client_id\": "
+            "\"i\", \"client_secret\": \"s\", \"method\": \"DELETE\", "
+            "\"client_auth\": \"post\"}}, \"buses\": {}}",
+            "connections.c.client_auth: \"post\" with method DELETE would "
+            "put the client secret in the token URL",
+            "client_auth post with DELETE");
+    refused("{\"connections\": {\"c\": {\"type\": \"oauth2\", "
+            "\"token_url\": \"https://id.example/token\", \"client_id\": "
+            "\"i\", \"client_secret\": \"s\", \"client_auth\": "
+            "\"jwt\"}}, \"buses\": {}}",
+            "connections.c.client_auth: must be one of \"basic\", \"post\"",
+            "unknown client_auth");
     refused("{\"targets\": {\"t\": {\"type\": \"http\", \"url\": "
             "\"https://x.example\"}}, \"buses\": {\"b\": {\"rules\": {\"r\": "
             "{\"pattern\": {\"source\": [\"x\"]}, \"targets\": [{\"target\": "
@@ -306,12 +334,34 @@ test_retention(void)
 }
 
 
+/* credentials over plain http:// pass only when the connection says so */
+static void
+test_insecure(void)
+{
+    char          err[EB_CONFIG_ERROR_MAX];
+    eb_config_t  *cf;
+
+    cf = parse("{\"connections\": {\"c\": {\"type\": \"oauth2\", "
+               "\"insecure\": true, \"token_url\": \"http://127.0.0.1/t\", "
+               "\"client_id\": \"i\", \"client_secret\": \"s\"}}, "
+               "\"targets\": {\"t\": {\"type\": \"http\", \"url\": "
+               "\"http://127.0.0.1/h\", \"connection\": \"c\"}}, "
+               "\"buses\": {}}", err, sizeof(err));
+    ok(cf != NULL, "plain http:// with \"insecure\": true is accepted");
+    if (cf == NULL) {
+        printf("#   message: %s\n", err);
+    }
+    eb_config_free(cf);
+}
+
+
 int
 main(void)
 {
     test_seed();
     test_retention();
     test_errors();
+    test_insecure();
     test_load_file();
     test_empty();
 

@@ -31,7 +31,9 @@ package EBTest::Peer;
 #   request to that path gets the n-th (the last one from then on).
 #
 # OAuth2: the token path answers client-credentials requests (form
-# grant_type=client_credentials, client_id, client_secret) with a new
+# grant_type=client_credentials, client_id, client_secret, in the body
+# or, for GET and DELETE, the query; the client's id and secret may come
+# as HTTP Basic instead, which then wins) with a new
 # token valid for expires_in seconds; only the newest unexpired token is
 # accepted on protected paths (401 otherwise, before any scripted
 # answer). Raising "revoke" invalidates the current token.
@@ -48,6 +50,7 @@ use Errno qw(EAGAIN EWOULDBLOCK EINTR);
 use Fcntl qw(:flock);
 use File::Temp qw(tempdir);
 use JSON::PP;
+use MIME::Base64 ();
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64);
@@ -362,7 +365,13 @@ sub _answer {
             $st->{token} = undef;
         }
         if ($req->{path} eq ($o->{token_path} // '/token')) {
-            my $f = _form($req->{method} eq 'GET' ? $req->{query} : $req->{body});
+            my $f = _form($req->{method} =~ /^(GET|DELETE)$/ ? $req->{query} : $req->{body});
+            # client_secret_basic (RFC 6749 2.3.1): the credentials
+            # form-encoded, then base64 in an Authorization: Basic
+            if (($req->{headers}{authorization} // '') =~ /^Basic\s+(\S+)$/) {
+                my ($id, $secret) = split /:/, MIME::Base64::decode_base64($1), 2;
+                @$f{qw(client_id client_secret)} = @{ _form("i=$id&s=" . ($secret // '')) }{qw(i s)};
+            }
             if (($f->{grant_type} // '') ne 'client_credentials'
                 || ($f->{client_id} // '') ne ($o->{client_id} // '')
                 || ($f->{client_secret} // '') ne ($o->{client_secret} // ''))
