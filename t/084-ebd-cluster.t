@@ -211,9 +211,10 @@ for my $b (@bus) {
 {
     my $b = $bus[2];
     my $id = "$b-letter";
-    # a rule ebd does not know: dead-lettered at once
-    $c->cmd_key(stream($b), 'XADD', stream($b), '*', 'rule', 'nosuch',
-                'event', qq({"id":"$id","source":"t084","type":"t.e"}));
+    # a stored event that is not an object: dead-lettered at once (a
+    # rule ebd does not know is retried, t/078)
+    $c->cmd_key(stream($b), 'XADD', stream($b), '*', 'rule', 'all',
+                'event', qq(["$id","t084"]));
     ok(wait_for(sub { ($c->xlen("eb:{$b}:dlq:hook") // 0) >= 1 }, 10),
        'a dead letter on the owner of its bus');
     my @base = ($EBD, '-c', "$dir/buses.json", '-r', join(',', $c->seeds),
