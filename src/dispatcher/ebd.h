@@ -78,6 +78,10 @@ int ebd_addr_list(const char *s, ebd_addr_t **addrs, size_t *n, char *err,
  * host is then ""). 0, or -1 with err set. */
 int ebd_listen_parse(const char *s, ebd_addr_t *a, char *err, size_t errlen);
 
+/* The value of a stream entry's field (fields: XRANGE's [name, value,
+ * ...]), NULL when it has none. */
+redisReply *ebd_reply_field(redisReply *fields, const char *name);
+
 /* A synchronous connection (the subcommands) to the
  * primary that holds BUS's keys. */
 redisContext *ebd_redis_connect_sync(const ebd_opts_t *o, const char *bus,

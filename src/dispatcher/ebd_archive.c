@@ -44,23 +44,6 @@ static const char  ebd_archive_usage[] =
 "TIME: ms since the epoch, RFC 3339 (2026-11-23T10:00:00Z), -10m, now.\n";
 
 
-static redisReply *
-ebd_archive_field(redisReply *fields, const char *name)
-{
-    size_t  i;
-
-    for (i = 0; i + 1 < fields->elements; i += 2) {
-        if (fields->element[i]->type == REDIS_REPLY_STRING
-            && strcmp(fields->element[i]->str, name) == 0)
-        {
-            return fields->element[i + 1];
-        }
-    }
-
-    return NULL;
-}
-
-
 /* ---- export ------------------------------------------------------------ */
 
 static int
@@ -142,7 +125,7 @@ ebd_archive_export(ebd_opts_t *o, const char *key)
 
         for (i = 0; i < r->elements; i++) {
             e = r->element[i];
-            ev = ebd_archive_field(e->element[1], "event");
+            ev = ebd_reply_field(e->element[1], "event");
 
             /* an entry written by hand may hold anything; one that would
              * not be one line of NDJSON is left out, and said so */

@@ -48,7 +48,6 @@
 #define EBD_DT_ANSWER_MAX    (16 * 1024)    /* DingTalk answers are small */
 #define EBD_DT_LIMIT         20
 #define EBD_DT_WINDOW_MS     60000
-#define EBD_DT_LIMIT_MAX     1000
 
 
 typedef struct ebd_dt_req_s  ebd_dt_req_t;
@@ -72,11 +71,8 @@ typedef struct {
     ebd_dt_robot_t         *robot;
     char                   *secret;       /* NULL: no signing */
     eb_transform_t         *message;      /* the body, a JSON template */
-    int                     needs_tree;
     char                    safe_url[512];
     struct curl_slist      *headers;
-    unsigned                in_flight;
-    int                     closing;
 } ebd_dt_target_t;
 
 
@@ -550,7 +546,6 @@ static void
 ebd_dt_finish(ebd_dt_req_t *r, const ebd_result_t *res)
 {
     ebd_delivery_t   *d = r->d;
-    ebd_dt_target_t  *dt = r->dt;
 
     if (r->xfer.easy != NULL) {
         ebd_http_easy_put(r->xfer.easy);
@@ -560,8 +555,6 @@ ebd_dt_finish(ebd_dt_req_t *r, const ebd_result_t *res)
     eb_buf_free(&r->body);
     eb_buf_free(&r->answer);
     free(r);
-
-    dt->in_flight--;
 
     ebd_delivery_done(d, res);
 }
@@ -588,7 +581,6 @@ ebd_dt_deliver(ebd_target_t *t, ebd_delivery_t *d)
     r->d = d;
     eb_buf_init(&r->body);
     eb_buf_init(&r->answer);
-    dt->in_flight++;
 
     rc = eb_transform_apply_tree(dt->message, d->tree, d->event,
                                  d->event_len, &r->body, err, sizeof(err));

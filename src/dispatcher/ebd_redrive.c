@@ -12,23 +12,6 @@
 #include "ebd.h"
 
 
-static redisReply *
-ebd_field(redisReply *fields, const char *name)
-{
-    size_t  i;
-
-    for (i = 0; i + 1 < fields->elements; i += 2) {
-        if (fields->element[i]->type == REDIS_REPLY_STRING
-            && strcmp(fields->element[i]->str, name) == 0)
-        {
-            return fields->element[i + 1];
-        }
-    }
-
-    return NULL;
-}
-
-
 int
 ebd_redrive_main(ebd_opts_t *o, int argc, char **argv)
 {
@@ -99,8 +82,8 @@ ebd_redrive_main(ebd_opts_t *o, int argc, char **argv)
         for (i = 0; i < n; i++) {
             e = r->element[i];
             fields = e->element[1];
-            event = ebd_field(fields, "event");
-            rule = ebd_field(fields, "rule");
+            event = ebd_reply_field(fields, "event");
+            rule = ebd_reply_field(fields, "rule");
 
             /* the next page starts after this entry */
             snprintf(start, sizeof(start), "(%s", e->element[0]->str);

@@ -27,15 +27,9 @@
 static const char *
 ebd_f(redisReply *fields, const char *name)
 {
-    size_t  i;
+    redisReply  *v = ebd_reply_field(fields, name);
 
-    for (i = 0; i + 1 < fields->elements; i += 2) {
-        if (strcmp(fields->element[i]->str, name) == 0) {
-            return fields->element[i + 1]->str;
-        }
-    }
-
-    return "";
+    return v != NULL && v->type == REDIS_REPLY_STRING ? v->str : "";
 }
 
 

@@ -238,3 +238,20 @@ ebd_redis_connect_sync(const ebd_opts_t *o, const char *bus, char *err,
     free(seeds);
     return c;
 }
+
+
+redisReply *
+ebd_reply_field(redisReply *fields, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        if (fields->element[i]->type == REDIS_REPLY_STRING
+            && strcmp(fields->element[i]->str, name) == 0)
+        {
+            return fields->element[i + 1];
+        }
+    }
+
+    return NULL;
+}
