@@ -124,7 +124,8 @@ unit: $(UNIT_BINS)
 
 # ebd's parts that need no loop or network are unit-tested with the core
 EBD_PURE    := src/dispatcher/ebd_retry.c src/dispatcher/ebd_parse.c \
-               src/dispatcher/ebd_sign.c src/dispatcher/ebd_metrics_request.c
+               src/dispatcher/ebd_sign.c src/dispatcher/ebd_secret.c \
+               src/dispatcher/ebd_metrics_request.c
 
 # the core and those parts compiled once per BUILD into an archive the
 # unit tests link (each test compiling them all again cost minutes)

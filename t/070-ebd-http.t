@@ -23,6 +23,7 @@ use JSON::PP;
 use MIME::Base64 qw(encode_base64 decode_base64);
 use Time::HiRes qw(time sleep);
 use POSIX ();
+use File::Temp ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use EBTest qw(wait_for);
@@ -90,15 +91,22 @@ sub rule {
              targets => [ map { ref $_ ? $_ : { target => $_ } } @targets ] };
 }
 
+# two secrets kept out of the file (ebd_secret.c): the API key in a
+# file (with the line end an editor leaves), the client secret in ebd's
+# environment
+my $secrets_dir = File::Temp::tempdir('eb-070-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $key_file = "$secrets_dir/api.key";
+EBTest::write_file($key_file, "$SECRET{api_key}\n");
+
 my $cfg = {
     connections => {
         'basic-c' => { type => 'basic', INSECURE, username => 'alice',
                        password => $SECRET{basic_password} },
         'key-c'   => { type => 'api_key', INSECURE, header => 'X-Api-Key',
-                       value => $SECRET{api_key} },
+                       value_file => $key_file },
         'oa'      => { type => 'oauth2', INSECURE, token_url => $auth->url('/token'),
                        client_id => 'ebd-client',
-                       client_secret => $SECRET{client_secret},
+                       client_secret_env => 'EB_T_OA_SECRET',
                        scope => 'events.write',
                        params => { audience => 'peer one' } },
         'oa-get'  => { type => 'oauth2', INSECURE, token_url => $auth2->url('/token?v=2'),
@@ -224,7 +232,8 @@ my $cfgfile = $ngx->dir . '/buses.json';
 $ngx->start;
 
 my $ebd = EBTest::Ebd->start(config => $cfgfile, redis => $redis,
-                             name => 'ebd-070', level => 'debug');
+                             name => 'ebd-070', level => 'debug',
+                             env => { EB_T_OA_SECRET => $SECRET{client_secret} });
 ok($ebd->alive && $ebd->log =~ /ebd: ready/, 'ebd is ready')
     or BAIL_OUT("ebd did not start:\n" . $ebd->log);
 

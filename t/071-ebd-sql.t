@@ -137,6 +137,13 @@ $targets{'lax-mysql'} = sql_target('mysql', table => 'lax_t', batch => 100, pool
                                                 d => '$.data.body.d' });
 # PostgreSQL's schema-qualified name is public.bulk_t
 $targets{'bulk-pg'}{table} = 'public.bulk_t';
+# the seed's targets keep their passwords out of the file (ebd_secret.c):
+# MySQL's in ebd's environment, PostgreSQL's in a file
+$targets{'users-mysql'}{password_env} = 'EB_T_MYSQL_PASSWORD';
+my $pg_pw_file = File::Temp::tempdir('eb-071-XXXXXX', TMPDIR => 1, CLEANUP => 1) . '/pg.pw';
+EBTest::write_file($pg_pw_file, delete($targets{'users-pg'}{password}) . "\n");
+$targets{'users-pg'}{password_file} = $pg_pw_file;
+my $mysql_pw = delete $targets{'users-mysql'}{password};
 
 my $cfg = {
     targets => \%targets,
@@ -285,7 +292,8 @@ is($redis->xlen('eb:{bulk}:target:bulk-mysql'), 2000, 'bulk: 2,000 entries wait 
 # --- ebd ---------------------------------------------------------------------
 
 my $ebd = EBTest::Ebd->start(config => $conf, redis => $redis, level => 'debug',
-                             name => 'ebd-sql');
+                             name => 'ebd-sql',
+                             env => { EB_T_MYSQL_PASSWORD => $mysql_pw });
 ok($ebd->alive, 'ebd started') or diag $ebd->log;
 like($ebd->log, qr/ebd: ready/, 'ebd is ready');
 

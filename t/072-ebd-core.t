@@ -54,6 +54,14 @@ my $redis = EBTest::Redis->start(appendonly => 'yes',
 my $port2 = EBTest::free_port();      # a second Redis, started later
 my $port3 = EBTest::free_port();
 my $SECRET = 'pw-Zq8-never-logged';
+# the ordered target reads it from a file (ebd_secret.c), final line end
+# and all
+my $secret_file = "$dir/ordered.secret";
+{
+    open my $fh, '>', $secret_file or die "$secret_file: $!";
+    print $fh "$SECRET\n";
+    close $fh;
+}
 
 my $retry_fast = { strategy => 'backoff', attempts => 1000,
                    interval => '50ms', max_interval => '100ms' };
@@ -73,7 +81,7 @@ my $cfg = {
                      dead_letter => JSON::PP::false,
                      retry => { attempts => 0, interval => '10ms' } },
         ordered => { type => 'redis', address => "127.0.0.1:$port2", stream => 'out:ordered',
-                     password => $SECRET, fault_tolerance => 'NONE',
+                     password_file => $secret_file, fault_tolerance => 'NONE',
                      retry => { strategy => 'exponential', attempts => 1,
                                 interval => '20ms', max_interval => '80ms' } },
         sink    => { type => 'redis', address => $redis->addr, stream => 'out:sink',
@@ -437,6 +445,33 @@ my $patient_id;
     ok(wait_for(sub { @{ entries($redis, 'out:chain') } == $n + 2 }, 10), 'still delivering with the old configuration');
     ok($ebd->alive, 'ebd still runs');
 
+    # a file that passes its checks, but a target that cannot open: its
+    # password comes from a variable that is not set
+    my $c2 = $JSON->decode($JSON->encode($cfg));
+    delete $c2->{targets}{remote}{password};
+    $c2->{targets}{remote}{password_env} = 'EB072_NOT_SET';
+    write_file($cfg_path, $JSON->encode($c2));
+    my ($rc0, $out0) = ebd_run($redis, '-t', '-c', $cfg_path);
+    is($rc0, 0, 'ebd -t: the file itself passes');
+    $ebd->reload;
+    ok(wait_for(sub { $ebd->log =~ /target remote: connection|target remote: password_env: the environment variable "EB072_NOT_SET" is not set/
+                      && $ebd->log =~ /reload of \S+ failed, keeping the running configuration/ }, 15),
+       'SIGHUP, a target that cannot open: the running configuration stays, the reason logged')
+        or diag $ebd->log;
+    post($ngx, '/hr', $ding);
+    ok(wait_for(sub { @{ entries($redis, 'out:chain') } == $n + 3 }, 10),
+       'still delivering with the running configuration');
+    ok($ebd->alive, 'ebd still runs after the failed reload');
+
+    # two sources for one secret: refused by the file's checks
+    $c2->{targets}{remote}{password} = $SECRET;
+    write_file($cfg_path, $JSON->encode($c2));
+    ($rc0, $out0) = ebd_run($redis, '-t', '-c', $cfg_path);
+    is($rc0, 1, 'ebd -t: password and password_env together: refused');
+    like($out0, qr/targets\.remote.*"password", "password_env" and "password_file" exclude each other/,
+         'the message names the target and the keys');
+
+    write_file($cfg_path, '{"buses": {');
     for my $w (1, 2) {
         my ($rc, $out) = ebd_run($redis, '-c', $cfg_path, '-w', $w);
         is($rc, 1, "a broken file at start (-w $w): exit 1");

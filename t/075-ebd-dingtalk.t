@@ -13,6 +13,7 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(sleep time);
+use File::Temp ();
 use EBTest qw(wait_for);
 use EBTest::Peer;
 
@@ -45,6 +46,10 @@ sub rule {
 
 my $fast = { strategy => 'backoff', attempts => 5, interval => '50ms',
              max_interval => '100ms' };
+# the markdown robot's secret comes from a file (ebd_secret.c)
+my $secret_dir = File::Temp::tempdir('eb-075-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+EBTest::write_file("$secret_dir/robot.secret", "$SECRET\n");
+
 my $cfg = {
     targets => {
         text => { type => 'dingtalk', url => $send, secret_env => 'EB_T_DT_SECRET',
@@ -52,7 +57,8 @@ my $cfg = {
                   variables => { name => '$.data.body.name', dept => '$.data.body.dept' },
                   text => "New employee: \${name} (\${dept}) \"welcome\"",
                   at => { atMobiles => [ '13800000000' ], isAtAll => JSON::PP::false } },
-        md   => { type => 'dingtalk', url => $send, secret => $SECRET,
+        md   => { type => 'dingtalk', url => $send,
+                  secret_file => "$secret_dir/robot.secret",
                   msgtype => 'markdown',
                   variables => { name => '$.data.body.name', dept => '$.data.body.dept' },
                   title => 'New employee ${name}',

@@ -32,7 +32,11 @@ typedef enum {
     EB_K_STRINGS,           /* non-empty string, or an array of them */
     EB_K_PATHMAP,           /* object of JSONPath strings */
     EB_K_OBJECT,            /* checked by the caller */
-    EB_K_ANY                /* checked by the caller */
+    EB_K_ANY,               /* checked by the caller */
+    EB_K_SECRET             /* a string as KEY, or the name of an
+                               environment variable as KEY_env, or a
+                               file as KEY_file: one of the three
+                               (ebd reads them: ebd_secret.c) */
 } eb_kind_t;
 
 
@@ -97,7 +101,7 @@ static const eb_key_t  eb_top_keys[] = {
 static const eb_key_t  eb_basic_keys[] = {
     { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
     { "username", EB_K_NAME, 1, NULL, 0, 0 },
-    { "password", EB_K_STRING, 1, NULL, 0, 0 },
+    { "password", EB_K_SECRET, 1, NULL, 0, 0 },
     { "insecure", EB_K_BOOL, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
@@ -105,7 +109,7 @@ static const eb_key_t  eb_basic_keys[] = {
 static const eb_key_t  eb_api_key_keys[] = {
     { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
     { "header", EB_K_NAME, 1, NULL, 0, 0 },
-    { "value", EB_K_NAME, 1, NULL, 0, 0 },
+    { "value", EB_K_SECRET, 1, NULL, 0, 0 },
     { "insecure", EB_K_BOOL, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
@@ -114,7 +118,7 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "type", EB_K_ENUM, 1, eb_connection_types, 0, 0 },
     { "token_url", EB_K_URL, 1, NULL, 0, 0 },
     { "client_id", EB_K_NAME, 1, NULL, 0, 0 },
-    { "client_secret", EB_K_NAME, 1, NULL, 0, 0 },
+    { "client_secret", EB_K_SECRET, 1, NULL, 0, 0 },
     { "scope", EB_K_STRING, 0, NULL, 0, 0 },
     { "method", EB_K_ENUM, 0, eb_http_methods, 0, 0 },
     { "client_auth", EB_K_ENUM, 0, eb_client_auths, 0, 0 },
@@ -141,8 +145,7 @@ static const char *const  eb_dingtalk_msgtypes[] = {
 static const eb_key_t  eb_dingtalk_keys[] = {
     EB_TARGET_COMMON_KEYS,
     { "url", EB_K_URL, 1, NULL, 0, 0 },
-    { "secret", EB_K_NAME, 0, NULL, 0, 0 },
-    { "secret_env", EB_K_NAME, 0, NULL, 0, 0 },
+    { "secret", EB_K_SECRET, 0, NULL, 0, 0 },
     { "msgtype", EB_K_ENUM, 1, eb_dingtalk_msgtypes, 0, 0 },
     { "variables", EB_K_PATHMAP, 0, NULL, 0, 0 },
     { "title", EB_K_STRING, 0, NULL, 0, 0 },
@@ -184,7 +187,7 @@ static const eb_key_t  eb_sql_keys[] = {
     { "host", EB_K_NAME, 1, NULL, 0, 0 },
     { "port", EB_K_INT, 0, NULL, 1, 65535 },
     { "user", EB_K_NAME, 1, NULL, 0, 0 },
-    { "password", EB_K_STRING, 0, NULL, 0, 0 },
+    { "password", EB_K_SECRET, 0, NULL, 0, 0 },
     { "database", EB_K_NAME, 1, NULL, 0, 0 },
     { "table", EB_K_NAME, 1, NULL, 0, 0 },
     { "columns", EB_K_PATHMAP, 1, NULL, 0, 0 },
@@ -199,7 +202,7 @@ static const eb_key_t  eb_redis_keys[] = {
     { "address", EB_K_NAME, 1, NULL, 0, 0 },
     { "stream", EB_K_NAME, 1, NULL, 0, 0 },
     { "maxlen", EB_K_INT, 0, NULL, 1, 1000000000 },
-    { "password", EB_K_STRING, 0, NULL, 0, 0 },
+    { "password", EB_K_SECRET, 0, NULL, 0, 0 },
     { "db", EB_K_INT, 0, NULL, 0, 65535 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
@@ -426,6 +429,12 @@ eb_check_value(eb_ctx_t *ctx, const eb_key_t *k, yajl_val v)
         }
         return 0;
 
+    case EB_K_SECRET:
+        if (!YAJL_IS_STRING(v)) {
+            return eb_fail(ctx, "must be a string");
+        }
+        return 0;
+
     case EB_K_URL:
         s = YAJL_GET_STRING(v);
         if (s == NULL
@@ -546,6 +555,45 @@ eb_check_value(eb_ctx_t *ctx, const eb_key_t *k, yajl_val v)
 
 /* Checks the members of obj against the key table: unknown keys, value
  * kinds, then required keys. */
+/* "KEY_env" or "KEY_file" of a secret KEY */
+static int
+eb_secret_source(const char *key, const char *name)
+{
+    size_t  n = strlen(key);
+
+    return strncmp(name, key, n) == 0
+           && (strcmp(name + n, "_env") == 0 || strcmp(name + n, "_file") == 0);
+}
+
+
+/* one of KEY, KEY_env, KEY_file; none only if the secret is optional */
+static int
+eb_check_secret(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *k)
+{
+    int   n;
+    char  env[64], file[64];
+
+    snprintf(env, sizeof(env), "%s_env", k->key);
+    snprintf(file, sizeof(file), "%s_file", k->key);
+
+    n = (eb_config_get(obj, k->key) != NULL)
+        + (eb_config_get(obj, env) != NULL)
+        + (eb_config_get(obj, file) != NULL);
+
+    if (n > 1) {
+        return eb_fail(ctx, "\"%s\", \"%s\" and \"%s\" exclude each "
+                       "other: give one", k->key, env, file);
+    }
+
+    if (n == 0 && k->required) {
+        return eb_fail(ctx, "missing key \"%s\" (or \"%s\", \"%s\")",
+                       k->key, env, file);
+    }
+
+    return 0;
+}
+
+
 static int
 eb_check_object(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *keys)
 {
@@ -559,7 +607,10 @@ eb_check_object(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *keys)
     for (i = 0; i < obj->u.object.len; i++) {
 
         for (k = keys; k->key; k++) {
-            if (strcmp(k->key, obj->u.object.keys[i]) == 0) {
+            if (strcmp(k->key, obj->u.object.keys[i]) == 0
+                || (k->kind == EB_K_SECRET
+                    && eb_secret_source(k->key, obj->u.object.keys[i])))
+            {
                 break;
             }
         }
@@ -578,16 +629,31 @@ eb_check_object(eb_ctx_t *ctx, yajl_val obj, const eb_key_t *keys)
                            obj->u.object.keys[i], list);
         }
 
-        old = eb_path_push(ctx, k->key);
+        old = eb_path_push(ctx, obj->u.object.keys[i]);
 
         if (eb_check_value(ctx, k, obj->u.object.values[i]) != 0) {
             return -1;
+        }
+
+        /* a variable's or a file's name is never empty */
+        if (k->kind == EB_K_SECRET
+            && strcmp(k->key, obj->u.object.keys[i]) != 0
+            && YAJL_GET_STRING(obj->u.object.values[i])[0] == '\0')
+        {
+            return eb_fail(ctx, "must be a non-empty string");
         }
 
         eb_path_pop(ctx, old);
     }
 
     for (k = keys; k->key; k++) {
+        if (k->kind == EB_K_SECRET) {
+            if (eb_check_secret(ctx, obj, k) != 0) {
+                return -1;
+            }
+            continue;
+        }
+
         if (k->required && eb_config_get(obj, k->key) == NULL) {
             return eb_fail(ctx, "missing key \"%s\"", k->key);
         }

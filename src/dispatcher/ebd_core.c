@@ -1010,7 +1010,8 @@ ebd_teardown(ebd_disp_t *dp)
 static void
 ebd_finish(evutil_socket_t fd, short what, void *arg)
 {
-    ebd_disp_t  *dp = arg;
+    ebd_disp_t   *dp = arg;
+    eb_config_t  *old;
 
     ebd_teardown(dp);
 
@@ -1025,24 +1026,38 @@ ebd_finish(evutil_socket_t fd, short what, void *arg)
         return;
     }
 
-    eb_config_free(dp->cf);
+    old = dp->cf;
     dp->cf = dp->next_cf;
     dp->next_cf = NULL;
     dp->state = EBD_RUNNING;
     dp->ready_logged = 0;
 
-    if (ebd_setup(dp) != 0) {
-        ebd_log(EBD_LOG_ERROR, "ebd: the new configuration cannot be "
-                "started; stopping");
-        dp->exit_code = 1;
-        dp->state = EBD_STOPPING;
-        ebd_teardown(dp);
-        event_base_loopexit(dp->base, NULL);
+    if (ebd_setup(dp) == 0) {
+        eb_config_free(old);
+        ebd_log(EBD_LOG_INFO, "ebd: configuration reloaded from %s",
+                dp->opts->config_file);
         return;
     }
 
-    ebd_log(EBD_LOG_INFO, "ebd: configuration reloaded from %s",
-            dp->opts->config_file);
+    /* the file passed its checks, but a driver could not open what it
+     * says (the error is logged above): the running configuration
+     * goes on, as nginx keeps its own after a failed reload */
+    ebd_teardown(dp);
+    eb_config_free(dp->cf);
+    dp->cf = old;
+
+    if (ebd_setup(dp) == 0) {
+        ebd_log(EBD_LOG_ERROR, "ebd: reload of %s failed, keeping the "
+                "running configuration", dp->opts->config_file);
+        return;
+    }
+
+    ebd_log(EBD_LOG_ERROR, "ebd: the configuration cannot be started "
+            "again; stopping");
+    dp->exit_code = 1;
+    dp->state = EBD_STOPPING;
+    ebd_teardown(dp);
+    event_base_loopexit(dp->base, NULL);
 }
 
 

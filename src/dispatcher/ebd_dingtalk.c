@@ -5,7 +5,8 @@
  *
  *   url        the robot's webhook, ".../robot/send?access_token=..."
  *              (the token is a secret: logs show no query)
- *   secret     the robot's signing secret ("SEC..."), or secret_env:
+ *   secret     the robot's signing secret ("SEC..."), or secret_env /
+ *              secret_file (ebd_secret.c):
  *              each request then gets "&timestamp=T&sign=S" on its URL,
  *              T the time in ms, S = urlencode(base64(HMAC-SHA256(secret,
  *              T "\n" secret))), as DingTalk documents
@@ -41,6 +42,7 @@
 #include "eb_buf.h"
 #include "eb_transform.h"
 #include "ebd_log.h"
+#include "ebd_secret.h"
 #include "ebd_target.h"
 #include "ebd_http.h"
 
@@ -608,8 +610,9 @@ ebd_dt_deliver(ebd_target_t *t, ebd_delivery_t *d)
 static int
 ebd_dt_open(ebd_target_t *t, char *err, size_t errlen)
 {
+    size_t            n;
     yajl_val          v;
-    const char       *url, *s;
+    const char       *url;
     unsigned          limit;
     uint64_t          window_ms;
     ebd_dt_target_t  *dt;
@@ -627,19 +630,11 @@ ebd_dt_open(ebd_target_t *t, char *err, size_t errlen)
     url = ebd_dt_str(spec, "url");
     ebd_http_safe_url(url, dt->safe_url, sizeof(dt->safe_url));
 
-    s = ebd_dt_str(spec, "secret");
-    if (s == NULL && (s = ebd_dt_str(spec, "secret_env")) != NULL) {
-        const char  *name = s;
-
-        s = getenv(name);
-        if (s == NULL || s[0] == '\0') {
-            snprintf(err, errlen, "secret_env: the environment variable "
-                     "\"%.64s\" is not set", name);
-            goto failed;
-        }
+    if (ebd_secret_load(spec, "secret", &dt->secret, &n, err, errlen) != 0) {
+        goto failed;
     }
-    if (s != NULL && (dt->secret = strdup(s)) == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if (dt->secret != NULL && dt->secret[0] == '\0') {
+        snprintf(err, errlen, "secret: empty");
         goto failed;
     }
 
@@ -680,7 +675,7 @@ failed:
     }
     curl_slist_free_all(dt->headers);
     eb_transform_free(dt->message);
-    free(dt->secret);
+    ebd_secret_free(dt->secret);
     free(dt);
     t->data = NULL;
     return -1;
@@ -700,10 +695,7 @@ ebd_dt_close(ebd_target_t *t)
     curl_slist_free_all(dt->headers);
     eb_transform_free(dt->message);
 
-    if (dt->secret != NULL) {
-        OPENSSL_cleanse(dt->secret, strlen(dt->secret));
-        free(dt->secret);
-    }
+    ebd_secret_free(dt->secret);
 
     free(dt);
     t->data = NULL;

@@ -74,6 +74,7 @@
 #include "ebd_target.h"
 #include "ebd_http.h"
 #include "ebd_oauth.h"
+#include "ebd_secret.h"
 #include "ebd_sign.h"
 
 
@@ -101,7 +102,7 @@ typedef struct {
 
     int                   auth;         /* -1 none, or the connection type */
     const char           *username;
-    const char           *password;
+    char                 *password;     /* ebd_secret_load() */
     char                 *api_key;      /* "Name: value" */
     ebd_oauth_t          *oauth;
 
@@ -267,6 +268,30 @@ ebd_http_pct_encode(eb_buf_t *b, const unsigned char *p, size_t len)
     }
 
     return b->failed ? -1 : 0;
+}
+
+
+/* a secret of the target's connection; "" when it has none */
+static int
+ebd_http_secret(ebd_target_t *t, const char *name, char **out, char *err,
+    size_t errlen)
+{
+    size_t  len;
+    char    e[300];
+
+    if (ebd_secret_load(t->connection->spec, name, out, &len, e, sizeof(e))
+        != 0)
+    {
+        snprintf(err, errlen, "connection %s: %s", t->connection->name, e);
+        return -1;
+    }
+
+    if (*out == NULL && (*out = strdup("")) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -440,26 +465,31 @@ ebd_http_open(ebd_target_t *t, char *err, size_t errlen)
 
         case EB_CONNECTION_BASIC:
             ht->username = ebd_http_str(t->connection->spec, "username");
-            ht->password = ebd_http_str(t->connection->spec, "password");
             if (ht->username == NULL) {
                 ht->username = "";
             }
-            if (ht->password == NULL) {
-                ht->password = "";
+            if (ebd_http_secret(t, "password", &ht->password, err, errlen)
+                != 0)
+            {
+                goto failed;
             }
             break;
 
         case EB_CONNECTION_API_KEY:
             s = ebd_http_str(t->connection->spec, "header");
-            v = (char *) ebd_http_str(t->connection->spec, "value");
-            if (s == NULL || v == NULL || !ebd_http_header_safe(s, 1)
+            if (ebd_http_secret(t, "value", &v, err, errlen) != 0) {
+                goto failed;
+            }
+            if (s == NULL || !ebd_http_header_safe(s, 1)
                 || !ebd_http_header_safe(v, 0))
             {
+                ebd_secret_free(v);
                 snprintf(err, errlen, "connection %s: invalid header name "
                          "or value", t->connection->name);
                 goto failed;
             }
             ht->api_key = (char *) ebd_http_header_add(NULL, &failed, s, v);
+            ebd_secret_free(v);
             if (failed) {
                 snprintf(err, errlen, "out of memory");
                 goto failed;
@@ -509,6 +539,7 @@ ebd_http_close(ebd_target_t *t)
 
     /* api_key is a one-element curl_slist */
     curl_slist_free_all((struct curl_slist *) ht->api_key);
+    ebd_secret_free(ht->password);
     curl_slist_free_all(ht->headers);
     ebd_sign_free(ht->sign);
     free(ht->url);

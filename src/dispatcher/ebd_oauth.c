@@ -25,6 +25,7 @@
 #include "ebd_http.h"
 #include "ebd_metrics.h"
 #include "ebd_oauth.h"
+#include "ebd_secret.h"
 
 
 /* The token is renewed this long before the server says it expires
@@ -217,7 +218,8 @@ ebd_oauth_headers_free(struct curl_slist *h)
 ebd_oauth_t *
 ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
 {
-    size_t              i;
+    size_t              i, len;
+    char               *secret, e[300];
     const char         *s, *path[2] = { "params", NULL };
     yajl_val            params, v;
     eb_buf_t            form, url;
@@ -231,8 +233,16 @@ ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
         }
     }
 
+    if (ebd_secret_load(c->spec, "client_secret", &secret, &len, e,
+                        sizeof(e)) != 0)
+    {
+        snprintf(err, errlen, "connection %s: %s", c->name, e);
+        return NULL;
+    }
+
     o = calloc(1, sizeof(ebd_oauth_t));
     if (o == NULL) {
+        ebd_secret_free(secret);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -258,8 +268,8 @@ ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
         if ((s = ebd_oauth_str(c->spec, "client_id")) != NULL) {
             ebd_oauth_form_add(&form, "client_id", s);
         }
-        if ((s = ebd_oauth_str(c->spec, "client_secret")) != NULL) {
-            ebd_oauth_form_add(&form, "client_secret", s);
+        if (secret != NULL) {
+            ebd_oauth_form_add(&form, "client_secret", secret);
         }
     }
     if ((s = ebd_oauth_str(c->spec, "scope")) != NULL) {
@@ -296,12 +306,14 @@ ebd_oauth_acquire(const eb_config_connection_t *c, char *err, size_t errlen)
     if (o->headers != NULL && o->basic) {
         h = ebd_oauth_basic(o->headers,
                             ebd_oauth_str(c->spec, "client_id") ?: "",
-                            ebd_oauth_str(c->spec, "client_secret") ?: "");
+                            secret != NULL ? secret : "");
         if (h == NULL) {
             ebd_oauth_headers_free(o->headers);
         }
         o->headers = h;
     }
+
+    ebd_secret_free(secret);
 
     if (form.failed || url.failed || o->headers == NULL) {
         ebd_oauth_headers_free(o->headers);

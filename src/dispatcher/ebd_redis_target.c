@@ -26,6 +26,7 @@
 #include "ebd.h"
 #include "ebd_topology.h"
 #include "ebd_log.h"
+#include "ebd_secret.h"
 
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     char               maxlen[24];
     const char        *stream;
     char              *name;
+    char              *password;   /* ebd_secret_load() */
 
     /* chaining into a bus */
     const eb_config_bus_t  *bus;
@@ -103,6 +105,7 @@ static int
 ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
 {
     char        e[256];
+    size_t      len;
     yajl_val    spec = t->conf->spec, v;
     ebd_rt_t   *rt;
     ebd_addr_t  addr;
@@ -140,14 +143,20 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
         snprintf(rt->maxlen, sizeof(rt->maxlen), "%lld", YAJL_GET_INTEGER(v));
     }
 
-    v = eb_config_get(spec, "password");
-    rt->opts.redis_password = v ? YAJL_GET_STRING(v) : NULL;
+    if (ebd_secret_load(spec, "password", &rt->password, &len, err, errlen)
+        != 0)
+    {
+        free(rt);
+        return -1;
+    }
+    rt->opts.redis_password = rt->password;
     v = eb_config_get(spec, "db");
     rt->opts.redis_db = v && YAJL_IS_INTEGER(v) ? (int) YAJL_GET_INTEGER(v)
                                                  : 0;
 
     rt->name = malloc(strlen(t->name) + 16);
     if (rt->name == NULL) {
+        ebd_secret_free(rt->password);
         free(rt);
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -156,6 +165,7 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
 
     rt->conn = ebd_conn_new(t->base, rt->name, &rt->opts, &addr, NULL, NULL);
     if (rt->conn == NULL) {
+        ebd_secret_free(rt->password);
         free(rt->name);
         free(rt);
         snprintf(err, errlen, "out of memory");
@@ -425,6 +435,7 @@ ebd_rt_close(ebd_target_t *t)
         eb_match_scratch_free(rt->scratch);
         free(rt->ids);
         eb_buf_free(&rt->rules);
+        ebd_secret_free(rt->password);
         free(rt->name);
         free(rt);
         t->data = NULL;

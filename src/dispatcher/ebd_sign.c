@@ -3,7 +3,6 @@
  * the secrets read and keyed once, the signature headers per request.
  */
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <openssl/pem.h>
 
 #include "eb_signature.h"
+#include "ebd_secret.h"
 #include "ebd_sign.h"
 
 
@@ -25,7 +25,6 @@
 #define EBD_SIGN_ED25519_SEED  32
 #define EBD_SIGN_WHSEC_MIN     24        /* Standard Webhooks: 192 bits */
 #define EBD_SIGN_WHSEC_MAX     64        /* to 512 */
-#define EBD_SIGN_SECRET_MAX    (64 * 1024)   /* a secret file */
 
 
 typedef struct {
@@ -252,52 +251,6 @@ ebd_sign_add(ebd_sign_t *s, const char *text, size_t len, char *err,
 }
 
 
-/* the contents of a secret file, without the line end an editor or echo
- * leaves (malloc'ed) */
-static char *
-ebd_sign_read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE    *f;
-    char    *buf;
-    size_t   n;
-
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open \"%.200s\": %s", path,
-                 strerror(errno));
-        return NULL;
-    }
-
-    buf = malloc(EBD_SIGN_SECRET_MAX + 1);
-    if (buf == NULL) {
-        fclose(f);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-
-    n = fread(buf, 1, EBD_SIGN_SECRET_MAX + 1, f);
-
-    if (ferror(f) || n > EBD_SIGN_SECRET_MAX) {
-        snprintf(err, errlen, ferror(f) ? "cannot read \"%.200s\""
-                                        : "\"%.200s\" is larger than 64 KiB",
-                 path);
-        fclose(f);
-        OPENSSL_cleanse(buf, n);
-        free(buf);
-        return NULL;
-    }
-
-    fclose(f);
-
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        n--;
-    }
-
-    *len = n;
-    return buf;
-}
-
-
 /* The secrets of one field ("secret", "secret_env", "secret_file"): a
  * string or an array of them. err gets "signing.FIELD[i]: ...". */
 static int
@@ -362,7 +315,7 @@ ebd_sign_field(ebd_sign_t *s, yajl_val spec, ebd_sign_source_t from,
             break;
 
         default:
-            file = ebd_sign_read_file(value, &len, e, sizeof(e));
+            file = ebd_secret_read_file(value, &len, e, sizeof(e));
             if (file == NULL) {
                 snprintf(err, errlen, "%s: %s", where, e);
                 return -1;

@@ -18,6 +18,7 @@
 #include "eb_buf.h"
 #include "eb_jsonpath.h"
 #include "ebd_log.h"
+#include "ebd_secret.h"
 #include "ebd_sql.h"
 
 
@@ -55,6 +56,7 @@ struct ebd_sql_ctx_s {
 
     const char          *name;
     char                *head;             /* INSERT INTO t (a,b) VALUES */
+    char                *password;         /* ebd_secret_load(); s.password */
     eb_jsonpath_t      **paths;            /* [ncolumns] */
     size_t              *offs;             /* [ncolumns], deliver()'s */
     eb_buf_t             vals;             /* deliver()'s scratch */
@@ -604,7 +606,7 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
 {
     yajl_val          spec = t->conf->spec, cols;
     const char       *table, *dot;
-    size_t            i, j, n;
+    size_t            i, j, n, plen;
     unsigned          k;
     long long         v;
     eb_buf_t          b;
@@ -646,7 +648,7 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
     ctx->s.host = ebd_sql_string(spec, "host", "localhost");
     ctx->s.port = (unsigned) ebd_sql_int(spec, "port", ops->default_port);
     ctx->s.user = ebd_sql_string(spec, "user", "");
-    ctx->s.password = ebd_sql_string(spec, "password", "");
+    ctx->s.password = "";
     ctx->s.database = ebd_sql_string(spec, "database", "");
     ctx->s.timeout_ms = t->timeout_ms;
     ctx->s.ignore_duplicates =
@@ -713,6 +715,15 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
         goto failed;
     }
     ctx->head = (char *) b.data;
+
+    if (ebd_secret_load(spec, "password", &ctx->password, &plen, err, errlen)
+        != 0)
+    {
+        goto failed;
+    }
+    if (ctx->password != NULL) {
+        ctx->s.password = ctx->password;
+    }
 
     ctx->queue_tail = &ctx->queue;
     ctx->done_tail = &ctx->done;
@@ -837,6 +848,7 @@ ebd_sql_free(ebd_sql_ctx_t *ctx)
 
     free(ctx->offs);
     free(ctx->head);
+    ebd_secret_free(ctx->password);
     eb_buf_free(&ctx->vals);
     free(ctx);
 }

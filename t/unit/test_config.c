@@ -355,6 +355,62 @@ test_insecure(void)
 }
 
 
+/* every secret of the file: inline, KEY_env or KEY_file, one of them */
+static void
+test_secret_sources(void)
+{
+    char          err[EB_CONFIG_ERROR_MAX];
+    eb_config_t  *cf;
+
+    cf = parse("{\"connections\": {"
+               "\"b\": {\"type\": \"basic\", \"username\": \"u\", "
+               "\"password_env\": \"CRM_PASSWORD\"}, "
+               "\"k\": {\"type\": \"api_key\", \"header\": \"X-Key\", "
+               "\"value_file\": \"/etc/eventbridge/key\"}, "
+               "\"o\": {\"type\": \"oauth2\", \"token_url\": "
+               "\"https://id.example/t\", \"client_id\": \"i\", "
+               "\"client_secret_file\": \"/etc/eventbridge/o\"}}, "
+               "\"targets\": {"
+               "\"m\": {\"type\": \"mysql\", \"host\": \"h\", "
+               "\"user\": \"u\", \"password_file\": \"/run/pw\", "
+               "\"database\": \"d\", \"table\": \"t\", "
+               "\"columns\": {\"c\": \"$.id\"}}, "
+               "\"r\": {\"type\": \"redis\", \"address\": \"h:6379\", "
+               "\"stream\": \"s\", \"password_env\": \"R\"}, "
+               "\"d\": {\"type\": \"dingtalk\", \"url\": "
+               "\"https://oapi.example/robot/send\", \"secret_file\": "
+               "\"/etc/eventbridge/robot\", \"msgtype\": \"text\", "
+               "\"text\": \"hi\"}}, "
+               "\"buses\": {}}", err, sizeof(err));
+    ok(cf != NULL, "secrets from KEY_env and KEY_file are accepted");
+    if (cf == NULL) {
+        printf("#   message: %s\n", err);
+    }
+    eb_config_free(cf);
+
+    refused("{\"connections\": {\"b\": {\"type\": \"basic\", "
+            "\"username\": \"u\", \"password\": \"p\", "
+            "\"password_file\": \"/f\"}}, \"buses\": {}}",
+            "connections.b: \"password\", \"password_env\" and "
+            "\"password_file\" exclude each other: give one",
+            "a secret given twice");
+    refused("{\"connections\": {\"b\": {\"type\": \"basic\", "
+            "\"username\": \"u\"}}, \"buses\": {}}",
+            "connections.b: missing key \"password\" (or \"password_env\", "
+            "\"password_file\")", "a required secret missing");
+    refused("{\"connections\": {\"b\": {\"type\": \"basic\", "
+            "\"username\": \"u\", \"password_env\": \"\"}}, "
+            "\"buses\": {}}",
+            "connections.b.password_env: must be a non-empty string",
+            "an empty variable name");
+    refused("{\"connections\": {\"b\": {\"type\": \"basic\", "
+            "\"username\": \"u\", \"password_vault\": \"x\"}}, "
+            "\"buses\": {}}",
+            "connections.b: unknown key \"password_vault\"",
+            "other suffixes stay unknown");
+}
+
+
 int
 main(void)
 {
@@ -362,6 +418,7 @@ main(void)
     test_retention();
     test_errors();
     test_insecure();
+    test_secret_sources();
     test_load_file();
     test_empty();
 
