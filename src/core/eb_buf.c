@@ -31,17 +31,13 @@ eb_buf_reset(eb_buf_t *b)
 
 
 int
-eb_buf_append(eb_buf_t *b, const void *p, size_t len)
+eb_buf_reserve(eb_buf_t *b, size_t len)
 {
     size_t          cap;
     unsigned char  *n;
 
     if (b->failed) {
         return -1;
-    }
-
-    if (len == 0) {
-        return 0;
     }
 
     if (b->cap - b->len < len) {
@@ -59,6 +55,21 @@ eb_buf_append(eb_buf_t *b, const void *p, size_t len)
 
         b->data = n;
         b->cap = cap;
+    }
+
+    return 0;
+}
+
+
+int
+eb_buf_append(eb_buf_t *b, const void *p, size_t len)
+{
+    if (len == 0) {
+        return b->failed ? -1 : 0;
+    }
+
+    if (eb_buf_reserve(b, len) != 0) {
+        return -1;
     }
 
     memcpy(b->data + b->len, p, len);

@@ -22,6 +22,8 @@ void eb_buf_free(eb_buf_t *b);
 void eb_buf_reset(eb_buf_t *b);
 /* Returns 0, or -1 (and sets failed) when memory ran out. */
 int eb_buf_append(eb_buf_t *b, const void *p, size_t len);
+/* room for len more bytes at data + len, which the caller fills */
+int eb_buf_reserve(eb_buf_t *b, size_t len);
 int eb_buf_append_str(eb_buf_t *b, const char *s);
 /* A yajl_print_t: yajl_gen_config(g, yajl_gen_print_callback,
  * eb_buf_yajl_print, &buf) makes yajl_gen write into buf. */

@@ -2,6 +2,8 @@
  * CloudEvents output: strings escaped canonically, bytes as base64.
  */
 
+#include <openssl/evp.h>
+
 #include "eb_ce_int.h"
 
 
@@ -66,47 +68,22 @@ eb_ce_put_string(eb_buf_t *b, const unsigned char *p, size_t len)
 }
 
 
+/* RFC 4648 with padding, by OpenSSL, in chunks of 3 072 bytes (a
+ * multiple of 3, so only the last chunk pads) */
 void
 eb_ce_put_base64(eb_buf_t *b, const unsigned char *p, size_t len)
 {
-    size_t    i, n;
-    uint32_t  v;
-    char      chunk[4096];
-
-    static const char  b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int            n;
+    size_t         i, step;
+    unsigned char  chunk[4097];
 
     (void) eb_buf_append(b, "\"", 1);
 
-    n = 0;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        v = (uint32_t) p[i] << 16 | (uint32_t) p[i + 1] << 8 | p[i + 2];
-
-        chunk[n++] = b64[v >> 18];
-        chunk[n++] = b64[(v >> 12) & 0x3F];
-        chunk[n++] = b64[(v >> 6) & 0x3F];
-        chunk[n++] = b64[v & 0x3F];
-
-        if (n == sizeof(chunk)) {
-            (void) eb_buf_append(b, chunk, n);
-            n = 0;
-        }
+    for (i = 0; i < len; i += step) {
+        step = len - i < 3072 ? len - i : 3072;
+        n = EVP_EncodeBlock(chunk, p + i, (int) step);
+        (void) eb_buf_append(b, chunk, (size_t) n);
     }
 
-    if (i < len) {
-        v = (uint32_t) p[i] << 16;
-
-        if (i + 1 < len) {
-            v |= (uint32_t) p[i + 1] << 8;
-        }
-
-        chunk[n++] = b64[v >> 18];
-        chunk[n++] = b64[(v >> 12) & 0x3F];
-        chunk[n++] = (i + 1 < len) ? b64[(v >> 6) & 0x3F] : '=';
-        chunk[n++] = '=';
-    }
-
-    (void) eb_buf_append(b, chunk, n);
     (void) eb_buf_append(b, "\"", 1);
 }
