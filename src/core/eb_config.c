@@ -80,6 +80,9 @@ static const char *const  eb_fault_tolerance[] = { "ALL", "NONE", NULL };
 static const char *const  eb_ce_modes[] = { "binary", "structured", NULL };
 static const char *const  eb_ce_delivery[] = { "sync", "async", NULL };
 static const char *const  eb_on_duplicate[] = { "reject", "ignore", NULL };
+static const char *const  eb_tls_modes[] = {
+    "disable", "require", "verify-full", NULL
+};
 static const char *const  eb_sign_schemes[] = { "standard", "hmac", NULL };
 static const char *const  eb_sign_algs[] = {
     "sha256", "sha512", "sha1", NULL
@@ -194,6 +197,16 @@ static const eb_key_t  eb_sql_keys[] = {
     { "batch", EB_K_INT, 0, NULL, 1, 10000 },
     { "on_duplicate", EB_K_ENUM, 0, eb_on_duplicate, 0, 0 },
     { "pool", EB_K_INT, 0, NULL, 1, 256 },
+    { "tls", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+/* "tls" of mysql and postgresql targets: files ebd reads at connect */
+static const eb_key_t  eb_tls_keys[] = {
+    { "mode", EB_K_ENUM, 1, eb_tls_modes, 0, 0 },
+    { "ca", EB_K_NAME, 0, NULL, 0, 0 },
+    { "cert", EB_K_NAME, 0, NULL, 0, 0 },
+    { "key", EB_K_NAME, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -900,6 +913,32 @@ eb_strings_len(yajl_val v)
 
 /* "signing" of an http or cloudevents target: its shape; the secrets
  * are ebd's to read and check */
+/* verify-full checks the server against a CA the file names (no
+ * library's default store); a client certificate comes with its key */
+static int
+eb_check_tls(eb_ctx_t *ctx, yajl_val v)
+{
+    const char  *mode = YAJL_GET_STRING(eb_config_get(v, "mode"));
+
+    if (strcmp(mode, "verify-full") == 0 && eb_config_get(v, "ca") == NULL) {
+        return eb_fail(ctx, "\"verify-full\" needs \"ca\", the file of "
+                       "the certificate authorities to trust");
+    }
+
+    if ((eb_config_get(v, "cert") == NULL)
+        != (eb_config_get(v, "key") == NULL))
+    {
+        return eb_fail(ctx, "\"cert\" and \"key\" go together");
+    }
+
+    if (strcmp(mode, "disable") == 0 && v->u.object.len > 1) {
+        return eb_fail(ctx, "\"disable\" takes no files");
+    }
+
+    return 0;
+}
+
+
 static int
 eb_check_signing(eb_ctx_t *ctx, yajl_val v)
 {
@@ -1074,6 +1113,17 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
         if (v) {
             sub = eb_path_push(ctx, "circuit_breaker");
             if (eb_check_object(ctx, v, eb_breaker_keys) != 0) {
+                return -1;
+            }
+            eb_path_pop(ctx, sub);
+        }
+
+        v = eb_config_get(spec, "tls");
+        if (v) {
+            sub = eb_path_push(ctx, "tls");
+            if (eb_check_object(ctx, v, eb_tls_keys) != 0
+                || eb_check_tls(ctx, v) != 0)
+            {
                 return -1;
             }
             eb_path_pop(ctx, sub);

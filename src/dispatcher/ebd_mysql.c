@@ -150,6 +150,32 @@ ebd_mysql_disconnect(void *conn)
 }
 
 
+/* "tls": require encrypts (refusing a server without TLS); verify-full
+ * also checks the server's certificate against "ca" and its name
+ * against the host (Connector/C checks both under one option) */
+static void
+ebd_mysql_tls(MYSQL *mysql, const ebd_sql_t *s)
+{
+    my_bool  yes = 1, no = 0;
+
+    if (s->tls_mode == NULL || strcmp(s->tls_mode, "disable") == 0) {
+        return;
+    }
+
+    mysql_options(mysql, MYSQL_OPT_SSL_ENFORCE, &yes);
+    mysql_options(mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT,
+                  strcmp(s->tls_mode, "verify-full") == 0 ? &yes : &no);
+
+    if (s->tls_ca) {
+        mysql_options(mysql, MYSQL_OPT_SSL_CA, s->tls_ca);
+    }
+    if (s->tls_cert) {
+        mysql_options(mysql, MYSQL_OPT_SSL_CERT, s->tls_cert);
+        mysql_options(mysql, MYSQL_OPT_SSL_KEY, s->tls_key);
+    }
+}
+
+
 static void *
 ebd_mysql_connect(ebd_sql_t *s, char *err, size_t errlen)
 {
@@ -172,6 +198,7 @@ ebd_mysql_connect(ebd_sql_t *s, char *err, size_t errlen)
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_options(c->mysql, MYSQL_OPT_RECONNECT, &no);
     mysql_options(c->mysql, MYSQL_OPT_LOCAL_INFILE, &off);
+    ebd_mysql_tls(c->mysql, s);
 
     if (mysql_real_connect(c->mysql, s->host, s->user, s->password,
                            s->database, s->port, NULL, 0) == NULL

@@ -54,7 +54,7 @@ static void *
 ebd_pgsql_connect(ebd_sql_t *s, char *err, size_t errlen)
 {
     ebd_pgsql_conn_t  *c;
-    const char        *kw[16], *val[16];
+    const char        *kw[20], *val[20];
     char               port[16], cto[16], opts[64], uto[32];
     char               msg[EBD_SQL_ERRLEN];
     int                n = 0;
@@ -80,6 +80,17 @@ ebd_pgsql_connect(ebd_sql_t *s, char *err, size_t errlen)
     kw[n] = "client_encoding";   val[n++] = "UTF8";
     kw[n] = "application_name";  val[n++] = "ebd";
     kw[n] = "keepalives";        val[n++] = "1";
+    /* "tls": libpq's sslmode has the same names */
+    if (s->tls_mode) {
+        kw[n] = "sslmode";       val[n++] = s->tls_mode;
+    }
+    if (s->tls_ca) {
+        kw[n] = "sslrootcert";   val[n++] = s->tls_ca;
+    }
+    if (s->tls_cert) {
+        kw[n] = "sslcert";       val[n++] = s->tls_cert;
+        kw[n] = "sslkey";        val[n++] = s->tls_key;
+    }
     if (timeout) {
         snprintf(opts, sizeof(opts), "-c statement_timeout=%llu",
                  (unsigned long long) s->timeout_ms);

@@ -604,7 +604,7 @@ int
 ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
     size_t errlen)
 {
-    yajl_val          spec = t->conf->spec, cols;
+    yajl_val          spec = t->conf->spec, cols, tls;
     const char       *table, *dot;
     size_t            i, j, n, plen;
     unsigned          k;
@@ -650,6 +650,11 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
     ctx->s.user = ebd_sql_string(spec, "user", "");
     ctx->s.password = "";
     ctx->s.database = ebd_sql_string(spec, "database", "");
+    tls = eb_config_get(spec, "tls");
+    ctx->s.tls_mode = ebd_sql_string(tls, "mode", NULL);
+    ctx->s.tls_ca = ebd_sql_string(tls, "ca", NULL);
+    ctx->s.tls_cert = ebd_sql_string(tls, "cert", NULL);
+    ctx->s.tls_key = ebd_sql_string(tls, "key", NULL);
     ctx->s.timeout_ms = t->timeout_ms;
     ctx->s.ignore_duplicates =
         strcmp(ebd_sql_string(spec, "on_duplicate", "reject"), "ignore") == 0;

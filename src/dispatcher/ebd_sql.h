@@ -139,6 +139,12 @@ struct ebd_sql_s {
     const char            *user;
     const char            *password;        /* "" when not set */
     const char            *database;
+    /* "tls": mode NULL (the client library's default), "disable",
+     * "require" or "verify-full"; the files NULL when not given */
+    const char            *tls_mode;
+    const char            *tls_ca;
+    const char            *tls_cert;
+    const char            *tls_key;
     uint64_t               timeout_ms;
     size_t                 ncolumns;
     int                    ignore_duplicates;  /* "on_duplicate": "ignore" */

@@ -64,6 +64,16 @@ sub start {
                "CREATE USER $u\@'localhost' IDENTIFIED BY $p",
                "GRANT ALL ON `$self->{database}`.* TO $u\@'127.0.0.1'",
                "GRANT ALL ON `$self->{database}`.* TO $u\@'localhost'");
+    # tls => EBTest::TLS->make(...): the server speaks TLS too, and two
+    # more users (same password) may only connect over it: ebtls
+    # (REQUIRE SSL) and ebx509 (REQUIRE X509: a client certificate the
+    # CA signed)
+    if ($self->{tls}) {
+        for my $t ([ ebtls => 'SSL' ], [ ebx509 => 'X509' ]) {
+            $self->sql("CREATE USER '$t->[0]'\@'127.0.0.1' IDENTIFIED BY $p REQUIRE $t->[1]",
+                       "GRANT ALL ON `$self->{database}`.* TO '$t->[0]'\@'127.0.0.1'");
+        }
+    }
     $self->{db_arg} = "--database=" . _shq($self->{database});
     return $self;
 }
@@ -96,7 +106,10 @@ sub _spawn {
                 # a commit is in the OS's cache when acknowledged: survives
                 # the server's death (SIGKILL included), not the machine's
                 '--innodb-flush-log-at-trx-commit=2',
-                '--max-connections=300');
+                '--max-connections=300',
+                ($self->{tls} ? ("--ssl-ca=$self->{tls}{ca}",
+                                 "--ssl-cert=$self->{tls}{server_cert}",
+                                 "--ssl-key=$self->{tls}{server_key}") : ()));
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDIN, '<', '/dev/null';

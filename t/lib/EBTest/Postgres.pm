@@ -73,6 +73,7 @@ sub start {
     my $out = `setpriv --reuid=postgres --regid=postgres --init-groups -- '${\ bindir()}/initdb' -D '$self->{dir}/data' -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale --no-sync 2>&1`;
     die "initdb failed: $out" if $?;
 
+    $self->_tls_setup if $self->{tls};
     $self->_spawn;
     EBTest::register($self);
 
@@ -80,7 +81,42 @@ sub start {
     $self->sql({ admin => 1 },
                qq{CREATE ROLE "$u" LOGIN PASSWORD } . _lit($self->{password}),
                qq{CREATE DATABASE "$db" OWNER "$u" ENCODING 'UTF8' TEMPLATE template0});
+    if ($self->{tls}) {
+        $self->sql({ admin => 1 }, map {
+            (qq{CREATE ROLE "$_" LOGIN PASSWORD } . _lit($self->{password}),
+             qq{GRANT "$u" TO "$_"})
+        } qw(ebtls ebx509));
+    }
     return $self;
+}
+
+# tls => EBTest::TLS->make(...): ssl=on with the server's certificate,
+# and two more roles (same password, members of the user's role) that may
+# only connect over TLS: ebtls, and ebx509 with a client certificate the
+# CA signed (clientcert=verify-full)
+sub _tls_setup {
+    my ($self) = @_;
+    my $d = "$self->{dir}/data";
+    for my $f ([ server_cert => 'server.crt' ], [ server_key => 'server.key' ],
+               [ ca => 'root.crt' ]) {
+        my $out = `cp '$self->{tls}{$f->[0]}' '$d/$f->[1]' 2>&1`;
+        die "cp: $out" if $?;
+        chown $self->{uid}, $self->{gid}, "$d/$f->[1]";
+        chmod 0600, "$d/$f->[1]";
+    }
+    my $hba = "$d/pg_hba.conf";
+    open my $fh, '<', $hba or die "$hba: $!";
+    my $old = do { local $/; <$fh> };
+    close $fh;
+    open $fh, '>', $hba or die "$hba: $!";
+    print {$fh} "hostnossl all ebtls,ebx509 127.0.0.1/32 reject\n",
+                "hostssl all ebtls 127.0.0.1/32 scram-sha-256\n",
+                "hostssl all ebx509 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n",
+                $old;
+    close $fh;
+    $self->{tls_args} = [ '-c', 'ssl=on', '-c', 'ssl_cert_file=server.crt',
+                          '-c', 'ssl_key_file=server.key',
+                          '-c', 'ssl_ca_file=root.crt' ];
 }
 
 sub _spawn {
@@ -95,7 +131,8 @@ sub _spawn {
                 # data in the OS's cache survives the server's death
                 # (SIGKILL included), not the machine's
                 '-c', 'fsync=off', '-c', 'max_connections=200',
-                '-c', "logging_collector=off");
+                '-c', "logging_collector=off",
+                @{ $self->{tls_args} // [] });
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         chdir $dir;
