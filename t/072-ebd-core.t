@@ -354,6 +354,43 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
                               args => [ '--claim-idle', '60s' ]);
 }
 
+# --- 6b. keeping its entries fresh never takes back another's claim -----------
+
+{
+    # c3 alone reads this stream (its own file), holds the entry for a 5 s
+    # retry wait and refreshes what it holds every 200 ms (claim-idle / 3)
+    my $ccfg = { targets => { contested => {
+                     type => 'redis', address => '127.0.0.1:1', stream => 'x',
+                     retry => { strategy => 'backoff', attempts => 10,
+                                interval => '5s', max_interval => '5s' } } },
+                 buses => { contest => { rules => { all => {
+                     pattern => { source => [ 'contest.src' ] },
+                     targets => [ { target => 'contested' } ] } } } } };
+    write_file("$dir/contest.json", $JSON->encode($ccfg));
+    my $c3 = EBTest::Ebd->start(config => "$dir/contest.json", redis => $redis,
+                                name => 'c3', args => [ '--claim-idle', '600ms' ]);
+    my $stream = 'eb:{contest}:target:contested';
+    my $id = $redis->cmd('XADD', $stream, '*', 'rule', 'all',
+                         'event', '{"id":"k1","source":"contest.src"}');
+    ok(wait_for(sub { $c3->log =~ /target contested: event k1 attempt 1 failed/ }, 10),
+       'contested: c3 holds the entry, waiting 5 s for its retry');
+    # another consumer claims it (as XAUTOCLAIM would after c3 looked dead)
+    $redis->cmd('XCLAIM', $stream, 'ebd', 'intruder', '0', $id, 'JUSTID');
+    ok(wait_for(sub { $c3->log =~ /entry \Q$id\E was claimed by another consumer/ }, 5),
+       'contested: c3 sees it is no longer its own and lets it go');
+    # three more refreshes of c3's, while the intruder keeps its claim
+    # fresh as a live consumer does (an idle one c3 may claim, rightly)
+    for (1 .. 7) {
+        sleep 0.1;
+        $redis->cmd('XCLAIM', $stream, 'ebd', 'intruder', '0', $id, 'JUSTID');
+    }
+    my $p = $redis->cmd('XPENDING', $stream, 'ebd', '-', '+', 10);
+    is(join(',', map { $_->[1] } @$p), 'intruder',
+       'contested: the entry stays with the consumer that claimed it');
+    unlike($c3->log, qr/event k1 attempt 2/, 'contested: c3 does not retry it');
+    $c3->finish;
+}
+
 # --- 7. SIGTERM while delivering, Redis crash with AOF ---------------------
 
 {

@@ -48,6 +48,23 @@ static const char  ebd_trim_script[] =
     "if not min or min == '0-0' then return 0 end\n"
     "return redis.call('XTRIM', KEYS[1], 'MINID', min)\n";
 
+/* Keeps this consumer's held entries fresh (XCLAIM ... JUSTID resets
+ * their idle time), but only those still its own: an entry another
+ * consumer claimed meanwhile (this one looked dead to it: a long pause,
+ * a partition) stays theirs. Returns the ids that are no longer ours.
+ * KEYS[1] the stream; ARGV: group, consumer, ids... */
+static const char  ebd_refresh_script[] =
+    "local lost = {}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+    "  if p[1] and p[1][2] == ARGV[2] then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+    "  else\n"
+    "    lost[#lost + 1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "return lost\n";
+
 
 /* ---- the held set: entries this consumer has in memory ------------ */
 
@@ -561,38 +578,77 @@ ebd_route_claim(ebd_route_t *r)
 }
 
 
+/* Entries another consumer took: those waiting for a retry are
+ * dropped here (theirs now); one queued or in flight finishes its
+ * attempt, and is dropped at the next refresh if it has to wait. */
+static void
+ebd_route_refresh_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    size_t        i, n = 0;
+    redisReply   *rep = reply, *e;
+    ebd_item_t   *it;
+    ebd_route_t  *r = privdata;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY
+        || r->dp->state != EBD_RUNNING)
+    {
+        return;
+    }
+
+    for (i = 0; i < rep->elements; i++) {
+        e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        it = ebd_held_find(r, e->str, e->len);
+        if (it != NULL && it->state == EBD_ITEM_WAITING) {
+            ebd_log(EBD_LOG_WARN, "route %s: entry %s was claimed by "
+                    "another consumer while it waited for its retry; "
+                    "leaving it to them", r->stream, it->id);
+            ebd_item_release(it);
+            n++;
+        }
+    }
+
+    if (n) {
+        ebd_target_pump(r->target->core);
+    }
+}
+
+
 static void
 ebd_route_refresh(ebd_route_t *r)
 {
     int          argc;
     size_t       b;
     ebd_item_t  *it;
-    const char  *argv[256 + 7];
+    const char  *argv[256 + 6];
 
     argc = 0;
 
     for (b = 0; b < EBD_HELD_BUCKETS; b++) {
         for (it = r->held[b]; it; it = it->hnext) {
             if (argc == 0) {
-                argv[argc++] = "XCLAIM";
+                argv[argc++] = "EVAL";
+                argv[argc++] = ebd_refresh_script;
+                argv[argc++] = "1";
                 argv[argc++] = r->stream;
                 argv[argc++] = EBD_GROUP;
                 argv[argc++] = r->dp->opts->consumer;
-                argv[argc++] = "0";
             }
             argv[argc++] = it->id;
-            if (argc == 256 + 5) {
-                argv[argc++] = "JUSTID";
-                (void) ebd_conn_command(r->cmd, NULL, NULL, argc, argv,
-                                        NULL);
+            if (argc == 256 + 6) {
+                (void) ebd_conn_command(r->cmd, ebd_route_refresh_reply, r,
+                                        argc, argv, NULL);
                 argc = 0;
             }
         }
     }
 
     if (argc) {
-        argv[argc++] = "JUSTID";
-        (void) ebd_conn_command(r->cmd, NULL, NULL, argc, argv, NULL);
+        (void) ebd_conn_command(r->cmd, ebd_route_refresh_reply, r, argc,
+                                argv, NULL);
     }
 }
 
