@@ -242,6 +242,13 @@ static ngx_command_t  ngx_http_eventbridge_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eventbridge_console"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_eventbridge_console_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -488,6 +495,12 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->console
+        && ngx_http_eventbridge_console_merge(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->endpoint.len == 0 && conf->dedupe == EB_DEDUPE_OFF) {
         return NGX_CONF_OK;
     }
@@ -548,7 +561,8 @@ ngx_http_eventbridge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->endpoint.len
-        && ngx_http_eventbridge_metrics_endpoint(cf, conf) != NGX_OK)
+        && (ngx_http_eventbridge_metrics_endpoint(cf, conf) != NGX_OK
+            || ngx_http_eventbridge_console_endpoint(cf, conf) != NGX_OK))
     {
         return NGX_CONF_ERROR;
     }
@@ -719,6 +733,12 @@ ngx_http_eventbridge_endpoint(ngx_conf_t *cf,
         ngx_http_eventbridge_conf_error(cf, "the location is already an "
                                         "event endpoint (\"%V\")",
                                         &lcf->endpoint);
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->console) {
+        ngx_http_eventbridge_conf_error(cf, "the location is already an "
+                                        "eventbridge_console");
         return NGX_CONF_ERROR;
     }
 

@@ -236,6 +236,40 @@ bad('duplicate eventbridge_status', qr/"eventbridge_status" directive is duplica
               . "            eventbridge_status; # HERE\n"
               . "        }"));
 
+# --- eventbridge_console -------------------------------------------------------------------
+
+bad('eventbridge_console with a bad parameter',
+    qr/"eventbridge_console" directive: invalid parameter "\/srv\/c": expected "root=PATH"/,
+    conf(srv => 'location /c/ { eventbridge_console /srv/c; } # HERE'));
+bad('eventbridge_console with an empty root', qr/invalid parameter "root="/,
+    conf(srv => 'location /c/ { eventbridge_console root=; } # HERE'));
+bad('eventbridge_console with two arguments',
+    qr/invalid number of arguments in "eventbridge_console" directive/,
+    conf(srv => 'location /c/ { eventbridge_console root=/a root=/b; } # HERE'));
+bad('duplicate eventbridge_console', qr/"eventbridge_console" directive is duplicate/,
+    conf(srv => "location /c/ {\n"
+              . "            eventbridge_console;\n"
+              . "            eventbridge_console; # HERE\n"
+              . "        }"));
+bad('eventbridge_console in a regex location', qr/needs a prefix location/,
+    conf(srv => 'location ~ ^/c/ { eventbridge_console; } # HERE'));
+bad('eventbridge_console in an exact location', qr/needs a prefix location/,
+    conf(srv => 'location = /c { eventbridge_console; } # HERE'));
+bad('eventbridge_console in an event endpoint', qr/already an eventbridge endpoint/,
+    conf(loc => 'eventbridge_console; # HERE'));
+bad('eventbridge_source in a console location', qr/already an eventbridge_console/,
+    conf(srv => "location /c/ {\n"
+              . "            eventbridge_console;\n"
+              . "            eventbridge_source s.c bus=test; # HERE\n"
+              . "        }"));
+bad('eventbridge_console in a server block',
+    qr/"eventbridge_console" directive is not allowed here/,
+    conf(srv => 'eventbridge_console; # HERE'));
+bad('eventbridge_console without eventbridge_redis',
+    qr/"eventbridge_console" needs "eventbridge_redis"/,
+    conf(redis => '', source => 'return 204;',
+         srv => 'location /c/ { eventbridge_console; allow 127.0.0.1; } # HERE'));
+
 # --- a valid configuration -------------------------------------------------------------------------
 
 {

@@ -36,6 +36,8 @@ like($out, qr/^the DingTalk robot received:\n\{"msgtype":"markdown","markdown":\
      'the DingTalk robot got the signed markdown message');
 like($out, qr/delivered\s+target hr-robot\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the robot');
 like($out, qr/accepted\s+source my\.dingtalk .*rules new-employee/, 'trace: accepted');
+like($out, qr/^the console's events: \{"bus":"demo","items":\[\{"entry":"[0-9-]+","time":\d+,"id":"\Q$id\E"/m,
+     'the console API lists the event');
 like($out, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/, 'trace: the row');
 like($out, qr/delivered\s+target onboarding-api\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the API call');
 my ($s1) = $out =~ /^signed webhook: \{"eventId":"([0-9a-f-]{36})"\}$/m;

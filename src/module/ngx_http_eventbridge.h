@@ -192,6 +192,14 @@ typedef struct {
     eb_config_t                 *config;          /* eventbridge_config */
     ngx_array_t                 *buses;           /* ngx_http_eventbridge_bus_t */
 
+    /* the event endpoints (ngx_http_eventbridge_endpoint_t), for the
+     * console's configuration page */
+    ngx_array_t                 *endpoints;
+    /* the console's CSRF tokens are HMACs under this key, made when the
+     * configuration is read: every worker agrees, a reload renews it */
+    u_char                       console_key[32];
+    ngx_flag_t                   console_key_set;
+
     ngx_shm_zone_t              *shm_zone;
     ngx_http_eventbridge_metrics_shm_t  *metrics; /* the zone's contents */
     ngx_array_t                 *metric_slots;    /* of this configuration:
@@ -266,11 +274,25 @@ typedef struct {
 
     ngx_flag_t                   status;          /* eventbridge_status */
 
+    /* eventbridge_console [root=PATH] */
+    ngx_flag_t                   console;
+    ngx_str_t                    console_root;    /* no trailing slash */
+    ngx_str_t                    console_prefix;  /* the location's name */
+    u_char                      *console_file;    /* where it was set */
+    ngx_uint_t                   console_line;
+
     /* an endpoint's counters: its bus's (by endpoint type) and, for an
      * eventbridge_source, its source's */
     ngx_http_eventbridge_metric_slot_t  *metrics_bus;
     ngx_http_eventbridge_metric_slot_t  *metrics_source;
 } ngx_http_eventbridge_loc_conf_t;
+
+
+/* an eventbridge_source or eventbridge_put_events location */
+typedef struct {
+    ngx_str_t                    location;
+    ngx_http_eventbridge_loc_conf_t  *lcf;
+} ngx_http_eventbridge_endpoint_t;
 
 
 typedef struct ngx_http_eventbridge_job_s  ngx_http_eventbridge_job_t;
@@ -322,6 +344,9 @@ typedef struct {
     ngx_str_t                   *dedupe_keys;
     ngx_str_t                   *dedupe_tokens;
     ngx_uint_t                   deduplicated;
+
+    void                        *console;         /* a console request's
+                                                     state */
 
     unsigned                     own_response:1;  /* our JSON, not core's */
     unsigned                     rewrite_error:1; /* core error -> JSON */
@@ -471,6 +496,14 @@ void ngx_http_eventbridge_redis_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
     ngx_uint_t n, ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **job, ngx_http_eventbridge_redis_err_e *err);
+/* The same, with reply set before the first send. read: the console's
+ * reads (no eventbridge_redis_wait; a MULTI/EXEC's array, its errors
+ * included, or a single command's reply of any type goes to reply). */
+ngx_int_t ngx_http_eventbridge_redis_submit_reply(ngx_uint_t slot,
+    ngx_str_t *cmds, ngx_uint_t n, ngx_uint_t read,
+    ngx_http_eventbridge_reply_pt reply, ngx_http_eventbridge_job_pt handler,
+    void *data, ngx_http_eventbridge_job_t **job,
+    ngx_http_eventbridge_redis_err_e *err);
 /* reply: called with the reply of a single-command job that went through
  * (before the handler), while the request is there */
 void ngx_http_eventbridge_redis_on_reply(ngx_http_eventbridge_job_t *job,
@@ -515,6 +548,15 @@ void ngx_http_eventbridge_count_redis_error(
     ngx_http_eventbridge_redis_err_e kind);
 void ngx_http_eventbridge_count_redis_event(
     ngx_http_eventbridge_redis_ev_e ev);
+
+/* ngx_http_eventbridge_console.c */
+char *ngx_http_eventbridge_console_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_eventbridge_console_merge(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *lcf);
+/* an event endpoint, listed on the console's configuration page */
+ngx_int_t ngx_http_eventbridge_console_endpoint(ngx_conf_t *cf,
+    ngx_http_eventbridge_loc_conf_t *lcf);
 
 /* ngx_http_eventbridge_status.c */
 ngx_int_t ngx_http_eventbridge_status_handler(ngx_http_request_t *r);

@@ -230,6 +230,17 @@ ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
     ngx_uint_t n, ngx_http_eventbridge_job_pt handler, void *data,
     ngx_http_eventbridge_job_t **jobp, ngx_http_eventbridge_redis_err_e *err)
 {
+    return ngx_http_eventbridge_redis_submit_reply(slot, cmds, n, 0, NULL,
+                                                   handler, data, jobp, err);
+}
+
+
+ngx_int_t
+ngx_http_eventbridge_redis_submit_reply(ngx_uint_t slot, ngx_str_t *cmds,
+    ngx_uint_t n, ngx_uint_t read, ngx_http_eventbridge_reply_pt reply,
+    ngx_http_eventbridge_job_pt handler, void *data,
+    ngx_http_eventbridge_job_t **jobp, ngx_http_eventbridge_redis_err_e *err)
+{
     size_t                         bytes;
     ngx_uint_t                     i;
     ngx_http_eventbridge_job_t    *job;
@@ -263,6 +274,8 @@ ngx_http_eventbridge_redis_submit(ngx_uint_t slot, ngx_str_t *cmds,
     job->n = n;
     job->bytes = bytes;
     job->slot = slot;
+    job->read = read ? 1 : 0;
+    job->reply = reply;
 
     rd->pending++;
     rd->pending_bytes += bytes;

@@ -113,6 +113,9 @@ struct ngx_http_eventbridge_job_s {
     unsigned                     in_exec:1;       /* error inside EXEC */
     unsigned                     waited:1;        /* WAIT answered */
     unsigned                     in_wait:1;       /* on wait_link */
+    unsigned                     read:1;          /* the console's reads:
+                                                     no WAIT, each reply
+                                                     (errors too) to reply */
 };
 
 

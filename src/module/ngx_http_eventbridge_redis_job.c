@@ -70,8 +70,10 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
             job->applied = 1;
 
             /* Redis does not roll back a command that fails while EXEC
-             * runs (WRONGTYPE on a key made by hand): not resent */
-            for (i = 0; i < reply->elements; i++) {
+             * runs (WRONGTYPE on a key made by hand): not resent. A read
+             * job's reader takes such errors one by one (XINFO on a
+             * stream not made yet). */
+            for (i = 0; !job->read && i < reply->elements; i++) {
                 e = reply->element[i];
                 if (e->type == REDIS_REPLY_ERROR) {
                     ngx_http_eventbridge_redis_error(job, e->str, e->len, 1);
@@ -80,7 +82,8 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
             }
 
             /* a script's answer (the dedupe EVAL): read while it is here */
-            if (job->n == 1 && job->reply && job->handler && !job->error
+            if ((job->n == 1 || job->read) && job->reply && job->handler
+                && !job->error
                 && !ngx_http_eventbridge_redis.exiting)
             {
                 job->reply(job->data, reply);
@@ -92,6 +95,12 @@ ngx_http_eventbridge_redis_reply(redisAsyncContext *ac, void *r,
                                              1);
         } else {
             job->applied = 1;   /* a single command's reply */
+
+            if (job->read && job->reply && job->handler
+                && !ngx_http_eventbridge_redis.exiting)
+            {
+                job->reply(job->data, reply);
+            }
         }
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
@@ -182,7 +191,7 @@ ngx_http_eventbridge_job_send(ngx_http_eventbridge_job_t *job,
         goto failed;
     }
 
-    if (mcf->redis_wait) {
+    if (mcf->redis_wait && !job->read) {
         ngx_http_eventbridge_wait_add(job, node);
     }
 
@@ -220,7 +229,7 @@ ngx_http_eventbridge_job_done(ngx_http_eventbridge_job_t *job)
     if (job->applied && !job->error) {
         job->asking = 0;
 
-        if (mcf->redis_wait && (!job->waited
+        if (mcf->redis_wait && !job->read && (!job->waited
                                 || job->acked < (long long) mcf->redis_wait))
         {
             /* the event is there but not on enough replicas: not sent
