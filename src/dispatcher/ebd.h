@@ -23,6 +23,12 @@
 #define EBD_GROUP           "ebd"
 #define EBD_ID_MAX          48          /* a stream entry id, NUL included */
 
+/* The console's index, eb:{BUS}:idx:H (ebd_index.c, ebd_trace.c) */
+#define EBD_INDEX_ATTEMPTS  100         /* t: tokens an index value keeps */
+#define EBD_INDEX_DEFAULT_S 604800      /* without retention: a week */
+#define EBD_INDEX_TAIL      1000        /* events past the cursor a reader
+                                         * scans for one not indexed yet */
+
 
 /* The command line: what every subcommand shares. */
 typedef struct {

@@ -831,8 +831,8 @@ ebd_bus_get(ebd_disp_t *dp, const char *name)
     b->used = 1;
 
     if (b->name && b->conn_name) {
-        b->cmd = ebd_conn_new_slot(&dp->topo, b->conn_name, b->slot, 0, NULL,
-                                   NULL);
+        b->cmd = ebd_conn_new_slot(&dp->topo, b->conn_name, b->slot, 0,
+                                   ebd_index_conn_ready, b);
     }
 
     if (b->cmd == NULL) {
@@ -1016,7 +1016,7 @@ ebd_setup(ebd_disp_t *dp)
         }
     }
 
-    if (ebd_retention_setup(dp) != 0) {
+    if (ebd_retention_setup(dp) != 0 || ebd_index_setup(dp) != 0) {
         return -1;
     }
 
@@ -1310,6 +1310,7 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
     }
 
     ebd_retention_tick(dp, now);
+    ebd_index_tick(dp, now);
 
     if (now - dp->last_stats_ms >= EBD_STATS_MS) {
         dp->last_stats_ms = now;

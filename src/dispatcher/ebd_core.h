@@ -79,6 +79,7 @@ struct ebd_route_s {
     int                  announced;
     char                 cursor[EBD_ID_MAX];    /* of the history read */
     char                 claim_cursor[EBD_ID_MAX];
+    uint64_t             idx_ttl_s;     /* of eb:{BUS}:idx:H */
     char               (*acks)[EBD_ID_MAX];    /* XACKs not sent yet */
     size_t               nacks;
     size_t               acks_cap;
@@ -134,6 +135,15 @@ struct ebd_bus_s {
     uint64_t             trimmed_ms;    /* when the last round began */
     unsigned             trimming;      /* XTRIMs without a reply */
     int                  trim_more;     /* the last round removed some */
+
+    /* the console's index and counters (ebd_index.c) */
+    int                  indexing;      /* this process indexes the bus */
+    int                  idx_known;     /* idx_cursor is what Redis has */
+    int                  idx_busy;      /* a read or a page is out */
+    int                  idx_more;      /* the last page was full */
+    uint64_t             idx_next_ms;   /* the next read, when idle */
+    uint64_t             idx_ttl_s;     /* of eb:{BUS}:idx:H */
+    char                 idx_cursor[EBD_ID_MAX];   /* "": none yet */
 };
 
 
@@ -204,6 +214,22 @@ void ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms);
 /* ebd_retention.c */
 int ebd_retention_setup(ebd_disp_t *dp);
 void ebd_retention_tick(ebd_disp_t *dp, uint64_t now);
+
+/* ebd_index.c: the console's index (eb:{BUS}:idx:H) and counters
+ * (eb:{BUS}:stats:m:M, eb:{BUS}:stats:h:H) */
+#define EBD_STATS_M_TTL      "7500"     /* 2 h 5 min */
+#define EBD_STATS_H_TTL      "691200"   /* 8 days */
+
+int ebd_index_setup(ebd_disp_t *dp);
+void ebd_index_tick(ebd_disp_t *dp, uint64_t now);
+void ebd_index_conn_ready(ebd_conn_t *c, void *data);
+/* The trace XADD of an attempt, with its index token and its counter
+ * (stat: "delivered", "retried", "failed" or NULL); fields: the trace
+ * entry's names and values. */
+void ebd_index_attempt(ebd_route_t *r, const char *event_id,
+    uint64_t entered_ms, const char *stat, int nfields, const char **fields);
+void ebd_index_attempt_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
 
 /* ebd_breaker.c */
 int ebd_breaker_setup(ebd_tcore_t *tc, yajl_val spec);

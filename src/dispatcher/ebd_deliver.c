@@ -511,54 +511,49 @@ ebd_flush_acks(ebd_disp_t *dp)
 }
 
 
+/* Every attempt's record in eb:{BUS}:trace, with its token in the
+ * console's index and its counter (ebd_index.c), in one command. */
 static void
-ebd_trace(ebd_item_t *it, const char *outcome, uint64_t latency_us)
+ebd_trace(ebd_item_t *it, const char *outcome, const char *stat,
+    uint64_t latency_us)
 {
-    int            argc;
-    char           attempt[16], status[16], latency[32], maxlen[32];
-    const char    *argv[26];
+    int            n;
+    char           attempt[16], status[16], latency[32];
+    const char    *f[20];
     ebd_route_t   *r = it->route;
 
     snprintf(attempt, sizeof(attempt), "%u", it->d.attempt);
     snprintf(status, sizeof(status), "%d", it->last.status);
     snprintf(latency, sizeof(latency), "%llu",
              (unsigned long long) latency_us);
-    snprintf(maxlen, sizeof(maxlen), "%lld", r->dp->opts->trace_maxlen);
 
-    argc = 0;
-    argv[argc++] = "XADD";
-    argv[argc++] = r->trace;
-    argv[argc++] = "MAXLEN";
-    argv[argc++] = "~";
-    argv[argc++] = maxlen;
-    argv[argc++] = "*";
-    argv[argc++] = "event";
-    argv[argc++] = it->d.event_id;
-    argv[argc++] = "target";
-    argv[argc++] = r->target->name;
-    argv[argc++] = "rule";
-    argv[argc++] = it->rule;
-    argv[argc++] = "entry";
-    argv[argc++] = it->id;
-    argv[argc++] = "attempt";
-    argv[argc++] = attempt;
-    argv[argc++] = "outcome";
-    argv[argc++] = outcome;
-    argv[argc++] = "status";
-    argv[argc++] = status;
-    argv[argc++] = "latency_us";
-    argv[argc++] = latency;
-    argv[argc++] = "error";
-    argv[argc++] = it->last.error;
+    n = 0;
+    f[n++] = "event";
+    f[n++] = it->d.event_id;
+    f[n++] = "target";
+    f[n++] = r->target->name;
+    f[n++] = "rule";
+    f[n++] = it->rule;
+    f[n++] = "entry";
+    f[n++] = it->id;
+    f[n++] = "attempt";
+    f[n++] = attempt;
+    f[n++] = "outcome";
+    f[n++] = outcome;
+    f[n++] = "status";
+    f[n++] = status;
+    f[n++] = "latency_us";
+    f[n++] = latency;
+    f[n++] = "error";
+    f[n++] = it->last.error;
 
     /* the event's W3C trace, for `ebd trace` */
     if (it->d.traceparent != NULL) {
-        argv[argc++] = "traceparent";
-        argv[argc++] = it->d.traceparent;
+        f[n++] = "traceparent";
+        f[n++] = it->d.traceparent;
     }
 
-    (void) ebd_conn_command(r->cmd, ebd_cmd_reply, "trace XADD", argc,
-                            argv, NULL);
+    ebd_index_attempt(r, it->d.event_id, it->entered_ms, stat, n, f);
 }
 
 
@@ -709,7 +704,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
 
     if (res->outcome == EBD_DELIVERED) {
         it->last.error[0] = '\0';
-        ebd_trace(it, "delivered", latency);
+        ebd_trace(it, "delivered", "delivered", latency);
         ebd_ack(r, it->id);
         dp->delivered++;
         ebd_metrics_delivered(r->metrics, it->entered_ms);
@@ -737,7 +732,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
             || (tc->retry.max_age_ms && age > tc->retry.max_age_ms)))
     {
         ebd_trace(it, tc->dead_letter ? "dead-lettered" : "discarded",
-                  latency);
+                  "failed", latency);
         if (res->outcome != EBD_REJECTED) {
             char  e[sizeof(it->last.error)];
             snprintf(e, sizeof(e), "%.200s; gave up after %u attempt(s)",
@@ -748,7 +743,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
         goto release;
     }
 
-    ebd_trace(it, "retry", latency);
+    ebd_trace(it, "retry", "retried", latency);
     dp->retried++;
     ebd_metrics_outcome(r->metrics, EBD_M_RETRIED);
 

@@ -4,7 +4,9 @@
  *   --bus BUS --event ID   the event's acceptance (its entry in
  *                          eb:{BUS}:events, written by nginx: time,
  *                          source, type, matched rules), then every
- *                          delivery attempt ebd recorded in eb:{BUS}:trace
+ *                          delivery attempt ebd recorded in eb:{BUS}:trace,
+ *                          found through the index eb:{BUS}:idx:H
+ *                          (ebd_index.c), without a scan
  *   --bus BUS [--since T] [--until T] [--target NAME] [--limit N]
  *                          the attempts in a time range, oldest first
  *
@@ -178,17 +180,247 @@ ebd_find_accepted(redisReply *e, void *arg)
 }
 
 
-static int
-ebd_print_event_attempts(redisReply *e, void *arg)
-{
-    ebd_trace_ctx_t  *x = arg;
+/* The tokens of an event's index values, "e:ID" and "t:ID", each once. */
+typedef struct {
+    char        (*ids)[EBD_ID_MAX];
+    size_t        n;
+    size_t        cap;
+} ebd_ids_t;
 
-    if (strcmp(ebd_f(e->element[1], "event"), x->event) == 0) {
-        ebd_print_attempt(e);
-        x->n++;
+
+static int
+ebd_ids_add(ebd_ids_t *a, const char *id, size_t len)
+{
+    size_t   i, cap;
+    char   (*p)[EBD_ID_MAX];
+
+    if (len == 0 || len >= EBD_ID_MAX) {
+        return 0;
     }
 
+    for (i = 0; i < a->n; i++) {
+        if (strncmp(a->ids[i], id, len) == 0 && a->ids[i][len] == '\0') {
+            return 0;
+        }
+    }
+
+    if (a->n == a->cap) {
+        cap = a->cap ? a->cap * 2 : 16;
+        p = realloc(a->ids, cap * EBD_ID_MAX);
+        if (p == NULL) {
+            return -1;
+        }
+        a->ids = p;
+        a->cap = cap;
+    }
+
+    memcpy(a->ids[a->n], id, len);
+    a->ids[a->n++][len] = '\0';
     return 0;
+}
+
+
+/* stream entry ids in time order */
+static int
+ebd_id_cmp(const void *a, const void *b)
+{
+    char                *end;
+    unsigned long long   ma, mb, sa, sb;
+
+    ma = strtoull(a, &end, 10);
+    sa = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    mb = strtoull(b, &end, 10);
+    sb = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+
+    return ma != mb ? (ma < mb ? -1 : 1) : (sa != sb ? (sa < sb ? -1 : 1) : 0);
+}
+
+
+/* The buckets to look in: from the hour now back over the index's
+ * lifetime, a week and an hour, or back to the oldest event the bus
+ * keeps when its retention is longer (at most 400 days). */
+static uint64_t
+ebd_index_hours(redisContext *c, const char *events, uint64_t now)
+{
+    uint64_t     n, oldest;
+    redisReply  *r;
+
+    n = (EBD_INDEX_DEFAULT_S + 3600) / 3600 + 1;
+
+    r = redisCommand(c, "XRANGE %s - + COUNT 1", events);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        oldest = strtoull(r->element[0]->element[0]->str, NULL, 10);
+        if (oldest < now && (now - oldest) / 3600000 + 2 > n) {
+            n = (now - oldest) / 3600000 + 2;
+        }
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    return n < 400 * 24 ? n : 400 * 24;
+}
+
+
+/* HGET of the id in every bucket, pipelined; the tokens, merged. */
+static int
+ebd_index_lookup(redisContext *c, const char *bus, const char *event,
+    uint64_t now, ebd_ids_t *e, ebd_ids_t *t, char *cursor, int *capped)
+{
+    int          rc;
+    char         key[600], *p, *q;
+    size_t       nt;
+    uint64_t     h, i, n;
+    redisReply  *r;
+
+    snprintf(key, sizeof(key), "eb:{%s}:events", bus);
+    n = ebd_index_hours(c, key, now);
+    h = now / 3600000;
+
+    for (i = 0; i < n && i <= h; i++) {
+        redisAppendCommand(c, "HGET eb:{%s}:idx:%llu %s", bus,
+                           (unsigned long long) (h - i), event);
+    }
+    redisAppendCommand(c, "GET eb:{%s}:idx:cursor", bus);
+
+    rc = 0;
+
+    for (i = 0; i < n && i <= h; i++) {
+        if (redisGetReply(c, (void **) &r) != REDIS_OK) {
+            fprintf(stderr, "ebd trace: HGET: %s\n", c->errstr);
+            return -1;
+        }
+
+        if (r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "ebd trace: HGET: %s\n", r->str);
+            rc = -1;
+
+        } else if (r->type == REDIS_REPLY_STRING) {
+            nt = 0;
+            for (p = r->str; *p; p = q + strspn(q, " ")) {
+                q = p + strcspn(p, " ");
+                if (q - p > 2 && p[1] == ':' && (p[0] == 'e' || p[0] == 't')) {
+                    nt += p[0] == 't';
+                    if (ebd_ids_add(p[0] == 'e' ? e : t, p + 2, q - p - 2)
+                        != 0)
+                    {
+                        rc = -1;
+                    }
+                }
+            }
+            *capped |= nt >= EBD_INDEX_ATTEMPTS;
+        }
+
+        freeReplyObject(r);
+    }
+
+    if (redisGetReply(c, (void **) &r) != REDIS_OK) {
+        fprintf(stderr, "ebd trace: GET: %s\n", c->errstr);
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_STRING && r->len < EBD_ID_MAX) {
+        memcpy(cursor, r->str, r->len + 1);
+    }
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+static int
+ebd_trace_event(redisContext *c, ebd_opts_t *o, const char *events,
+    const char *trace, ebd_trace_ctx_t *x)
+{
+    int           rc, capped;
+    char          cursor[EBD_ID_MAX], from[EBD_ID_MAX + 1];
+    size_t        i;
+    ebd_ids_t     e, t;
+    redisReply   *r;
+
+    memset(&e, 0, sizeof(e));
+    memset(&t, 0, sizeof(t));
+    cursor[0] = '\0';
+    capped = 0;
+
+    rc = ebd_index_lookup(c, o->bus, o->event, ebd_now_ms(), &e, &t, cursor,
+                          &capped);
+    if (rc != 0) {
+        goto done;
+    }
+
+    /* the acceptance: the newest entry that is this event (an id a
+     * PutEvents sender used twice has two) */
+    if (e.n > 1) {
+        qsort(e.ids, e.n, EBD_ID_MAX, ebd_id_cmp);
+    }
+
+    for (i = e.n; i-- > 0 && !x->found; ) {
+        rc = ebd_scan(c, "XRANGE", events, e.ids[i], e.ids[i],
+                      ebd_find_accepted, x);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    /* not indexed yet: the few entries past the indexer's cursor */
+    if (!x->found) {
+        snprintf(from, sizeof(from), "(%s", cursor);
+        r = redisCommand(c, "XREVRANGE %s + %s COUNT %d", events,
+                         cursor[0] ? from : "-", EBD_INDEX_TAIL);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "ebd trace: XREVRANGE %s: %s\n", events,
+                    r ? r->str : c->errstr);
+            rc = -1;
+        } else {
+            for (i = 0; i < r->elements && !x->found; i++) {
+                (void) ebd_find_accepted(r->element[i], x);
+            }
+        }
+        if (r) {
+            freeReplyObject(r);
+        }
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    /* the attempts, in the order they ended */
+    if (t.n > 1) {
+        qsort(t.ids, t.n, EBD_ID_MAX, ebd_id_cmp);
+    }
+
+    for (i = 0; i < t.n; i++) {
+        redisAppendCommand(c, "XRANGE %s %s %s", trace, t.ids[i], t.ids[i]);
+    }
+
+    for (i = 0; i < t.n; i++) {
+        if (redisGetReply(c, (void **) &r) != REDIS_OK) {
+            fprintf(stderr, "ebd trace: XRANGE %s: %s\n", trace, c->errstr);
+            rc = -1;
+            goto done;
+        }
+
+        /* none: trimmed from the trace (--trace-maxlen) */
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+            ebd_print_attempt(r->element[0]);
+            x->n++;
+        }
+
+        freeReplyObject(r);
+    }
+
+    if (capped) {
+        printf("(the index keeps %d attempts of an event; later ones: "
+               "ebd trace --bus %s --since TIME)\n", EBD_INDEX_ATTEMPTS,
+               o->bus);
+    }
+
+done:
+
+    free(e.ids);
+    free(t.ids);
+    return rc;
 }
 
 
@@ -259,14 +491,7 @@ ebd_trace_main(ebd_opts_t *o, int argc, char **argv)
         /* a cheap filter before parsing: the id's text, in quotes */
         snprintf(x.needle, x.needle_len + 1, "\"%s\"", o->event);
 
-        /* newest first: recent events are found sooner */
-        rc = ebd_scan(c, "XREVRANGE", events, "+", "-", ebd_find_accepted,
-                      &x);
-
-        if (rc == 0) {
-            rc = ebd_scan(c, "XRANGE", trace, x.found ? x.accepted : "-", "+",
-                          ebd_print_event_attempts, &x);
-        }
+        rc = ebd_trace_event(c, o, events, trace, &x);
 
         free(x.needle);
         redisFree(c);
