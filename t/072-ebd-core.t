@@ -391,6 +391,41 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     $c3->finish;
 }
 
+# --- 6c. the grace time ends with a redis target's attempt in flight -----------
+
+{
+    # the target's Redis is frozen (SIGSTOP): the XADD is sent and its
+    # reply never comes within the 300 ms of grace; the teardown frees
+    # the item, then the connection, whose dropped reply must not end
+    # the freed item's attempt (the sanitizer runs see a use after free)
+    my $frozen = EBTest::Redis->start;
+    my $fcfg = { targets => { frozen => {
+                     type => 'redis', address => $frozen->addr, stream => 'out:frozen',
+                     timeout => '30s' } },
+                 buses => { freeze => { rules => { all => {
+                     pattern => { source => [ 'freeze.src' ] },
+                     targets => [ { target => 'frozen' } ] } } } } };
+    write_file("$dir/freeze.json", $JSON->encode($fcfg));
+    my $c4 = EBTest::Ebd->start(config => "$dir/freeze.json", redis => $redis,
+                                name => 'c4', level => 'debug', args => [ '--grace', '300ms' ]);
+    ok(wait_for(sub { $c4->log =~ /target frozen: connected|redis target frozen: connected|connected to \Q${\ $frozen->addr }\E/ }, 10),
+       'frozen: ebd connected to the target\'s Redis') or diag $c4->log;
+    kill 'STOP', $frozen->pid;
+    $redis->cmd('XADD', 'eb:{freeze}:target:frozen', '*', 'rule', 'all',
+                'event', '{"id":"f1","source":"freeze.src"}');
+    # read by c4 (pending under its name): its attempt starts at once
+    ok(wait_for(sub {
+        my $p = $redis->cmd('XPENDING', 'eb:{freeze}:target:frozen', 'ebd', '-', '+', 10);
+        ref $p eq 'ARRAY' && @$p == 1 && $p->[0][1] eq 'c4' }, 10),
+       'frozen: c4 read the entry, the attempt is in flight') or diag $c4->log;
+    sleep 0.2;
+    is($c4->stop, 0, 'frozen: SIGTERM with the attempt in flight past the grace time: exit 0');
+    like($c4->log, qr/still in flight after 300 ms/, 'frozen: ebd says the attempt was still in flight');
+    is(join("\n", $c4->log_problems), '', 'frozen: no sanitizer report, no error');
+    kill 'CONT', $frozen->pid;
+    is(pending_count($redis, 'eb:{freeze}:target:frozen'), 1, 'frozen: the entry stays pending');
+}
+
 # --- 7. SIGTERM while delivering, Redis crash with AOF ---------------------
 
 {

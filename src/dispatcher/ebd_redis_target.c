@@ -36,6 +36,7 @@ typedef struct {
     const char        *stream;
     char              *name;
     char              *password;   /* ebd_secret_load() */
+    struct ebd_rt_req_s  *reqs;    /* sent, their replies due */
 
     /* chaining into a bus */
     const eb_config_bus_t  *bus;
@@ -45,12 +46,16 @@ typedef struct {
 } ebd_rt_t;
 
 
-typedef struct {
+typedef struct ebd_rt_req_s  ebd_rt_req_t;
+
+struct ebd_rt_req_s {
     ebd_delivery_t    *d;
     ebd_rt_t          *rt;
     struct event      *timer;
     int                done;
-} ebd_rt_req_t;
+    ebd_rt_req_t      *prev;       /* rt->reqs: those sent, not answered */
+    ebd_rt_req_t      *next;
+};
 
 
 /* Whether the stream is a configured bus's events stream, and if so
@@ -178,6 +183,20 @@ ebd_rt_open(ebd_target_t *t, char *err, size_t errlen)
 
 
 static void
+ebd_rt_unlink(ebd_rt_req_t *q)
+{
+    if (q->prev) {
+        q->prev->next = q->next;
+    } else {
+        q->rt->reqs = q->next;
+    }
+    if (q->next) {
+        q->next->prev = q->prev;
+    }
+}
+
+
+static void
 ebd_rt_finish(ebd_rt_req_t *q, ebd_result_t *res)
 {
     q->done = 1;
@@ -247,6 +266,9 @@ ebd_rt_reply(redisAsyncContext *ac, void *reply, void *privdata)
         ebd_rt_finish(q, &res);
     }
 
+    if (q->rt != NULL) {
+        ebd_rt_unlink(q);
+    }
     event_free(q->timer);
     free(q);
 }
@@ -418,6 +440,12 @@ ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
 
 sent:
 
+    q->next = rt->reqs;
+    if (rt->reqs) {
+        rt->reqs->prev = q;
+    }
+    rt->reqs = q;
+
     tv.tv_sec = t->timeout_ms / 1000;
     tv.tv_usec = (t->timeout_ms % 1000) * 1000;
     evtimer_add(q->timer, &tv);
@@ -427,9 +455,20 @@ sent:
 static void
 ebd_rt_close(ebd_target_t *t)
 {
-    ebd_rt_t  *rt = t->data;
+    ebd_rt_t      *rt = t->data;
+    ebd_rt_req_t  *q;
 
     if (rt) {
+        /* attempts still in flight (a teardown after the grace time)
+         * belong to items that are gone: their replies, which freeing
+         * the connection delivers now or later, must not end them */
+        for (q = rt->reqs; q; q = q->next) {
+            q->done = 1;
+            q->rt = NULL;
+            evtimer_del(q->timer);
+        }
+        rt->reqs = NULL;
+
         /* replies still due free their requests from here */
         ebd_conn_free(rt->conn);
         eb_match_scratch_free(rt->scratch);

@@ -259,6 +259,7 @@ sub _spawn {
 
 sub port { $_[0]{port} }
 sub addr { "127.0.0.1:$_[0]{port}" }
+sub pid { $_[0]{pid} }
 
 sub ping {
     my ($self) = @_;
