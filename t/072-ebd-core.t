@@ -426,6 +426,52 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     is(pending_count($redis, 'eb:{freeze}:target:frozen'), 1, 'frozen: the entry stays pending');
 }
 
+# --- 6d. attempt counts and due times survive kill -9 and a claim ---------------
+
+{
+    my $port5 = EBTest::free_port();
+    my $rcfg = { targets => { flaky => {
+                     type => 'redis', address => "127.0.0.1:$port5", stream => 'out:flaky',
+                     retry => { strategy => 'backoff', attempts => 5,
+                                interval => '2s', max_interval => '2s' } } },
+                 buses => { resume => { rules => { all => {
+                     pattern => { source => [ 'resume.src' ] },
+                     targets => [ { target => 'flaky' } ] } } } } };
+    write_file("$dir/resume.json", $JSON->encode($rcfg));
+    my $stream = 'eb:{resume}:target:flaky';
+    my $rkey = 'eb:{resume}:retry:flaky';
+    my @args = (config => "$dir/resume.json", redis => $redis);
+    my $c5 = EBTest::Ebd->start(@args, name => 'c5', args => [ '--claim-idle', '60s' ]);
+    my $id = $redis->cmd('XADD', $stream, '*', 'rule', 'all',
+                         'event', '{"id":"r1","source":"resume.src"}');
+    ok(wait_for(sub { ($redis->cmd('HGET', $rkey, $id) // '') =~ /^1 \d+$/ }, 10),
+       'resume: attempt 1 failed, its count and due time saved in Redis');
+    $c5->kill9;
+    $c5 = EBTest::Ebd->start(@args, name => 'c5', args => [ '--claim-idle', '60s' ]);
+    ok(wait_for(sub { $c5->log =~ /entry \Q$id\E resumes after attempt 1, its retry not due yet/ }, 10),
+       'resume: after kill -9 and a restart, the entry goes on after attempt 1') or diag $c5->log;
+    ok(wait_for(sub { ($redis->cmd('HGET', $rkey, $id) // '') =~ /^2 / }, 10),
+       'resume: its next attempt is number 2');
+    my @t = grep { $_->[1]{event} eq 'r1' } @{ entries($redis, 'eb:{resume}:trace') };
+    is(join(',', map { $_->[1]{attempt} } @t), '1,2', 'resume: the trace shows attempts 1 and 2');
+    my ($t1) = $t[0][0] =~ /^(\d+)/;
+    my ($t2) = ($t[1][0] // '') =~ /^(\d+)/;
+    cmp_ok(($t2 // 0) - $t1, '>=', 1800, 'resume: attempt 2 waited for its 2 s, not at once after the restart');
+
+    # another consumer claims it (c5 is gone): it goes on after attempt 2
+    $c5->kill9;
+    my $c6 = EBTest::Ebd->start(@args, name => 'c6', args => [ '--claim-idle', '500ms' ]);
+    ok(wait_for(sub { $c6->log =~ /entry \Q$id\E resumes after attempt 2/ }, 10),
+       'resume: claimed by another consumer, the entry goes on after attempt 2') or diag $c6->log;
+    my $out = EBTest::Redis->start(port => $port5);
+    ok(wait_for(sub { @{ $out->xrange('out:flaky') } == 1 }, 10), 'resume: delivered once the target is back');
+    @t = grep { $_->[1]{event} eq 'r1' } @{ entries($redis, 'eb:{resume}:trace') };
+    is($t[-1][1]{outcome}, 'delivered', 'resume: the last attempt delivered it');
+    cmp_ok($t[-1][1]{attempt}, '>=', 3, 'resume: as attempt 3 or later, not 1');
+    ok(wait_for(sub { !$redis->cmd('HEXISTS', $rkey, $id) }, 5), 'resume: the saved state is deleted once delivered');
+    $c6->finish;
+}
+
 # --- 7. SIGTERM while delivering, Redis crash with AOF ---------------------
 
 {

@@ -81,7 +81,7 @@ ebd_hash(const char *id)
 }
 
 
-static ebd_item_t *
+ebd_item_t *
 ebd_held_find(ebd_route_t *r, const char *id, size_t len)
 {
     char         buf[EBD_ID_MAX];
@@ -214,16 +214,22 @@ ebd_announce(ebd_disp_t *dp)
 
 
 /* Takes entries of an XREADGROUP or XAUTOCLAIM reply; returns how many
- * there were, and the last id in last. */
+ * there were, and the last id in last. Entries that were pending already
+ * (restore: our own read back, or claimed) wait for their saved attempt
+ * count (ebd_retry_state.c). */
 static size_t
-ebd_route_take(ebd_route_t *r, redisReply *entries, char *last)
+ebd_route_take(ebd_route_t *r, redisReply *entries, char *last,
+    int restore)
 {
-    size_t        i, n;
-    ebd_item_t   *it;
+    size_t        i, n, nr;
+    ebd_item_t   *it, **rs;
     redisReply   *e, *id;
     ebd_carry_t  *carry;
 
     n = 0;
+    nr = 0;
+    rs = restore && entries->elements
+         ? malloc(entries->elements * sizeof(ebd_item_t *)) : NULL;
 
     for (i = 0; i < entries->elements; i++) {
         e = entries->element[i];
@@ -275,17 +281,26 @@ ebd_route_take(ebd_route_t *r, redisReply *entries, char *last)
             it->last = carry->last;
             /* waited for a rule this configuration has: due now */
             if (carry->due_ms > now && !(carry->no_rule && !it->no_rule)) {
-                ebd_schedule_retry(it, carry->due_ms - now);
+                (void) ebd_schedule_retry(it, carry->due_ms - now);
                 free(carry->stream);
                 free(carry);
                 continue;
             }
             free(carry->stream);
             free(carry);
+
+        } else if (rs != NULL) {
+            if (ebd_retry_state_hold(it) == 0) {
+                rs[nr++] = it;
+            }
+            continue;
         }
 
         ebd_item_enqueue(it, 0);
     }
+
+    ebd_retry_state_restore(r, rs, nr);
+    free(rs);
 
     return n;
 }
@@ -325,7 +340,7 @@ ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
             && s->element[1]->type == REDIS_REPLY_ARRAY)
         {
             n = ebd_route_take(r, s->element[1],
-                               r->history ? r->cursor : NULL);
+                               r->history ? r->cursor : NULL, r->history);
         }
     }
 
@@ -529,7 +544,7 @@ ebd_route_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
         r->claim_cursor[rep->element[0]->len] = '\0';
     }
 
-    n = ebd_route_take(r, rep->element[1], NULL);
+    n = ebd_route_take(r, rep->element[1], NULL, 1);
     if (n) {
         ebd_log(EBD_LOG_INFO, "route %s: claimed %zu entr%s idle for more "
                 "than %llu ms", r->stream, n, n == 1 ? "y" : "ies",
@@ -746,6 +761,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->stream = ebd_key(bus, "target", t->name);
     r->dlq = ebd_key(bus, "dlq", t->name);
     r->trace = ebd_key(bus, "trace", NULL);
+    r->retry_key = ebd_key(bus, "retry", t->name);
     r->conn_name = ebd_key(bus, "target", t->name);
     r->metrics = ebd_metrics_route(bus, t->name);
     strcpy(r->claim_cursor, "0-0");
@@ -753,7 +769,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->retry_ev = evtimer_new(dp->base, ebd_route_retry_handler, r);
 
     if (!r->stream || !r->dlq || !r->trace || !r->conn_name
-        || !r->retry_ev)
+        || !r->retry_key || !r->retry_ev)
     {
         if (r->retry_ev) {
             event_free(r->retry_ev);
@@ -761,6 +777,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
         free(r->stream);
         free(r->dlq);
         free(r->trace);
+        free(r->retry_key);
         free(r->conn_name);
         free(r);
         return NULL;
@@ -793,6 +810,7 @@ ebd_route_free(ebd_route_t *r)
     free(r->stream);
     free(r->dlq);
     free(r->trace);
+    free(r->retry_key);
     free(r->conn_name);
     free(r);
 }

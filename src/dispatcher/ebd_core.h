@@ -53,6 +53,8 @@ struct ebd_item_s {
     struct event        *timer;         /* retry wait */
     uint64_t             due_ms;        /* when the retry is due */
     ebd_result_t         last;          /* the last attempt's result */
+    int                  persisted;     /* has a record in retry_key */
+    int                  restoring;     /* waits for that record */
 };
 
 
@@ -65,6 +67,7 @@ struct ebd_route_s {
     char                *stream;        /* eb:{BUS}:target:TARGET */
     char                *dlq;           /* eb:{BUS}:dlq:TARGET */
     char                *trace;         /* eb:{BUS}:trace */
+    char                *retry_key;     /* eb:{BUS}:retry:TARGET */
     char                *conn_name;
     ebd_conn_t          *reader;
     ebd_conn_t          *cmd;           /* the bus's command connection */
@@ -207,6 +210,7 @@ struct ebd_disp_s {
 ebd_bus_t *ebd_bus_get(ebd_disp_t *dp, const char *name);
 void ebd_route_read(ebd_route_t *r);
 void ebd_target_wants_more(ebd_tcore_t *tc);
+ebd_item_t *ebd_held_find(ebd_route_t *r, const char *id, size_t len);
 void ebd_held_remove(ebd_route_t *r, ebd_item_t *it);
 void ebd_drained_check(ebd_disp_t *dp);
 void ebd_carry_save(ebd_disp_t *dp, ebd_item_t *it, uint64_t due_ms);
@@ -243,9 +247,18 @@ ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,
     redisReply *fields);
 void ebd_item_free(ebd_item_t *it);
 void ebd_item_enqueue(ebd_item_t *it, int front);
+/* ebd_retry_state.c: attempt counts and due times kept in Redis */
+void ebd_retry_state_save(ebd_item_t *it, uint64_t due_ms);
+void ebd_retry_state_clear(ebd_item_t *it);
+int ebd_retry_state_hold(ebd_item_t *it);
+void ebd_retry_state_restore(ebd_route_t *r, ebd_item_t **items, size_t n);
+/* a WAITING item: its retry now (to the front of the queue), or in
+ * delay_ms */
+void ebd_retry_now_or_at(ebd_item_t *it, uint64_t delay_ms);
 void ebd_item_release(ebd_item_t *it);
 void ebd_target_pump(ebd_tcore_t *tc);
-void ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms);
+/* -1: no memory, the item was freed (its entry stays pending) */
+int ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms);
 unsigned ebd_target_room(const ebd_tcore_t *tc);
 void ebd_ack(ebd_route_t *r, const char *id);
 void ebd_flush_acks(ebd_disp_t *dp);

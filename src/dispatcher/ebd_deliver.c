@@ -643,6 +643,7 @@ ebd_retry_handler(evutil_socket_t fd, short what, void *arg)
     ebd_item_t   *it = arg;
     ebd_tcore_t  *tc = it->route->target->core;
 
+    it->restoring = 0;
     tc->waiting--;
     ebd_metrics_waiting(it->route->metrics, -1);
     ebd_item_enqueue(it, 1);
@@ -651,6 +652,25 @@ ebd_retry_handler(evutil_socket_t fd, short what, void *arg)
 
 
 void
+ebd_retry_now_or_at(ebd_item_t *it, uint64_t delay_ms)
+{
+    struct timeval  tv;
+
+    evtimer_del(it->timer);
+
+    if (delay_ms == 0) {
+        ebd_retry_handler(-1, 0, it);
+        return;
+    }
+
+    it->due_ms = ebd_now_ms() + delay_ms;
+    tv.tv_sec = delay_ms / 1000;
+    tv.tv_usec = (delay_ms % 1000) * 1000;
+    evtimer_add(it->timer, &tv);
+}
+
+
+int
 ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
 {
     struct timeval   tv;
@@ -664,7 +684,7 @@ ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
         /* no memory: the entry stays pending and is claimed again */
         ebd_held_remove(it->route, it);
         ebd_item_free(it);
-        return;
+        return -1;
     }
 
     it->state = EBD_ITEM_WAITING;
@@ -674,6 +694,8 @@ ebd_schedule_retry(ebd_item_t *it, uint64_t delay_ms)
     tv.tv_sec = delay_ms / 1000;
     tv.tv_usec = (delay_ms % 1000) * 1000;
     evtimer_add(it->timer, &tv);
+
+    return 0;
 }
 
 
@@ -706,6 +728,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
         it->last.error[0] = '\0';
         ebd_trace(it, "delivered", "delivered", latency);
         ebd_ack(r, it->id);
+        ebd_retry_state_clear(it);
         dp->delivered++;
         ebd_metrics_delivered(r->metrics, it->entered_ms);
         ebd_log_debug("target %s: event %s delivered (attempt %u, %llu us)",
@@ -740,12 +763,14 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
             memcpy(it->last.error, e, sizeof(e));
         }
         ebd_dead_letter(it);
+        ebd_retry_state_clear(it);
         goto release;
     }
 
     ebd_trace(it, "retry", "retried", latency);
     dp->retried++;
     ebd_metrics_outcome(r->metrics, EBD_M_RETRIED);
+    ebd_retry_state_save(it, now + delay);
 
     if (dp->state != EBD_RUNNING) {
         /* the entry stays pending, read again after a restart; a reload
@@ -760,7 +785,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
             "retry in %llu ms", r->target->name, d->event_id, d->attempt,
             res->error, (unsigned long long) delay);
 
-    ebd_schedule_retry(it, delay);
+    (void) ebd_schedule_retry(it, delay);
     goto next;
 
 release:
