@@ -15,6 +15,8 @@
 #   make bench-instructions  ebd's instructions per delivery (callgrind)
 #   make bench-clients  one HTTP request's CPU in libcurl and in evhttp
 #   make bench-cluster  ingest with a 3-primary Redis Cluster vs one node
+#   make bench-replay  ebd replay's events/s with 1,000 rules, beside a
+#                   plain read of the same window (bench/replay)
 #   make test-newest  fetch the nginx source of NGX_NEWEST, build that
 #                   nginx and the module as a .so, run the suite against them
 #   make test-static  the same tree, nginx built with the module compiled
@@ -77,7 +79,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-instructions bench-clients bench-cluster bench-match fuzz fuzz-campaign fuzz-coverage clean FORCE
+.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-instructions bench-clients bench-cluster bench-match bench-replay fuzz fuzz-campaign fuzz-coverage clean FORCE
 
 all: module ebd unit
 
@@ -235,6 +237,12 @@ bench-cluster: deps
 # events/s of the pattern matcher (src/core/eb_pattern*), 10 to 10,000 rules
 bench-match:
 	bash bench/match
+
+# ebd replay: a window of the seed event through 1,000 rules, against
+# ebd archive export of the same window (bench/replay, about 15 s)
+bench-replay: deps
+	$(MAKE) module ebd
+	perl bench/replay
 
 # libFuzzer harnesses: fuzz/fuzz_NAME.c runs from fuzz/corpus/NAME (new
 # inputs it finds go to build-fuzz/corpus/NAME, not into the tree); each

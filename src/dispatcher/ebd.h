@@ -64,6 +64,13 @@ typedef struct {
     const char        *to;
     const char        *output;
     const char        *input;
+
+    /* ebd replay (--bus, --from, --to, --target too) */
+    const char        *rule;
+    const char        *name;
+    uint64_t           rate;             /* events/s, 0: unpaced */
+    int                dry_run;
+    int                status;
 } ebd_opts_t;
 
 
@@ -175,6 +182,11 @@ int ebd_master(ebd_opts_t *o);
 int ebd_redrive_main(ebd_opts_t *o, int argc, char **argv);
 int ebd_trace_main(ebd_opts_t *o, int argc, char **argv);
 int ebd_archive_main(ebd_opts_t *o, int argc, char **argv);
+int ebd_replay_main(ebd_opts_t *o, int argc, char **argv);
+
+/* A time as the subcommands print it: RFC 3339 UTC with milliseconds
+ * (at least 25 bytes). */
+void ebd_time_format(uint64_t ms, char *buf, size_t len);
 
 /* A time on the command line: ms since the epoch, RFC 3339
  * ("2026-11-23T10:00:00Z", offset or Z, optional fraction), or relative

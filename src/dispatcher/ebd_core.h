@@ -41,6 +41,7 @@ struct ebd_item_s {
                                          * attempt fails, retried */
     char                 id[EBD_ID_MAX];
     char                *rule;
+    char                *replay;        /* "replay" field, or NULL */
     char                *event_id;
     unsigned char       *event;
     size_t               event_len;

@@ -170,6 +170,16 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
         } else if (f->len == 4 && memcmp(f->str, "rule", 4) == 0 && !it->rule)
         {
             it->rule = ebd_strndup(val->str, val->len);
+
+        } else if (f->len == 6 && memcmp(f->str, "replay", 6) == 0
+                   && !it->replay && val->len)
+        {
+            /* enqueued by ebd replay (ebd_replay.c) */
+            it->replay = ebd_strndup(val->str, val->len);
+            if (it->replay == NULL) {
+                ebd_item_free(it);
+                return NULL;
+            }
         }
     }
 
@@ -192,6 +202,7 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
     it->d.entry_id = it->id;
     it->d.event = it->event;
     it->d.event_len = it->event_len;
+    it->d.replay = it->replay;
 
     /* what cannot be delivered is decided now: the first attempt then
      * fails at once and the entry is dead-lettered with the reason. A
@@ -317,6 +328,7 @@ ebd_item_free(ebd_item_t *it)
     eb_event_scan_free(&it->scan);
     eb_buf_free(&it->payload);
     free(it->rule);
+    free(it->replay);
     free(it->event_id);
     free(it->event);
     free(it);
@@ -519,7 +531,7 @@ ebd_trace(ebd_item_t *it, const char *outcome, const char *stat,
 {
     int            n;
     char           attempt[16], status[16], latency[32];
-    const char    *f[20];
+    const char    *f[22];
     ebd_route_t   *r = it->route;
 
     snprintf(attempt, sizeof(attempt), "%u", it->d.attempt);
@@ -553,6 +565,12 @@ ebd_trace(ebd_item_t *it, const char *outcome, const char *stat,
         f[n++] = it->d.traceparent;
     }
 
+    /* a replayed delivery, counted as such by `ebd trace` */
+    if (it->replay != NULL) {
+        f[n++] = "replay";
+        f[n++] = it->replay;
+    }
+
     ebd_index_attempt(r, it->d.event_id, it->entered_ms, stat, n, f);
 }
 
@@ -560,12 +578,12 @@ ebd_trace(ebd_item_t *it, const char *outcome, const char *stat,
 static void
 ebd_dead_letter(ebd_item_t *it)
 {
-    int             ok;
+    int             ok, n;
     char            attempts[16], status[16], failed[32];
     const char     *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
     const char     *ack[] = { "XACK", NULL, EBD_GROUP, NULL };
-    const char     *argv[20];
-    size_t          argvlen[20];
+    const char     *argv[22];
+    size_t          argvlen[22];
     ebd_route_t    *r = it->route;
     ebd_tcore_t    *tc = r->target->core;
     ebd_disp_t     *dp = r->dp;
@@ -606,7 +624,15 @@ ebd_dead_letter(ebd_item_t *it)
     argv[17] = "failed_ms";
     argv[18] = failed;
 
-    for (int i = 0; i < 19; i++) {
+    n = 19;
+
+    /* a replayed delivery's letter says which replay it came from */
+    if (it->replay != NULL) {
+        argv[n++] = "replay";
+        argv[n++] = it->replay;
+    }
+
+    for (int i = 0; i < n; i++) {
         argvlen[i] = i == 4 ? it->event_len : strlen(argv[i]);
     }
 
@@ -615,7 +641,7 @@ ebd_dead_letter(ebd_item_t *it)
 
     /* the dead letter and the acknowledgement, both or neither */
     ok = ebd_conn_command(r->cmd, NULL, NULL, 1, multi, NULL) == 0
-         && ebd_conn_command(r->cmd, NULL, NULL, 19, argv, argvlen) == 0
+         && ebd_conn_command(r->cmd, NULL, NULL, n, argv, argvlen) == 0
          && ebd_conn_command(r->cmd, NULL, NULL, 4, ack, NULL) == 0
          && ebd_conn_command(r->cmd, ebd_cmd_reply, "dead letter", 1, exec,
                              NULL) == 0;

@@ -650,7 +650,8 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
         m = &s->members[i];
 
         if (strcmp(m->name, "data") == 0
-            || strcmp(m->name, "data_base64") == 0)
+            || strcmp(m->name, "data_base64") == 0
+            || (d->replay != NULL && strcmp(m->name, "replay") == 0))
         {
             continue;
         }
@@ -752,13 +753,15 @@ ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
 }
 
 
-/* structured mode: the event; with a transform, its data replaced */
+/* structured mode: the event; with a transform, its data replaced; a
+ * replayed one with the attribute "replay" (its own, if it had one,
+ * replaced) */
 static int
 ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
     size_t errlen)
 {
     size_t                    i;
-    int                       first = 1, json;
+    int                       first = 1, json, transformed;
     eb_buf_t                 *b = &r->body;
     ebd_delivery_t           *d = r->d;
     const eb_event_scan_t    *s = d->scan;
@@ -768,7 +771,9 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
                                  "application/cloudevents+json; "
                                  "charset=utf-8");
 
-    if (ebd_http_untransformed(d)) {
+    transformed = !ebd_http_untransformed(d);
+
+    if (!transformed && d->replay == NULL) {
         r->bp = d->event;
         r->blen = d->event_len;
         return 0;
@@ -779,7 +784,7 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
         return -1;
     }
 
-    json = ebd_http_payload_json(d);
+    json = transformed && ebd_http_payload_json(d);
 
     eb_buf_append_str(b, "{");
 
@@ -787,9 +792,11 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
     for (i = 0; i < s->n; i++) {
         m = &s->members[i];
 
-        if (strcmp(m->name, "data") == 0
-            || strcmp(m->name, "data_base64") == 0
-            || strcmp(m->name, "datacontenttype") == 0)
+        if ((transformed
+             && (strcmp(m->name, "data") == 0
+                 || strcmp(m->name, "data_base64") == 0
+                 || strcmp(m->name, "datacontenttype") == 0))
+            || (d->replay != NULL && strcmp(m->name, "replay") == 0))
         {
             continue;
         }
@@ -802,18 +809,28 @@ ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
         first = 0;
     }
 
-    eb_buf_append_str(b, first ? "" : ",");
-
-    if (json) {
-        eb_buf_append_str(b, "\"datacontenttype\":\"application/json\","
-                          "\"data\":");
-        eb_buf_append(b, d->payload, d->payload_len);
-
-    } else {
-        eb_buf_append_str(b, "\"datacontenttype\":\"text/plain; "
-                          "charset=utf-8\",\"data\":\"");
-        eb_jsonpath_write_escaped(b, d->payload, d->payload_len);
+    if (d->replay != NULL) {
+        eb_buf_append_str(b, first ? "\"replay\":\"" : ",\"replay\":\"");
+        eb_jsonpath_write_escaped(b, (const unsigned char *) d->replay,
+                                  strlen(d->replay));
         eb_buf_append_str(b, "\"");
+        first = 0;
+    }
+
+    if (transformed) {
+        eb_buf_append_str(b, first ? "" : ",");
+
+        if (json) {
+            eb_buf_append_str(b, "\"datacontenttype\":\"application/json\","
+                              "\"data\":");
+            eb_buf_append(b, d->payload, d->payload_len);
+
+        } else {
+            eb_buf_append_str(b, "\"datacontenttype\":\"text/plain; "
+                              "charset=utf-8\",\"data\":\"");
+            eb_jsonpath_write_escaped(b, d->payload, d->payload_len);
+            eb_buf_append_str(b, "\"");
+        }
     }
 
     eb_buf_append_str(b, "}");
@@ -1291,6 +1308,18 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
     if (rc != 0) {
         ebd_http_fail(r, EBD_REJECTED, err);
         return;
+    }
+
+    /* a replayed delivery (ebd replay): the CloudEvents extension
+     * attribute "replay", a header of binary mode (and of http targets,
+     * beside ce-id); structured mode has it in the body */
+    if (d->replay != NULL && !ht->structured) {
+        if (!ebd_http_header_safe(d->replay, 0)) {
+            ebd_http_fail(r, EBD_REJECTED, "the entry's replay name is not "
+                          "a header value");
+            return;
+        }
+        ebd_http_req_header(r, &failed, "ce-replay", d->replay);
     }
 
     if (d->event_id != NULL && d->event_id[0]) {

@@ -7,6 +7,9 @@
  *   ebd trace [options] --bus BUS [--since T] [--until T] [--target NAME]
  *   ebd archive export [options] --bus BUS [--from T] [--to T] [--output F]
  *   ebd archive import [options] --bus BUS [--input F]
+ *   ebd replay [options] --bus BUS --from T --to T [--rule R] [--target T]
+ *              [--rate N] [--name NAME] [--dry-run]
+ *   ebd replay [options] --status [--bus BUS]
  */
 
 #include <getopt.h>
@@ -35,6 +38,12 @@ static const char  ebd_usage[] =
 "                 [--output FILE]  BUS's events as NDJSON (default stdout)\n"
 "       ebd archive import [options] --bus BUS [--input FILE]\n"
 "                 NDJSON CloudEvents appended to BUS's events (default stdin)\n"
+"       ebd replay [options] --bus BUS --from TIME --to TIME [--rule R[,R]]\n"
+"                 [--target T[,T]] [--rate N] [--name NAME] [--dry-run]\n"
+"                 BUS's events of the window matched again with the\n"
+"                 current rules and sent to their targets once more\n"
+"       ebd replay [options] --status [--bus BUS]   the replays and where\n"
+"                 they are\n"
 "\n"
 "options:\n"
 "  -c, --config FILE      the bus configuration (default " 
@@ -178,7 +187,8 @@ main(int argc, char **argv)
     enum { O_CLAIM = 256, O_BLOCK, O_TRACE_MAXLEN, O_GRACE, O_BUS, O_EVENT,
            O_SINCE, O_UNTIL, O_TARGET, O_LIMIT, O_CLUSTER, O_SENTINEL,
            O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT, O_METRICS,
-           O_FROM, O_TO, O_OUTPUT, O_INPUT };
+           O_FROM, O_TO, O_OUTPUT, O_INPUT, O_RULE, O_RATE, O_NAME,
+           O_DRY_RUN, O_STATUS };
 
     static const struct option  longopts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -209,6 +219,11 @@ main(int argc, char **argv)
         { "to", required_argument, NULL, O_TO },
         { "output", required_argument, NULL, O_OUTPUT },
         { "input", required_argument, NULL, O_INPUT },
+        { "rule", required_argument, NULL, O_RULE },
+        { "rate", required_argument, NULL, O_RATE },
+        { "name", required_argument, NULL, O_NAME },
+        { "dry-run", no_argument, NULL, O_DRY_RUN },
+        { "status", no_argument, NULL, O_STATUS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -373,6 +388,26 @@ main(int argc, char **argv)
         case O_INPUT:
             o.input = optarg;
             break;
+        case O_RULE:
+            o.rule = optarg;
+            break;
+        case O_RATE:
+            o.rate = strtoull(optarg, &end, 10);
+            if (*end || end == optarg || o.rate < 1 || optarg[0] == '-') {
+                fprintf(stderr, "ebd: --rate: events per second, 1 or more, "
+                        "not \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case O_NAME:
+            o.name = optarg;
+            break;
+        case O_DRY_RUN:
+            o.dry_run = 1;
+            break;
+        case O_STATUS:
+            o.status = 1;
+            break;
         case 'h':
             fputs(ebd_usage, stdout);
             return 0;
@@ -398,7 +433,8 @@ main(int argc, char **argv)
     cmd = NULL;
     if (optind < argc && (strcmp(argv[optind], "redrive") == 0
                           || strcmp(argv[optind], "trace") == 0
-                          || strcmp(argv[optind], "archive") == 0))
+                          || strcmp(argv[optind], "archive") == 0
+                          || strcmp(argv[optind], "replay") == 0))
     {
         cmd = argv[optind++];
     }
@@ -408,16 +444,30 @@ main(int argc, char **argv)
     {
         fprintf(stderr, "ebd: --bus, --event, --since, --until, --target and "
                 "--limit are options of \"ebd trace\" (--bus also of \"ebd "
-                "archive\")\n");
+                "archive\" and \"ebd replay\")\n");
         return 2;
     }
 
-    if ((cmd == NULL || strcmp(cmd, "archive") != 0)
+    if ((cmd == NULL || (strcmp(cmd, "archive") != 0
+                         && strcmp(cmd, "replay") != 0))
         && (o.from || o.to || o.output || o.input))
     {
         fprintf(stderr, "ebd: --from, --to, --output and --input are options "
-                "of \"ebd archive\"\n");
+                "of \"ebd archive\" (--from and --to also of \"ebd "
+                "replay\")\n");
         return 2;
+    }
+
+    if ((cmd == NULL || strcmp(cmd, "replay") != 0)
+        && (o.rule || o.rate || o.name || o.dry_run || o.status))
+    {
+        fprintf(stderr, "ebd: --rule, --rate, --name, --dry-run and --status "
+                "are options of \"ebd replay\"\n");
+        return 2;
+    }
+
+    if (cmd && strcmp(cmd, "replay") == 0) {
+        return ebd_replay_main(&o, argc - optind, argv + optind);
     }
 
     if (cmd && strcmp(cmd, "archive") == 0) {

@@ -1,8 +1,9 @@
 /*
  * The `redis` target: appends each event (the rule's transform output) to
  * a stream of another Redis, or of the same one, with XADD [MAXLEN ~ N]:
- * fields `event` (the payload) and `from` ("BUS/RULE"), so that another
- * system, or another bus's reader, takes over from there.
+ * fields `event` (the payload) and `from` ("BUS/RULE"), and `replay`
+ * (its name) for an entry of ebd replay, so that another system, or
+ * another bus's reader, takes over from there.
  *
  * Chaining buses: when the stream is `eb:{BUS}:events` of a bus of the
  * configuration, the event enters that bus as nginx would have put it
@@ -394,8 +395,8 @@ ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
 {
     int             argc;
     char            from[512];
-    size_t          argvlen[10];
-    const char     *argv[10];
+    size_t          argvlen[12];
+    const char     *argv[12];
     ebd_rt_t       *rt = t->data;
     ebd_result_t    res;
     ebd_rt_req_t   *q;
@@ -426,7 +427,9 @@ ebd_rt_deliver(ebd_target_t *t, ebd_delivery_t *d)
         goto sent;
     }
 
-    argc = ebd_rt_xadd(rt, d, argv, argvlen, NULL, NULL, from);
+    /* a replayed delivery says so, as the http drivers' "replay" */
+    argc = ebd_rt_xadd(rt, d, argv, argvlen, d->replay ? "replay" : NULL,
+                       d->replay, from);
 
     if (ebd_conn_command(rt->conn, ebd_rt_reply, q, argc, argv, argvlen)
         != 0)

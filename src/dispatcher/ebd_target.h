@@ -66,6 +66,9 @@ struct ebd_delivery_s {
                                           * (a valid traceparent), NULL
                                           * when none */
     const char            *tracestate;   /* as stored, NULL when none */
+    const char            *replay;       /* the name of the replay that
+                                          * enqueued it (ebd replay),
+                                          * NULL for a live delivery */
 
     /* What the rule's transform made of the event (the event itself
      * when the rule has none): the body of an http target, the data of

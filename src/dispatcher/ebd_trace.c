@@ -38,15 +38,7 @@ ebd_f(redisReply *fields, const char *name)
 static void
 ebd_time(const char *id, char *buf, size_t len)
 {
-    time_t     sec;
-    uint64_t   ms = strtoull(id, NULL, 10);
-    struct tm  tm;
-
-    sec = (time_t) (ms / 1000);
-    gmtime_r(&sec, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + strlen(buf), len - strlen(buf), ".%03uZ",
-             (unsigned) (ms % 1000));
+    ebd_time_format(strtoull(id, NULL, 10), buf, len);
 }
 
 
@@ -67,6 +59,11 @@ ebd_print_attempt(redisReply *e)
 
     if (*ebd_f(f, "traceparent")) {
         printf("  traceparent %s", ebd_f(f, "traceparent"));
+    }
+
+    /* an attempt of a replayed delivery (ebd replay) */
+    if (*ebd_f(f, "replay")) {
+        printf("  replay %s", ebd_f(f, "replay"));
     }
 
     if (*ebd_f(f, "error")) {

@@ -34,6 +34,20 @@ ebd_now_ms(void)
 }
 
 
+void
+ebd_time_format(uint64_t ms, char *buf, size_t len)
+{
+    time_t     sec;
+    struct tm  tm;
+
+    sec = (time_t) (ms / 1000);
+    gmtime_r(&sec, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + strlen(buf), len - strlen(buf), ".%03uZ",
+             (unsigned) (ms % 1000));
+}
+
+
 static void
 ebd_addr_text(const ebd_addr_t *a, char *buf, size_t len)
 {
