@@ -472,6 +472,48 @@ is($redis->xlen('eb:{hr}:dlq:ordered'), 0, 'NONE: nothing dead-lettered');
     $c6->finish;
 }
 
+# --- 6e. entries held for retries are bounded in bytes (memory_mb) ------------
+
+{
+    my $port6 = EBTest::free_port();
+    my $mport = EBTest::free_port();
+    my $mcfg = { targets => { big => {
+                     type => 'redis', address => "127.0.0.1:$port6", stream => 'out:big',
+                     memory_mb => 1, concurrency => 4,
+                     retry => { strategy => 'backoff', attempts => 1000,
+                                interval => '300ms', max_interval => '300ms' } } },
+                 buses => { mem => { rules => { all => {
+                     pattern => { source => [ 'mem.src' ] },
+                     targets => [ { target => 'big' } ] } } } } };
+    write_file("$dir/mem.json", $JSON->encode($mcfg));
+    # 40 events of 100 kB: about 8 MB held if ebd kept them all
+    my $pad = 'x' x 100_000;
+    for my $i (1 .. 40) {
+        $redis->cmd('XADD', 'eb:{mem}:target:big', '*', 'rule', 'all',
+                    'event', qq({"id":"m$i","source":"mem.src","data":"$pad"}));
+    }
+    my $c7 = EBTest::Ebd->start(config => "$dir/mem.json", redis => $redis, name => 'c7',
+                                args => [ '--claim-idle', '1s', '--metrics', "127.0.0.1:$mport" ]);
+    ok(wait_for(sub { $c7->log =~ /target big: entries held for retries exceed its memory_mb \(1 MiB\)/ }, 10),
+       'memory_mb: over 1 MiB of retries, ebd says further ones wait in Redis') or diag $c7->log;
+    my $max = 0;
+    for (1 .. 20) {
+        my $m = `curl -s --max-time 2 http://127.0.0.1:$mport/metrics`;
+        my ($w) = $m =~ /^ebd_retry_waiting_entries\{bus="mem",target="big"\} (\d+)/m;
+        $max = $w if defined $w && $w > $max;
+        sleep 0.1;
+    }
+    cmp_ok($max, '<=', 8, "memory_mb: at most 8 of the 40 held for their retry at once (seen: $max)");
+    my $out = EBTest::Redis->start(port => $port6);
+    ok(wait_for(sub { @{ $out->xrange('out:big') } >= 40 }, 30),
+       'memory_mb: once the target is back, all 40 delivered (those left in Redis claimed back)')
+        or diag scalar @{ $out->xrange('out:big') };
+    my %ids = map { EBTest::json_decode($_->[1]{event})->{id} => 1 } @{ $out->xrange('out:big') };
+    is(scalar keys %ids, 40, 'memory_mb: every one of the 40');
+    ok(wait_for(sub { pending_count($redis, 'eb:{mem}:target:big') == 0 }, 10), 'memory_mb: nothing left pending');
+    $c7->finish;
+}
+
 # --- 7. SIGTERM while delivering, Redis crash with AOF ---------------------
 
 {

@@ -138,6 +138,7 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "fault_tolerance", EB_K_ENUM, 0, eb_fault_tolerance, 0, 0 },            \
     { "dead_letter", EB_K_BOOL, 0, NULL, 0, 0 },                              \
     { "concurrency", EB_K_INT, 0, NULL, 1, 1024 },                            \
+    { "memory_mb", EB_K_INT, 0, NULL, 1, 65536 },                             \
     { "timeout", EB_K_DURATION, 0, NULL, 0, 0 },                              \
     { "circuit_breaker", EB_K_OBJECT, 0, NULL, 0, 0 }
 

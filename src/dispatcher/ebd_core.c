@@ -112,6 +112,7 @@ ebd_held_add(ebd_route_t *r, ebd_item_t *it)
     it->hnext = r->held[h];
     r->held[h] = it;
     r->nheld++;
+    ((ebd_tcore_t *) r->target->core)->held_bytes += it->bytes;
 }
 
 
@@ -124,6 +125,7 @@ ebd_held_remove(ebd_route_t *r, ebd_item_t *it)
         if (*p == it) {
             *p = it->hnext;
             r->nheld--;
+            ((ebd_tcore_t *) r->target->core)->held_bytes -= it->bytes;
             return;
         }
     }
@@ -965,6 +967,10 @@ ebd_setup(ebd_disp_t *dp)
 
         v = eb_config_get(ct->spec, "dead_letter");
         tc->dead_letter = !(v && YAJL_IS_FALSE(v));
+
+        v = eb_config_get(ct->spec, "memory_mb");
+        tc->memory_max = (size_t) (v && YAJL_IS_INTEGER(v)
+                                   ? YAJL_GET_INTEGER(v) : 64) << 20;
 
         ebd_retry_from_config(&tc->retry, eb_config_get(ct->spec, "retry"));
 

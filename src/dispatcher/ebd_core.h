@@ -54,6 +54,7 @@ struct ebd_item_s {
     struct event        *timer;         /* retry wait */
     uint64_t             due_ms;        /* when the retry is due */
     ebd_result_t         last;          /* the last attempt's result */
+    size_t               bytes;         /* its memory, estimated */
     int                  persisted;     /* has a record in retry_key */
     int                  restoring;     /* waits for that record */
 };
@@ -110,6 +111,9 @@ struct ebd_tcore_s {
     unsigned             inflight;
     unsigned             queued;
     unsigned             waiting;
+    size_t               held_bytes;    /* of the items in memory */
+    size_t               memory_max;    /* "memory_mb" */
+    int                  over_memory;   /* said so in the log */
     ebd_item_t          *head, *tail;   /* queued, in order */
 
     /* the circuit breaker (ebd_breaker.c); cb_failures 0: none */

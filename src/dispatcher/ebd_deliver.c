@@ -312,6 +312,11 @@ done:
     }
     it->d.event_id = it->event_id ? it->event_id : "";
     it->d.tree = it->tree;
+
+    /* the copy, its scan or parsed tree (yajl's nodes take several
+     * times the text), the payload: an estimate for "memory_mb" */
+    it->bytes = sizeof(ebd_item_t) + 1024 + 2 * it->event_len
+                + (it->tree ? 4 * it->event_len : 0) + it->payload.cap;
     return it;
 }
 
@@ -418,6 +423,12 @@ ebd_target_room(const ebd_tcore_t *tc)
     if (tc->fault_none) {
         have += tc->waiting;
     } else if (tc->waiting >= 10000) {
+        return 0;
+    }
+
+    /* entries held in memory, in bytes ("memory_mb"): read more only
+     * below it (at least one, or nothing would move) */
+    if (tc->held_bytes >= tc->memory_max && have > 0) {
         return 0;
     }
 
@@ -810,6 +821,25 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     ebd_log(EBD_LOG_INFO, "target %s: event %s attempt %u failed (%s), "
             "retry in %llu ms", r->target->name, d->event_id, d->attempt,
             res->error, (unsigned long long) delay);
+
+    if (tc->held_bytes > tc->memory_max && it->persisted && !tc->fault_none)
+    {
+        /* over "memory_mb": the entry waits in Redis instead (pending,
+         * its attempt and due time saved), claimed back after
+         * --claim-idle, when the target has room again */
+        if (!tc->over_memory) {
+            tc->over_memory = 1;
+            ebd_log(EBD_LOG_WARN, "target %s: entries held for retries "
+                    "exceed its memory_mb (%zu MiB): further retries wait "
+                    "in Redis and are claimed back later", r->target->name,
+                    tc->memory_max >> 20);
+        }
+        goto release;
+    }
+
+    if (tc->over_memory && tc->held_bytes < tc->memory_max / 2) {
+        tc->over_memory = 0;
+    }
 
     (void) ebd_schedule_retry(it, delay);
     goto next;
