@@ -70,6 +70,7 @@ typedef struct {
     const char        *name;
     uint64_t           rate;             /* events/s, 0: unpaced */
     int                dry_run;
+    const char        *reason;     /* ebd pause --reason */
     int                status;
 } ebd_opts_t;
 
@@ -180,6 +181,8 @@ int ebd_master(ebd_opts_t *o);
 
 /* The subcommands. */
 int ebd_redrive_main(ebd_opts_t *o, int argc, char **argv);
+/* ebd pause / ebd resume (ebd_pause.c) */
+int ebd_pause_main(ebd_opts_t *o, int argc, char **argv, int resume);
 int ebd_trace_main(ebd_opts_t *o, int argc, char **argv);
 int ebd_archive_main(ebd_opts_t *o, int argc, char **argv);
 int ebd_replay_main(ebd_opts_t *o, int argc, char **argv);

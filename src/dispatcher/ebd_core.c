@@ -764,6 +764,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->dlq = ebd_key(bus, "dlq", t->name);
     r->trace = ebd_key(bus, "trace", NULL);
     r->retry_key = ebd_key(bus, "retry", t->name);
+    r->pause_key = ebd_key(bus, "paused", NULL);
     r->conn_name = ebd_key(bus, "target", t->name);
     r->metrics = ebd_metrics_route(bus, t->name);
     strcpy(r->claim_cursor, "0-0");
@@ -771,7 +772,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->retry_ev = evtimer_new(dp->base, ebd_route_retry_handler, r);
 
     if (!r->stream || !r->dlq || !r->trace || !r->conn_name
-        || !r->retry_key || !r->retry_ev)
+        || !r->retry_key || !r->pause_key || !r->retry_ev)
     {
         if (r->retry_ev) {
             event_free(r->retry_ev);
@@ -780,6 +781,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
         free(r->dlq);
         free(r->trace);
         free(r->retry_key);
+        free(r->pause_key);
         free(r->conn_name);
         free(r);
         return NULL;
@@ -813,6 +815,7 @@ ebd_route_free(ebd_route_t *r)
     free(r->dlq);
     free(r->trace);
     free(r->retry_key);
+    free(r->pause_key);
     free(r->conn_name);
     free(r);
 }
@@ -845,6 +848,7 @@ ebd_bus_get(ebd_disp_t *dp, const char *name)
     }
 
     n = snprintf(key, sizeof(key), "eb:{%s}", name);
+    b->dp = dp;
     b->name = strdup(name);
     b->conn_name = ebd_key(name, "commands", NULL);
     b->slot = eb_redis_key_slot(key, n < sizeof(key) ? n : sizeof(key) - 1);
@@ -1335,6 +1339,7 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
 
     ebd_retention_tick(dp, now);
     ebd_index_tick(dp, now);
+    ebd_pause_tick(dp, now);
 
     if (now - dp->last_stats_ms >= EBD_STATS_MS) {
         dp->last_stats_ms = now;

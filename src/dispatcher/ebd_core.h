@@ -70,6 +70,8 @@ struct ebd_route_s {
     char                *dlq;           /* eb:{BUS}:dlq:TARGET */
     char                *trace;         /* eb:{BUS}:trace */
     char                *retry_key;     /* eb:{BUS}:retry:TARGET */
+    char                *pause_key;     /* eb:{BUS}:paused */
+    int                  paused;        /* that hash names the target */
     char                *conn_name;
     ebd_conn_t          *reader;
     ebd_conn_t          *cmd;           /* the bus's command connection */
@@ -111,6 +113,7 @@ struct ebd_tcore_s {
     unsigned             inflight;
     unsigned             queued;
     unsigned             waiting;
+    unsigned             paused_routes; /* ebd_pause.c: > 0, paused */
     size_t               held_bytes;    /* of the items in memory */
     size_t               memory_max;    /* "memory_mb" */
     int                  over_memory;   /* said so in the log */
@@ -131,11 +134,13 @@ struct ebd_tcore_s {
  * XCLAIM, trimming), on the primary of the bus's slot; kept across
  * reloads while the bus is configured. */
 struct ebd_bus_s {
+    ebd_disp_t          *dp;
     char                *name;
     char                *conn_name;
     unsigned             slot;
     int                  used;
     ebd_conn_t          *cmd;
+    int                  pause_polling; /* an HGETALL of paused is out */
 
     /* the retention of eb:{BUS}:events (ebd_retention.c); 0: not set */
     uint64_t             retain_age_ms;
@@ -197,6 +202,7 @@ struct ebd_disp_s {
     uint64_t             last_refresh_ms;
     uint64_t             last_trim_ms;
     uint64_t             last_stats_ms;
+    uint64_t             last_pause_ms;
     struct event        *tick;
     struct event        *flush;         /* sends the acknowledgements */
     ebd_carry_t         *carry[EBD_HELD_BUCKETS];
@@ -252,6 +258,10 @@ ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,
     redisReply *fields);
 void ebd_item_free(ebd_item_t *it);
 void ebd_item_enqueue(ebd_item_t *it, int front);
+/* ebd_pause.c */
+void ebd_pause_tick(ebd_disp_t *dp, uint64_t now);
+void ebd_pause_gone(ebd_item_t *it);
+
 /* ebd_retry_state.c: attempt counts and due times kept in Redis */
 void ebd_retry_state_save(ebd_item_t *it, uint64_t due_ms);
 void ebd_retry_state_clear(ebd_item_t *it);

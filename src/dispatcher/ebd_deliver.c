@@ -417,6 +417,10 @@ ebd_target_room(const ebd_tcore_t *tc)
 {
     unsigned  have, cap;
 
+    if (tc->paused_routes) {
+        return 0;
+    }
+
     cap = tc->target.concurrency * 2;
     have = tc->inflight + tc->queued;
 
@@ -761,6 +765,29 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     ebd_metrics_attempt(r->metrics, latency,
                         !it->undeliverable && !it->no_rule);
 
+    if (res->status == 410 && res->outcome != EBD_DELIVERED
+        && !it->undeliverable && !it->no_rule
+        && r->target->conf->type != EB_TARGET_MYSQL
+        && r->target->conf->type != EB_TARGET_POSTGRESQL)
+    {
+        /* Gone: the target is paused for every ebd; the entry waits at
+         * the head of the queue, and the pause costs it no attempt */
+        snprintf(it->last.error, sizeof(it->last.error), "HTTP 410 Gone: "
+                 "target paused until \"ebd resume %s\"", r->target->name);
+        ebd_trace(it, "retry", "retried", latency);
+        dp->retried++;
+        ebd_metrics_outcome(r->metrics, EBD_M_RETRIED);
+        d->attempt--;
+        ebd_pause_gone(it);
+
+        if (dp->state != EBD_RUNNING) {
+            goto release;
+        }
+
+        ebd_item_enqueue(it, 1);
+        goto next;
+    }
+
     if (res->outcome == EBD_DELIVERED) {
         it->last.error[0] = '\0';
         ebd_trace(it, "delivered", "delivered", latency);
@@ -873,7 +900,7 @@ ebd_target_pump(ebd_tcore_t *tc)
 
     /* NONE: nothing overtakes an event waiting for its retry */
     while (tc->head && tc->inflight < tc->target.concurrency
-           && tc->dp->state == EBD_RUNNING
+           && tc->dp->state == EBD_RUNNING && tc->paused_routes == 0
            && !(tc->fault_none && tc->waiting)
            && ebd_breaker_allows(tc, tc->head))
     {

@@ -10,6 +10,8 @@
  *   ebd replay [options] --bus BUS --from T --to T [--rule R] [--target T]
  *              [--rate N] [--name NAME] [--dry-run]
  *   ebd replay [options] --status [--bus BUS]
+ *   ebd pause [options] [TARGET [--reason TEXT]]
+ *   ebd resume [options] TARGET
  */
 
 #include <getopt.h>
@@ -44,6 +46,10 @@ static const char  ebd_usage[] =
 "                 current rules and sent to their targets once more\n"
 "       ebd replay [options] --status [--bus BUS]   the replays and where\n"
 "                 they are\n"
+"       ebd pause [options] TARGET [--reason TEXT]   stop sending to TARGET\n"
+"                 (every ebd, within a second) until ebd resume TARGET;\n"
+"                 without TARGET: the paused targets\n"
+"       ebd resume [options] TARGET\n"
 "\n"
 "options:\n"
 "  -c, --config FILE      the bus configuration (default " 
@@ -188,7 +194,7 @@ main(int argc, char **argv)
            O_SINCE, O_UNTIL, O_TARGET, O_LIMIT, O_CLUSTER, O_SENTINEL,
            O_REDIS_USER, O_SENTINEL_PASSWORD, O_REDIS_TIMEOUT, O_METRICS,
            O_FROM, O_TO, O_OUTPUT, O_INPUT, O_RULE, O_RATE, O_NAME,
-           O_DRY_RUN, O_STATUS };
+           O_DRY_RUN, O_STATUS, O_REASON };
 
     static const struct option  longopts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -224,6 +230,7 @@ main(int argc, char **argv)
         { "name", required_argument, NULL, O_NAME },
         { "dry-run", no_argument, NULL, O_DRY_RUN },
         { "status", no_argument, NULL, O_STATUS },
+        { "reason", required_argument, NULL, O_REASON },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -408,6 +415,9 @@ main(int argc, char **argv)
         case O_STATUS:
             o.status = 1;
             break;
+        case O_REASON:
+            o.reason = optarg;
+            break;
         case 'h':
             fputs(ebd_usage, stdout);
             return 0;
@@ -434,7 +444,9 @@ main(int argc, char **argv)
     if (optind < argc && (strcmp(argv[optind], "redrive") == 0
                           || strcmp(argv[optind], "trace") == 0
                           || strcmp(argv[optind], "archive") == 0
-                          || strcmp(argv[optind], "replay") == 0))
+                          || strcmp(argv[optind], "replay") == 0
+                          || strcmp(argv[optind], "pause") == 0
+                          || strcmp(argv[optind], "resume") == 0))
     {
         cmd = argv[optind++];
     }
@@ -464,6 +476,16 @@ main(int argc, char **argv)
         fprintf(stderr, "ebd: --rule, --rate, --name, --dry-run and --status "
                 "are options of \"ebd replay\"\n");
         return 2;
+    }
+
+    if ((cmd == NULL || strcmp(cmd, "pause") != 0) && o.reason) {
+        fprintf(stderr, "ebd: --reason is an option of \"ebd pause\"\n");
+        return 2;
+    }
+
+    if (cmd && (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)) {
+        return ebd_pause_main(&o, argc - optind, argv + optind,
+                              cmd[0] == 'r');
     }
 
     if (cmd && strcmp(cmd, "replay") == 0) {

@@ -503,6 +503,15 @@ ebd_render_routes(eb_buf_t *b, ebd_metrics_route_t *s, unsigned n)
                    k->bus, k->target, (long long) s[i].circuit_open);
     }
 
+    ebd_family(b, "ebd_target_paused", "gauge",
+               "Workers that see the target paused (ebd pause, or a 410 "
+               "Gone): nothing is sent until ebd resume.");
+    for (i = 0; i < n; i++) {
+        k = &ebd_shm->routes[i];
+        ebd_printf(b, "ebd_target_paused{bus=\"%s\",target=\"%s\"} %lld\n",
+                   k->bus, k->target, (long long) s[i].paused);
+    }
+
     ebd_family(b, "ebd_circuit_opened_total", "counter",
                "Times a worker's circuit breaker for the target opened.");
     for (i = 0; i < n; i++) {
@@ -752,6 +761,7 @@ ebd_metrics_gauges_zero(void)
         __atomic_store_n(&ebd_self->routes[i].waiting, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&ebd_self->routes[i].circuit_open, 0,
                          __ATOMIC_RELAXED);
+        __atomic_store_n(&ebd_self->routes[i].paused, 0, __ATOMIC_RELAXED);
     }
 }
 

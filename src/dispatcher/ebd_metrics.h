@@ -54,6 +54,7 @@ typedef struct {
     int64_t    waiting;                         /* for a retry, now */
     int64_t    circuit_open;                    /* 1: the breaker is */
     uint64_t   circuit_opened;                  /* times it opened */
+    int64_t    paused;                          /* 1: ebd pause, 410 */
     uint64_t   attempt_us;                      /* sum */
     uint64_t   attempt[EBD_M_ATTEMPT_BUCKETS + 1];
     uint64_t   latency_ms;                      /* sum */
@@ -185,6 +186,13 @@ ebd_metrics_circuit(ebd_metrics_route_t *m, int open)
     if (open) {
         ebd_metrics_add(&m->circuit_opened, 1);
     }
+}
+
+/* The target was paused (1) or resumed (0) on this route. */
+static inline void
+ebd_metrics_paused(ebd_metrics_route_t *m, int paused)
+{
+    __atomic_store_n(&m->paused, (int64_t) paused, __ATOMIC_RELAXED);
 }
 
 #endif /* EBD_METRICS_H */
