@@ -8,6 +8,8 @@
 #                   t/013-signatures.t and the receiver's for
 #                   t/074-ebd-signing.t (t/node; run by test and check)
 #   make demo       run nginx + redis + MariaDB + ebd from conf/ on 127.0.0.1
+#   make console-screenshots  the console's pages in headless Chromium
+#                   (t/046-console-browser.t), saved in docs/console/
 #   make bench      wrk benchmark (bench/ingest)
 #   make bench-dispatch  ebd's drain rates and CPU per event beside a
 #                   Node.js peer's (bench/dispatch-peer, its npm packages
@@ -79,7 +81,7 @@ export TEST_EB_UNIT_DIR  := $(abspath $(BUILD)/unit)
 export TEST_EB_SAN       := $(SAN)
 export TEST_EB_EBD       := $(abspath $(EBD_BIN))
 
-.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo bench bench-dispatch bench-instructions bench-clients bench-cluster bench-match bench-replay fuzz fuzz-campaign fuzz-coverage clean FORCE
+.PHONY: all module ebd unit deps node-deps test test-asan test-newest test-static check demo console-screenshots bench bench-dispatch bench-instructions bench-clients bench-cluster bench-match bench-replay fuzz fuzz-campaign fuzz-coverage clean FORCE
 
 all: module ebd unit
 
@@ -208,6 +210,11 @@ test-static: deps
 demo: deps
 	$(MAKE) module ebd
 	bash conf/demo
+
+# docs/console.md's pictures, taken by the browser test
+console-screenshots: deps
+	$(MAKE) module ebd
+	TEST_EB_SCREENSHOTS=docs/console perl t/run.pl t/046-console-browser.t
 
 bench: deps
 	$(MAKE) module ebd

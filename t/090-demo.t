@@ -40,6 +40,8 @@ like($out, qr/^the console's events: \{"bus":"demo","items":\[\{"entry":"[0-9-]+
      'the console API lists the event');
 like($out, qr/delivered\s+target user-info-mysql\s+attempt 1 .*event \Q$id\E/, 'trace: the row');
 like($out, qr/delivered\s+target onboarding-api\s+attempt 1\s+status 200 .*event \Q$id\E/, 'trace: the API call');
+like($out, qr/^the console's page and charts: 200 200$/m,
+     'the console\'s page and Chart.js (vendor/chart.js) are served');
 my ($s1) = $out =~ /^signed webhook: \{"eventId":"([0-9a-f-]{36})"\}$/m;
 ok($s1, 'a signed webhook (Standard Webhooks) is accepted') or diag $out;
 like($out, qr/^signed webhook, sent again: \{"eventId":"\Q${\ ($s1 \/\/ 'none')}\E"\}$/m,

@@ -304,6 +304,11 @@ my $ng = packaged_nginx(redis => $redis, http => <<"HTTP");
             eventbridge_source onboarding.api bus=onboarding;
             eventbridge_allow_methods POST;
         }
+        location /console/ {
+            eventbridge_console;
+            allow 127.0.0.1;
+            deny all;
+        }
     }
 HTTP
 
@@ -326,6 +331,15 @@ is(sprintf('%04o %s', $st[2] & 07777, scalar getgrgid($st[5])), '0640 ebd',
    'the configuration keeps root:ebd 0640');
 
 $ng->start;
+
+# the console's pages from the package's default root, Chart.js through
+# its link to libjs-chart.js
+for my $c ([ '/console/', qr/<title>eventbridge console</ ],
+           [ '/console/app.js', qr/import/ ],
+           [ '/console/vendor/chart.js/chart.min.js', qr/Chart\.js v3/ ]) {
+    my $r = $ng->request(method => 'GET', path => $c->[0]);
+    ok($r->{status} == 200 && $r->{body} =~ $c->[1], "packaged console: $c->[0]");
+}
 
 my $env = env_file($unit->{EnvironmentFile} =~ s/^-//r);
 my @argv = exec_argv($unit->{ExecStart}, $env);
