@@ -394,7 +394,10 @@ my ($trace_id, $trace_id2);
                 'delivered:web' => 40, 'failed:web' => 2, 'retried:db' => 3);
     $redis->cmd('HSET', "eb:{hr}:stats:m:" . ($m - 10), accepted => 6);
     $redis->cmd('HSET', "eb:{hr}:stats:m:" . ($m - 70), accepted => 1000);   # outside the hour
-    $redis->cmd('HSET', "eb:{hr}:stats:h:$h", accepted => 500, 'delivered:web' => 7);
+    $redis->cmd('HSET', "eb:{hr}:stats:h:$h", accepted => 500, 'delivered:web' => 7,
+                'backlog:web' => 11, 'dlq:web' => 4);
+    # ebd's samples of the backlog and the dead letters (ebd_stats_sample.c)
+    $redis->cmd('HSET', "eb:{hr}:stats:m:" . ($m - 5), 'backlog:web' => 9, 'dlq:web' => 1);
     $redis->cmd('XGROUP', 'CREATE', 'eb:{hr}:target:web', 'ebd', '0', 'MKSTREAM');
     $redis->cmd('XADD', 'eb:{hr}:target:web', '*', event => '{}', rule => 'x') for 1 .. 3;
     $redis->cmd('XADD', 'eb:{hr}:dlq:db', '*', event => '{}', rule => 'all') for 1 .. 2;
@@ -422,9 +425,19 @@ my ($trace_id, $trace_id2);
     is($t{db}{dead_letters}, 2, 'overview: dead letters');
     ok($j->{per_second}{accepted} > 0, 'overview: a rate');
 
+    my @ws = @{ $t{web}{series} };
+    is(scalar @ws, 60, 'overview: a target\'s samples, a minute each');
+    is_deeply([ @{ $ws[-6] }{qw(backlog dead_letters)} ], [ 9, 1 ],
+              'overview: the backlog and dead letters ebd sampled five minutes ago');
+    is_deeply([ @{ $ws[-1] }{qw(backlog dead_letters)} ], [ undef, undef ],
+              'overview: null where no sample was taken');
+
     $r = api('overview?bus=hr&range=day');
     is(scalar @{ $r->{json}{series} }, 24, 'overview: 24 hours');
     is($r->{json}{totals}{accepted}, 500, 'overview: day from the hour hashes');
+    my ($wd) = grep { $_->{name} eq 'web' } @{ $r->{json}{targets} };
+    is_deeply([ @{ $wd->{series}[-1] }{qw(backlog dead_letters)} ], [ 11, 4 ],
+              'overview: the day, the hour\'s last sample');
     $redis->cmd('DEL', 'eb:{hr}:dlq:db');
 }
 

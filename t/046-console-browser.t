@@ -204,8 +204,8 @@ for my $t (qw(onboarding crm audit)) {
     is($ov->{targets}{$t}{lag}, $g{lag} // '—', "overview: $t lag as XINFO GROUPS says");
     is($ov->{targets}{$t}{pending}, $g{pending} // '—', "overview: $t pending");
 }
-is($ov->{canvases}, 3, 'overview: three charts (hour, day, backlog)');
-is($ov->{charts}, 3, 'overview: Chart.js drew them');
+is($ov->{canvases}, 5, 'overview: five charts (events: hour, day; backlog and dead letters: hour, day, now)');
+is($ov->{charts}, 5, 'overview: Chart.js drew them');
 
 # the seed's trace, found by id
 my $tr = $seen->{trace} || {};

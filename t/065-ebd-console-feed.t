@@ -96,7 +96,8 @@ sub stats_sum {
     my %sum;
     for my $k (grep { !/:idx:/ } @{ keys_like("eb:{feed}:stats:$kind:*") }) {
         my $h = hash($k);
-        $sum{$_} += $h->{$_} for keys %$h;
+        # counters only: backlog:T and dlq:T are sampled gauges
+        $sum{$_} += $h->{$_} for grep { !/^(backlog|dlq):/ } keys %$h;
     }
     return \%sum;
 }
@@ -234,6 +235,19 @@ is_deeply(stats_sum('h'), $want, 'hour buckets: the same');
     my @out = grep { my ($b) = /:m:(\d+)$/; $b < $lo || $b > $hi }
               @{ keys_like('eb:{feed}:stats:m:*') };
     is_deeply(\@out, [], 'attempt counters in the minutes of the run');
+}
+
+# the backlog and dead letters, sampled every 15 s into the same buckets
+{
+    my $dlq = $redis->xlen('eb:{feed}:dlq:bad');
+    ok(wait_for(sub {
+        my $h = hash("eb:{feed}:stats:m:" . int(time / 60));
+        defined $h->{'dlq:bad'} && $h->{'dlq:bad'} == $dlq
+            && defined $h->{'backlog:ok'} && $h->{'backlog:ok'} == 0 }, 20),
+       "the current minute's sample: dlq:bad = $dlq (XLEN), backlog:ok = 0")
+        or diag explain hash("eb:{feed}:stats:m:" . int(time / 60));
+    my $hh = hash("eb:{feed}:stats:h:" . int(time / 3600));
+    is($hh->{'dlq:bad'}, $dlq, 'and the hour\'s');
 }
 
 # --- 4. TTLs --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Overview of one bus: events/s accepted, matched, delivered and failed
 // over the last hour (minute buckets) and the last day (hour buckets),
 // from ebd's counters; per target the counts, the backlog (lag, pending)
-// and the dead letters now. Charts by Chart.js (window.Chart).
+// and the dead letters now, and both over the hour and the day (ebd's
+// samples, every 15 s). Charts by Chart.js (window.Chart).
 import * as api from './api.js';
 import { h, put, table, text } from './dom.js';
 
@@ -79,6 +80,42 @@ function backlogChart(ov) {
     return box;
 }
 
+const PALETTE = ['#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+
+// per target: its backlog (solid) and dead letters (dashed) as ebd
+// sampled them; gaps where no sample was taken
+function backlogOverTime(title, ov) {
+    const canvas = h('canvas', { role: 'img', 'aria-label': title + ': backlog and dead letters per target' });
+    const box = h('figure', { class: 'chart' }, h('figcaption', null, title + ': backlog and dead letters'),
+                  h('div', { class: 'chart-box' }, canvas));
+    if (!window.Chart) {
+        canvas.remove();
+        return box;
+    }
+    const datasets = [];
+    ov.targets.forEach((t, i) => {
+        const color = PALETTE[i % PALETTE.length];
+        const series = t.series || [];
+        datasets.push({ label: t.name + ' backlog', data: series.map((b) => b.backlog),
+                        borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2 });
+        datasets.push({ label: t.name + ' dead letters', data: series.map((b) => b.dead_letters),
+                        borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2,
+                        borderDash: [6, 4] });
+    });
+    new window.Chart(canvas, {
+        type: 'line',
+        data: { labels: ov.series.map((b) => label(b.t, ov.step)), datasets },
+        options: {
+            animation: false,
+            maintainAspectRatio: false,
+            spanGaps: false,
+            interaction: { mode: 'index', intersect: false },
+            scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: 'entries' } } },
+        },
+    });
+    return box;
+}
+
 // three significant digits: the rates of a quiet bus are small
 function rate(v) {
     return v ? String(Number(v.toPrecision(3))) : '0';
@@ -121,5 +158,8 @@ export async function render(view, ctx) {
         totals(hour, day),
         h('div', { class: 'charts' }, chart('Last hour', hour), chart('Last day', day)),
         targets(ctx, hour),
+        hour.targets.length
+            ? h('div', { class: 'charts' }, backlogOverTime('Last hour', hour), backlogOverTime('Last day', day))
+            : null,
         hour.targets.length ? h('div', { class: 'charts' }, backlogChart(hour)) : null);
 }

@@ -1340,6 +1340,7 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
     ebd_retention_tick(dp, now);
     ebd_index_tick(dp, now);
     ebd_pause_tick(dp, now);
+    ebd_stats_sample_tick(dp, now);
 
     if (now - dp->last_stats_ms >= EBD_STATS_MS) {
         dp->last_stats_ms = now;

@@ -203,6 +203,7 @@ struct ebd_disp_s {
     uint64_t             last_trim_ms;
     uint64_t             last_stats_ms;
     uint64_t             last_pause_ms;
+    uint64_t             last_sample_ms;
     struct event        *tick;
     struct event        *flush;         /* sends the acknowledgements */
     ebd_carry_t         *carry[EBD_HELD_BUCKETS];
@@ -258,6 +259,9 @@ ebd_item_t *ebd_item_new(ebd_route_t *r, const char *id, size_t idlen,
     redisReply *fields);
 void ebd_item_free(ebd_item_t *it);
 void ebd_item_enqueue(ebd_item_t *it, int front);
+/* ebd_stats_sample.c: backlog and dead letters for the console */
+void ebd_stats_sample_tick(ebd_disp_t *dp, uint64_t now);
+
 /* ebd_pause.c */
 void ebd_pause_tick(ebd_disp_t *dp, uint64_t now);
 void ebd_pause_gone(ebd_item_t *it);

@@ -3,7 +3,9 @@
  * (last hour) or per hour (last day), from ebd's eb:{B}:stats:m:M and
  * eb:{B}:stats:h:H hashes, and per target its backlog (the ebd consumer
  * group's lag and pending entries, XINFO GROUPS) and its dead letters
- * (XLEN). One MULTI/EXEC of at most 60 + 2 x targets commands.
+ * (XLEN) now, and over the range the samples ebd takes of both every
+ * 15 s (backlog:T and dlq:T of the same buckets: ebd_stats_sample.c).
+ * One MULTI/EXEC of at most 60 + 2 x targets commands.
  */
 
 #include "ngx_http_eventbridge_console.h"
@@ -228,6 +230,28 @@ ngx_http_eventbridge_stat_all(redisReply *hash, const char *prefix)
 }
 
 
+/* "key": a sampled gauge FIELD:TARGET of a bucket, or null */
+static void
+ngx_http_eventbridge_sample(yajl_gen g, redisReply *hash, const char *key,
+    const char *field, const char *target)
+{
+    u_char       name[300];
+    redisReply  *v;
+
+    ngx_snprintf(name, sizeof(name) - 1, "%s:%s%Z", field, target);
+    v = ngx_http_eventbridge_console_field(hash, (char *) name);
+
+    ngx_http_eventbridge_console_str(g, key);
+
+    if (v != NULL && v->type == REDIS_REPLY_STRING) {
+        ngx_http_eventbridge_console_int(g,
+                                         ngx_http_eventbridge_reply_int(v));
+    } else {
+        (void) yajl_gen_null(g);
+    }
+}
+
+
 static void
 ngx_http_eventbridge_overview_reply(ngx_http_eventbridge_console_t *cn,
     redisReply *reply)
@@ -371,6 +395,23 @@ ngx_http_eventbridge_overview_reply(ngx_http_eventbridge_console_t *cn,
         ngx_http_eventbridge_console_int(g,
             ngx_http_eventbridge_reply_int(reply->element[ov->buckets
                                                           + 2 * t + 1]));
+
+        /* ebd's samples, bucket by bucket: null where none was taken */
+        ngx_http_eventbridge_console_str(g, "series");
+        (void) yajl_gen_array_open(g);
+
+        for (s = 0; s < ov->buckets; s++) {
+            (void) yajl_gen_map_open(g);
+            ngx_http_eventbridge_console_str(g, "t");
+            ngx_http_eventbridge_console_int(g, ov->first + s * ov->step);
+            ngx_http_eventbridge_sample(g, reply->element[s], "backlog",
+                                        "backlog", name);
+            ngx_http_eventbridge_sample(g, reply->element[s], "dead_letters",
+                                        "dlq", name);
+            (void) yajl_gen_map_close(g);
+        }
+
+        (void) yajl_gen_array_close(g);
 
         (void) yajl_gen_map_close(g);
     }
