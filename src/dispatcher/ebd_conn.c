@@ -403,6 +403,27 @@ ebd_conn_wake(ebd_conn_t *c)
 }
 
 
+/* errors that say what state the server is in, not what was wrong with
+ * a command */
+static int
+ebd_conn_server_state(const char *err, size_t n)
+{
+    static const char  *states[] = {
+        "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "OOM",
+        "NOAUTH", "TRYAGAIN", "NOREPLICAS", "MISCONF", NULL
+    };
+    size_t  i;
+
+    for (i = 0; states[i]; i++) {
+        if (strlen(states[i]) == n && strncmp(err, states[i], n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* An error reply: logged once per kind; one that says the slot or the
  * primary moved sends the connection to where it went. */
 static void
@@ -420,10 +441,12 @@ ebd_conn_error(ebd_conn_t *c, const char *cmd, const redisReply *r)
      * is over; one that comes and goes with every command (ASK and
      * TRYAGAIN in a slot migration) or a wrong command, once */
     n = strcspn(r->str, " ");
+    /* a state of the server is one state whichever command met it (the
+     * indexer's GET, the pause poll's HGETALL, an XACK take turns) */
     snprintf(state, sizeof(state), "%s%s %.*s",
              kind == EB_REDIS_ERROR_REFRESH || kind == EB_REDIS_ERROR_RETRY
-             || kind == EB_REDIS_ERROR_MOVED ? "!" : "", cmd, (int) n,
-             r->str);
+             || kind == EB_REDIS_ERROR_MOVED ? "!" : "",
+             ebd_conn_server_state(r->str, n) ? "*" : cmd, (int) n, r->str);
     ebd_conn_state(c, EBD_LOG_ERROR, state, "redis %s: %s: %s", c->name, cmd,
                    r->str);
 
