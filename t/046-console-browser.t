@@ -180,6 +180,7 @@ mkdir $shots;
 write_file("$dir/plan.json", $JSON->encode({
     url => 'http://127.0.0.1:' . $ngx->port . '/console/', bus => $BUS,
     seed_id => $seed, hostile_id => $hostile, target => 'crm', shots => $shots,
+    replay_target => 'onboarding',
     from => $t0 - 1000, to => int(time * 1000) + 1000 }));
 my $raw = `timeout 120 /usr/bin/python3 t/bin/console-browser < $dir/plan.json 2>$dir/browser.err`;
 is($? >> 8, 0, 'the browser walked every page') or diag slurp("$dir/browser.err");
@@ -270,6 +271,19 @@ my @re = grep { $_->{target} eq 'crm' && $_->{outcome} eq 'delivered' }
 is(scalar @re, 1, 'the event page shows the redelivery')
     or diag explain $seen->{redelivered};
 is($re[0]{status}, 200, 'with status 200') if @re;
+
+# replay this window, from the events page: ebd runs it, the onboarding
+# peer gets the window's events again, marked with the replay's name
+my $rp = $seen->{replay} || {};
+is($rp->{name}, 'from-the-page', 'replay: requested from the page') or diag explain $rp;
+like($rp->{text} // '', qr/requested: ebd runs it/, 'replay: the page says ebd runs it');
+is($rp->{state}, 'done', 'replay: the replays page shows it done');
+is($rp->{events}, 2, 'replay: the window\'s 2 events');
+ok(wait_for(sub { 2 == grep { ($_->{headers}{'ce-replay'} // '') eq 'from-the-page' }
+                       @{ $peer->requests(path => '/onboarding') } }, 10),
+   'replay: the onboarding peer received both again, with ce-replay');
+is(scalar(grep { ($_->{headers}{'ce-replay'} // '') ne '' } @{ $peer->requests(path => '/crm') }), 0,
+   'replay: nothing to crm, not selected');
 
 # the CSP held: nothing refused, no script error
 my @bad = grep { $_->{level} eq 'SEVERE' } @{ $seen->{log} || [] };

@@ -7,6 +7,7 @@ import * as overview from './overview.js';
 import * as trace from './trace.js';
 import * as dlq from './dlq.js';
 import * as config from './config.js';
+import * as replay from './replay.js';
 
 const pages = {
     overview: overview.render,
@@ -14,6 +15,7 @@ const pages = {
     event: trace.renderEvent,
     dlq: dlq.render,
     config: config.render,
+    replays: replay.render,
 };
 
 const main = document.getElementById('main');

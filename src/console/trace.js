@@ -3,6 +3,7 @@
 // matched and, per target, every delivery attempt as a timeline.
 import * as api from './api.js';
 import { h, put, table, text, time, latency, jsonTree, error } from './dom.js';
+import * as replay from './replay.js';
 
 const OUTCOMES = ['delivered', 'retry', 'dead-lettered', 'discarded'];
 const EVENT_FILTERS = ['source', 'type', 'rule'];
@@ -154,6 +155,10 @@ export async function renderSearch(view, ctx) {
         };
     };
     put(view, results, status, more);
+    if (q.from && q.to) {
+        // the same window again, through today's rules (ebd runs it)
+        put(view, replay.panel(ctx, q.from, q.to, busTargets(ctx)));
+    }
     show(first);
 }
 

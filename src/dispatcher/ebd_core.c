@@ -1044,7 +1044,9 @@ ebd_setup(ebd_disp_t *dp)
         }
     }
 
-    if (ebd_retention_setup(dp) != 0 || ebd_index_setup(dp) != 0) {
+    if (ebd_retention_setup(dp) != 0 || ebd_index_setup(dp) != 0
+        || ebd_replay_runner_start(dp) != 0)
+    {
         return -1;
     }
 
@@ -1062,6 +1064,7 @@ ebd_teardown(ebd_disp_t *dp)
     ebd_tcore_t  *tc;
 
     ebd_flush_acks(dp);
+    ebd_replay_runner_join(dp);
 
     /* while the routes (their metrics) are there */
     for (i = 0; i < dp->ntargets; i++) {
@@ -1190,6 +1193,7 @@ ebd_drain(ebd_disp_t *dp, ebd_disp_state_t state)
 
     dp->state = state;
     dp->drain_deadline = ebd_now_ms() + dp->opts->grace_ms;
+    ebd_replay_runner_stop(dp);
 
     for (i = 0; i < dp->nroutes; i++) {
         r = dp->routes[i];

@@ -20,6 +20,7 @@ typedef struct ebd_route_s    ebd_route_t;
 typedef struct ebd_tcore_s    ebd_tcore_t;
 typedef struct ebd_disp_s     ebd_disp_t;
 typedef struct ebd_bus_s      ebd_bus_t;
+typedef struct ebd_runner_s   ebd_runner_t;
 
 
 typedef enum {
@@ -210,6 +211,7 @@ struct ebd_disp_s {
     int                  flush_armed;
     struct event        *sigs[4];
     eb_rand_t            rand;
+    ebd_runner_t        *runner;        /* worker 0: requested replays */
 
     /* counters for the log */
     uint64_t             delivered, retried, dead_lettered, discarded;
@@ -246,6 +248,13 @@ void ebd_index_attempt(ebd_route_t *r, const char *event_id,
     uint64_t entered_ms, const char *stat, int nfields, const char **fields);
 void ebd_index_attempt_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
+
+/* ebd_replay_runner.c: the replays the console requests, in a thread
+ * of worker 0; stop asks it to end after the batch in flight, join
+ * waits for that (before the configuration it reads goes) */
+int ebd_replay_runner_start(ebd_disp_t *dp);
+void ebd_replay_runner_stop(ebd_disp_t *dp);
+void ebd_replay_runner_join(ebd_disp_t *dp);
 
 /* ebd_breaker.c */
 int ebd_breaker_setup(ebd_tcore_t *tc, yajl_val spec);

@@ -307,13 +307,22 @@ ngx_http_eventbridge_console_api(ngx_http_request_t *r, ngx_str_t *path)
     cn->now = ngx_time();
 
     if (r->method == NGX_HTTP_POST) {
-        if (!(path->len == 11 && ngx_strncmp(path->data, "dlq/redrive", 11)
-                                 == 0))
+        if (path->len == 11 && ngx_strncmp(path->data, "dlq/redrive", 11)
+                               == 0)
         {
+            cn->post = ngx_http_eventbridge_console_api_redrive;
+
+        } else if (path->len == 6 && ngx_strncmp(path->data, "replay", 6)
+                                     == 0)
+        {
+            cn->post = ngx_http_eventbridge_console_api_replay;
+
+        } else {
             return ngx_http_eventbridge_console_error(r,
                                         NGX_HTTP_NOT_ALLOWED,
                                         "MethodNotAllowed",
-                                        "only api/dlq/redrive takes POST");
+                                        "only api/dlq/redrive and api/replay "
+                                        "take POST");
         }
 
         /* before the body is read: a forged request costs nothing */
@@ -345,7 +354,7 @@ ngx_http_eventbridge_console_api(ngx_http_request_t *r, ngx_str_t *path)
         return ngx_http_eventbridge_console_error(r, NGX_HTTP_NOT_ALLOWED,
                                         "MethodNotAllowed",
                                         "the API takes GET (and POST for "
-                                        "api/dlq/redrive)");
+                                        "api/dlq/redrive and api/replay)");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -390,6 +399,9 @@ ngx_http_eventbridge_console_api(ngx_http_request_t *r, ngx_str_t *path)
 
     } else if (EB_ROUTE("dlq") && rest.len) {
         rc = ngx_http_eventbridge_console_api_letter(cn, &rest);
+
+    } else if (EB_ROUTE("replays") && slash == NULL) {
+        rc = ngx_http_eventbridge_console_api_replays(cn);
 
     } else {
         return ngx_http_eventbridge_console_error(r, NGX_HTTP_NOT_FOUND,
@@ -444,7 +456,7 @@ ngx_http_eventbridge_console_body(ngx_http_request_t *r)
         rc = ngx_http_eventbridge_collect_body(r, &body);
 
         if (rc == NGX_OK) {
-            rc = ngx_http_eventbridge_console_api_redrive(cn, &body);
+            rc = cn->post(cn, &body);
         }
     }
 

@@ -48,6 +48,10 @@ struct ngx_http_eventbridge_console_s {
     ngx_uint_t                        slot;
     const eb_config_target_t         *target;
 
+    /* a POST's endpoint, called once the body is read */
+    ngx_int_t                       (*post)(
+        ngx_http_eventbridge_console_t *cn, ngx_str_t *body);
+
     ngx_http_eventbridge_console_step_pt  step;
     ngx_array_t                      *next;       /* ngx_str_t commands */
     ngx_uint_t                        ncmds;      /* of the job out */
@@ -161,5 +165,9 @@ ngx_int_t ngx_http_eventbridge_console_api_letter(
 /* POST: after the body was read */
 ngx_int_t ngx_http_eventbridge_console_api_redrive(
     ngx_http_eventbridge_console_t *cn, ngx_str_t *body);
+ngx_int_t ngx_http_eventbridge_console_api_replay(
+    ngx_http_eventbridge_console_t *cn, ngx_str_t *body);
+ngx_int_t ngx_http_eventbridge_console_api_replays(
+    ngx_http_eventbridge_console_t *cn);
 
 #endif /* NGX_HTTP_EVENTBRIDGE_CONSOLE_H */
