@@ -77,6 +77,7 @@ static const char *const  eb_strategies[] = {
 };
 
 static const char *const  eb_fault_tolerance[] = { "ALL", "NONE", NULL };
+static const char *const  eb_limits[] = { "shared", "process", NULL };
 static const char *const  eb_ce_modes[] = { "binary", "structured", NULL };
 static const char *const  eb_ce_delivery[] = { "sync", "async", NULL };
 static const char *const  eb_on_duplicate[] = { "reject", "ignore", NULL };
@@ -138,6 +139,7 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "fault_tolerance", EB_K_ENUM, 0, eb_fault_tolerance, 0, 0 },            \
     { "dead_letter", EB_K_BOOL, 0, NULL, 0, 0 },                              \
     { "concurrency", EB_K_INT, 0, NULL, 1, 1024 },                            \
+    { "limits", EB_K_ENUM, 0, eb_limits, 0, 0 },                              \
     { "memory_mb", EB_K_INT, 0, NULL, 1, 65536 },                             \
     { "timeout", EB_K_DURATION, 0, NULL, 0, 0 },                              \
     { "circuit_breaker", EB_K_OBJECT, 0, NULL, 0, 0 }

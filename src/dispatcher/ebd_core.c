@@ -979,7 +979,7 @@ ebd_setup(ebd_disp_t *dp)
         ebd_retry_from_config(&tc->retry, eb_config_get(ct->spec, "retry"));
 
         if (ebd_breaker_setup(tc, eb_config_get(ct->spec, "circuit_breaker"))
-            != 0)
+            != 0 || ebd_limit_setup(tc, ct->spec) != 0)
         {
             return -1;
         }
@@ -1069,6 +1069,7 @@ ebd_teardown(ebd_disp_t *dp)
     /* while the routes (their metrics) are there */
     for (i = 0; i < dp->ntargets; i++) {
         ebd_breaker_free(&dp->targets[i]);
+        ebd_limit_free(&dp->targets[i]);
     }
 
     for (i = 0; i < dp->nroutes; i++) {
@@ -1345,6 +1346,7 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
     ebd_index_tick(dp, now);
     ebd_pause_tick(dp, now);
     ebd_stats_sample_tick(dp, now);
+    ebd_limit_tick(dp, now);
 
     if (now - dp->last_stats_ms >= EBD_STATS_MS) {
         dp->last_stats_ms = now;

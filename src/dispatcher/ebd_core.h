@@ -21,6 +21,7 @@ typedef struct ebd_tcore_s    ebd_tcore_t;
 typedef struct ebd_disp_s     ebd_disp_t;
 typedef struct ebd_bus_s      ebd_bus_t;
 typedef struct ebd_runner_s   ebd_runner_t;
+typedef struct ebd_limit_s    ebd_limit_t;
 
 
 typedef enum {
@@ -119,6 +120,8 @@ struct ebd_tcore_s {
     size_t               memory_max;    /* "memory_mb" */
     int                  over_memory;   /* said so in the log */
     ebd_item_t          *head, *tail;   /* queued, in order */
+    ebd_limit_t         *limit;         /* shared limits (ebd_limit.c);
+                                         * NULL: the process's own */
 
     /* the circuit breaker (ebd_breaker.c); cb_failures 0: none */
     unsigned             cb_failures;
@@ -270,6 +273,13 @@ void ebd_item_free(ebd_item_t *it);
 void ebd_item_enqueue(ebd_item_t *it, int front);
 /* ebd_stats_sample.c: backlog and dead letters for the console */
 void ebd_stats_sample_tick(ebd_disp_t *dp, uint64_t now);
+/* ebd_limit.c: concurrency and rate shared by every ebd process */
+int ebd_limit_setup(ebd_tcore_t *tc, yajl_val spec);
+void ebd_limit_free(ebd_tcore_t *tc);
+int ebd_limit_allows(ebd_tcore_t *tc);
+void ebd_limit_started(ebd_tcore_t *tc);
+void ebd_limit_kick(ebd_tcore_t *tc);
+void ebd_limit_tick(ebd_disp_t *dp, uint64_t now);
 
 /* ebd_pause.c */
 void ebd_pause_tick(ebd_disp_t *dp, uint64_t now);

@@ -902,6 +902,7 @@ ebd_target_pump(ebd_tcore_t *tc)
     while (tc->head && tc->inflight < tc->target.concurrency
            && tc->dp->state == EBD_RUNNING && tc->paused_routes == 0
            && !(tc->fault_none && tc->waiting)
+           && ebd_limit_allows(tc)
            && ebd_breaker_allows(tc, tc->head))
     {
         it = tc->head;
@@ -911,6 +912,7 @@ ebd_target_pump(ebd_tcore_t *tc)
         it->d.driver_data = NULL;
         it->start_us = ebd_mono_us();
         tc->inflight++;
+        ebd_limit_started(tc);
 
         if (it->undeliverable || it->no_rule) {
             /* undeliverable as stored, or its rule unknown: fail now
@@ -924,6 +926,8 @@ ebd_target_pump(ebd_tcore_t *tc)
     }
 
     tc->pumping = 0;
+
+    ebd_limit_kick(tc);
 
     if (tc->dp->state == EBD_RUNNING) {
         ebd_target_wants_more(tc);

@@ -53,7 +53,9 @@
  *
  * "rate" (attempts per second, fractional allowed): attempts are spaced
  * at least 1/rate apart (a token bucket holding one token); those that
- * wait do so on a libevent timer and count as in flight.
+ * wait do so on a libevent timer and count as in flight. That is this
+ * process's own limit; the target's as a whole, across workers and
+ * hosts, is the core's (ebd_limit.c) before an attempt gets here.
  */
 
 #include <limits.h>
