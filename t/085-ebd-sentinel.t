@@ -261,7 +261,9 @@ ok(wait_for(sub {
     write_file($answer, $s->primary_addr);
     ok(wait_for(sub { $e2->log =~ /ebd: ready/ }, 15),
        'ROLE: ready once the sentinel names the primary');
-    my @said = $e2->log =~ /is not the primary/g;
+    # the dispatcher's connections (the replay runner's own says it
+    # once more per bus)
+    my @said = grep { !/replay runner/ } $e2->log =~ /^.*is not the primary.*$/mg;
     cmp_ok(scalar @said, '<=', 4, 'ROLE: said once per connection ('
            . scalar(@said) . ')');
     $e2->finish;

@@ -384,11 +384,19 @@ ebd_runner_scan(ebd_runner_t *rn, size_t b)
         return;
     }
 
-    if (r->type == REDIS_REPLY_STRING) {
-        ebd_runner_run(rn, b, r->str);
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* once while it lasts (a loading or read-only server answers
+         * every second the same) */
+        if (!rn->down[b]) {
+            ebd_log(EBD_LOG_WARN, "replay runner: bus %s: %s", bus, r->str);
+        }
+        rn->down[b] = 1;
 
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        ebd_log(EBD_LOG_WARN, "replay runner: bus %s: %s", bus, r->str);
+    } else {
+        rn->down[b] = 0;
+        if (r->type == REDIS_REPLY_STRING) {
+            ebd_runner_run(rn, b, r->str);
+        }
     }
 
     freeReplyObject(r);
