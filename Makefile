@@ -105,6 +105,7 @@ $(NGX_DIR)/objs/Makefile: config $(NGX_STAMP)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_DIR)
 	cd $(NGX_DIR) && ./configure --with-compat \
+	    $(if $(NGX_STATIC)$(NGX_BINARY),--with-http_auth_request_module) \
 	    $(if $(NGX_STATIC),--add-module,--add-dynamic-module)=$(CURDIR) \
 	    --with-cc-opt="$(SAN_FLAGS)" --with-ld-opt="$(SAN_FLAGS)" \
 	    > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
