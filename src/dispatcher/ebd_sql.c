@@ -65,6 +65,9 @@ struct ebd_sql_ctx_s {
     pthread_mutex_t      lock;
     pthread_cond_t       cond;
     int                  stopping;
+    ebd_sql_row_t       *pending;          /* FIFO, loop thread only */
+    ebd_sql_row_t      **pending_tail;
+    struct event        *flush_ev;         /* pending -> queue */
     ebd_sql_row_t       *queue;            /* FIFO, under lock */
     ebd_sql_row_t      **queue_tail;
     ebd_sql_row_t       *done;             /* FIFO, under lock */
@@ -285,11 +288,36 @@ ebd_sql_deliver(ebd_target_t *t, ebd_delivery_t *d)
         return;
     }
 
+    /* handed to the workers once the loop is done with this callback, so
+     * the rows of one stream read wake one worker as one batch, rather
+     * than each row waking a worker that finds only itself waiting */
+
+    if (ctx->pending == NULL) {
+        event_active(ctx->flush_ev, EV_READ, 0);
+    }
+
+    *ctx->pending_tail = row;
+    ctx->pending_tail = &row->next;
+}
+
+
+static void
+ebd_sql_flush_handler(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_sql_ctx_t  *ctx = arg;
+
+    if (ctx->pending == NULL) {
+        return;
+    }
+
     pthread_mutex_lock(&ctx->lock);
-    *ctx->queue_tail = row;
-    ctx->queue_tail = &row->next;
+    *ctx->queue_tail = ctx->pending;
+    ctx->queue_tail = ctx->pending_tail;
     pthread_cond_signal(&ctx->cond);
     pthread_mutex_unlock(&ctx->lock);
+
+    ctx->pending = NULL;
+    ctx->pending_tail = &ctx->pending;
 }
 
 
@@ -730,13 +758,16 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
         ctx->s.password = ctx->password;
     }
 
+    ctx->pending_tail = &ctx->pending;
     ctx->queue_tail = &ctx->queue;
     ctx->done_tail = &ctx->done;
     ctx->msgs_tail = &ctx->msgs;
 
+    ctx->flush_ev = event_new(t->base, -1, 0, ebd_sql_flush_handler, ctx);
     ctx->done_ev = event_new(t->base, -1, 0, ebd_sql_done_handler, ctx);
     ctx->workers = calloc(ctx->pool, sizeof(ebd_sql_worker_t));
-    if (ctx->done_ev == NULL || ctx->workers == NULL) {
+    if (ctx->flush_ev == NULL || ctx->done_ev == NULL || ctx->workers == NULL)
+    {
         snprintf(err, errlen, "out of memory");
         goto failed;
     }
@@ -815,6 +846,11 @@ ebd_sql_free(ebd_sql_ctx_t *ctx)
     ebd_sql_row_t  *row, *next;
     ebd_sql_msg_t  *m, *mnext;
 
+    for (row = ctx->pending; row; row = next) {
+        next = row->next;
+        free(row);
+    }
+
     for (row = ctx->queue; row; row = next) {
         next = row->next;
         free(row);
@@ -836,6 +872,10 @@ ebd_sql_free(ebd_sql_ctx_t *ctx)
             eb_buf_free(&ctx->workers[i].sql);
         }
         free(ctx->workers);
+    }
+
+    if (ctx->flush_ev) {
+        event_free(ctx->flush_ev);
     }
 
     if (ctx->done_ev) {
