@@ -327,6 +327,25 @@ ebd_replay_hget(redisReply *h, const char *field)
 }
 
 
+/* the state's "rules" or "targets" as this command selects them */
+static int
+ebd_replay_same(ebd_replay_t *rp, redisReply *h, const char *field,
+    const char *want, char *err, size_t errlen)
+{
+    const char  *v;
+
+    v = ebd_replay_hget(h, field);
+    if (v != NULL && strcmp(v, want) == 0) {
+        return 0;
+    }
+
+    snprintf(err, errlen, "replay \"%s\" of bus \"%s\" exists with other "
+             "%s (\"%s\"); give another --name", rp->name, rp->bus->name,
+             field, v ? v : "");
+    return -1;
+}
+
+
 /* a resumed replay: the same window and selection, or a clear no */
 static int
 ebd_replay_resume(ebd_replay_t *rp, redisReply *h, char *err, size_t errlen)
@@ -363,19 +382,10 @@ ebd_replay_resume(ebd_replay_t *rp, redisReply *h, char *err, size_t errlen)
         return -2;
     }
 
-    v = ebd_replay_hget(h, "rules");
-    if (v == NULL || strcmp(v, rp->rules_text) != 0) {
-        snprintf(err, errlen, "replay \"%s\" of bus \"%s\" exists with "
-                 "other rules (\"%s\"); give another --name", rp->name,
-                 rp->bus->name, v ? v : "");
-        return -2;
-    }
-
-    v = ebd_replay_hget(h, "targets");
-    if (v == NULL || strcmp(v, rp->targets_text) != 0) {
-        snprintf(err, errlen, "replay \"%s\" of bus \"%s\" exists with "
-                 "other targets (\"%s\"); give another --name", rp->name,
-                 rp->bus->name, v ? v : "");
+    if (ebd_replay_same(rp, h, "rules", rp->rules_text, err, errlen) != 0
+        || ebd_replay_same(rp, h, "targets", rp->targets_text, err, errlen)
+           != 0)
+    {
         return -2;
     }
 
