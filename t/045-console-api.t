@@ -362,6 +362,28 @@ my ($trace_id, $trace_id2);
     is($r->{status}, 200, 'event: an id with "/", " ", "%" and "<>"') or diag $r->{body};
     is($r->{json}{id}, $odd, 'event: decoded once');
 
+    # a bus that keeps its events for months: its index buckets older
+    # than the 8 days of the first step are looked at too, back to its
+    # oldest event (here 40 days, two steps more)
+    my $old_ms = (int(time()) - 40 * 86400) * 1000;
+    my $old_id = "$old_ms-0";
+    $redis->cmd('XADD', 'eb:{empty}:events', $old_id,
+                event => $JSON->encode({ id => 'forty-days', source => 's', type => 't' }),
+                rules => '');
+    my $today = $redis->cmd('XADD', 'eb:{empty}:events', '*',
+                event => $JSON->encode({ id => 'today', source => 's', type => 't' }),
+                rules => '');
+    $redis->cmd('HSET', 'eb:{empty}:idx:' . int($old_ms / 3600000), 'forty-days', "e:$old_id");
+    $redis->cmd('SET', 'eb:{empty}:idx:cursor', $today);
+    $r = api('events/forty-days?bus=empty');
+    is($r->{status}, 200, 'event: indexed 40 days ago, found') or diag $r->{body};
+    ok($r->{json}{indexed}, 'event: 40 days ago: through the index');
+    is($r->{json}{entry}, $old_id, 'event: 40 days ago: its entry');
+    $redis->cmd('HDEL', 'eb:{empty}:idx:' . int($old_ms / 3600000), 'forty-days');
+    $r = api('events/forty-days?bus=empty');
+    is_json_error($r, 404, 'event: 40 days ago, no longer indexed: not found');
+    $redis->cmd('DEL', 'eb:{empty}:events', 'eb:{empty}:idx:cursor');
+
     $r = api('events/no-such-id?bus=hr');
     is_json_error($r, 404, 'event: unknown id');
     $r = api('events/' . ('x' x 300) . '?bus=hr');

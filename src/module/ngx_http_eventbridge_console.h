@@ -22,6 +22,7 @@
 #define EB_CONSOLE_ATTEMPTS_MAX    64       /* of one event */
 #define EB_CONSOLE_REDRIVE_MAX     100      /* letters per POST */
 #define EB_CONSOLE_INDEX_HOURS     193      /* 8 days of index buckets */
+#define EB_CONSOLE_INDEX_STEP      744      /* then a month per step */
 #define EB_CONSOLE_BODY_MAX        65536    /* a POST's body */
 #define EB_CONSOLE_STRING_MAX      256      /* a parameter's value */
 /* a list stops adding items past this many bytes (and says where to go

@@ -2,8 +2,9 @@
  * The event trace:
  *
  * - GET api/events/ID?bus=B: one event by CloudEvent id, through ebd's
- *   index (eb:{B}:idx:H, one hash per hour: 193 pipelined HGETs cover 8
- *   days), then its events entry and its trace entries (XRANGE id id
+ *   index (eb:{B}:idx:H, one hash per hour: 193 HGETs in one step cover
+ *   8 days; a bus that keeps its events longer gets a step per month
+ *   more, back to its oldest event), then its events entry and its trace entries (XRANGE id id
  *   each, capped). An id the index does not have yet is looked for in
  *   the entries after eb:{B}:idx:cursor, EB_CONSOLE_SCAN_MAX at most.
  * - GET api/events?bus=B&from&to&source&type&rule&limit&cursor: the
@@ -26,11 +27,21 @@ typedef struct {
     ngx_uint_t   nevents;
     ngx_str_t    traces[EB_CONSOLE_ATTEMPTS_MAX];
     ngx_uint_t   ntraces;
+    ngx_str_t    cursor;             /* eb:{B}:idx:cursor */
+    time_t       hour;               /* the next bucket to look in */
+    time_t       last;               /* the oldest one */
+    ngx_uint_t   nhours;             /* HGETs of the step out */
 } ngx_http_eventbridge_lookup_t;
 
 
+static ngx_int_t ngx_http_eventbridge_lookup_hours(
+    ngx_http_eventbridge_console_t *cn, ngx_uint_t n);
 static void ngx_http_eventbridge_lookup_index(
     ngx_http_eventbridge_console_t *cn, redisReply *reply);
+static void ngx_http_eventbridge_lookup_older(
+    ngx_http_eventbridge_console_t *cn, redisReply *reply);
+static void ngx_http_eventbridge_lookup_next(
+    ngx_http_eventbridge_console_t *cn);
 static void ngx_http_eventbridge_lookup_found(
     ngx_http_eventbridge_console_t *cn, redisReply *reply);
 static void ngx_http_eventbridge_lookup_scan(
@@ -200,10 +211,8 @@ ngx_int_t
 ngx_http_eventbridge_console_api_event(ngx_http_eventbridge_console_t *cn,
     ngx_str_t *id)
 {
-    u_char       num[NGX_INT64_LEN];
-    time_t       hour;
-    ngx_str_t    argv[3], h;
-    ngx_uint_t   i;
+    ngx_str_t                       argv[6];
+    ngx_http_eventbridge_lookup_t  *lk;
 
     if (ngx_http_eventbridge_console_bus(cn) != NGX_OK) {
         return cn->rc;
@@ -219,27 +228,21 @@ ngx_http_eventbridge_console_api_event(ngx_http_eventbridge_console_t *cn,
                                                   EB_CONSOLE_STRING_MAX);
     }
 
-    cn->data = ngx_pcalloc(cn->r->pool, sizeof(ngx_http_eventbridge_lookup_t));
-    if (cn->data == NULL) {
+    lk = ngx_pcalloc(cn->r->pool, sizeof(ngx_http_eventbridge_lookup_t));
+    if (lk == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    hour = cn->now / 3600;
-    ngx_str_set(&argv[0], "HGET");
-    argv[2] = cn->id;
+    cn->data = lk;
+    lk->hour = cn->now / 3600;
 
-    for (i = 0; i < EB_CONSOLE_INDEX_HOURS; i++) {
-        h.data = num;
-        h.len = ngx_sprintf(num, "%T", hour - (time_t) i) - num;
-
-        if (ngx_http_eventbridge_console_key(cn, &argv[1], "idx:%V", &h)
-            != NGX_OK
-            || ngx_http_eventbridge_console_cmd(cn, 3, argv) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (ngx_http_eventbridge_lookup_hours(cn, EB_CONSOLE_INDEX_HOURS)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the index's cursor, and the oldest event: how far back to look */
     ngx_str_set(&argv[0], "GET");
 
     if (ngx_http_eventbridge_console_key(cn, &argv[1], "idx:cursor", NULL)
@@ -249,8 +252,52 @@ ngx_http_eventbridge_console_api_event(ngx_http_eventbridge_console_t *cn,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_str_set(&argv[0], "XRANGE");
+    ngx_str_set(&argv[2], "-");
+    ngx_str_set(&argv[3], "+");
+    ngx_str_set(&argv[4], "COUNT");
+    ngx_str_set(&argv[5], "1");
+
+    if (ngx_http_eventbridge_console_key(cn, &argv[1], "events", NULL)
+        != NGX_OK
+        || ngx_http_eventbridge_console_cmd(cn, 6, argv) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_eventbridge_console_query(cn,
                                           ngx_http_eventbridge_lookup_index, 1);
+}
+
+
+/* HGET of the id in the next n hourly buckets, going back from lk->hour */
+static ngx_int_t
+ngx_http_eventbridge_lookup_hours(ngx_http_eventbridge_console_t *cn,
+    ngx_uint_t n)
+{
+    u_char                          num[NGX_INT64_LEN];
+    ngx_str_t                       argv[3], h;
+    ngx_uint_t                      i;
+    ngx_http_eventbridge_lookup_t  *lk = cn->data;
+
+    ngx_str_set(&argv[0], "HGET");
+    argv[2] = cn->id;
+
+    for (i = 0; i < n; i++) {
+        h.data = num;
+        h.len = ngx_sprintf(num, "%T", lk->hour--) - num;
+
+        if (ngx_http_eventbridge_console_key(cn, &argv[1], "idx:%V", &h)
+            != NGX_OK
+            || ngx_http_eventbridge_console_cmd(cn, 3, argv) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    lk->nhours = n;
+
+    return NGX_OK;
 }
 
 
@@ -287,26 +334,17 @@ ngx_http_eventbridge_lookup_add(ngx_http_eventbridge_console_t *cn,
 }
 
 
-static void
-ngx_http_eventbridge_lookup_index(ngx_http_eventbridge_console_t *cn,
+/* "e:ID t:ID t:ID ...", in any of the buckets */
+static ngx_int_t
+ngx_http_eventbridge_lookup_tokens(ngx_http_eventbridge_console_t *cn,
     redisReply *reply)
 {
-    u_char                         *p, *end, *sp, *cursor;
+    u_char                         *p, *end, *sp;
     size_t                          i, len;
-    ngx_str_t                       argv[6];
     redisReply                     *e;
     ngx_http_eventbridge_lookup_t  *lk = cn->data;
 
-    if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != EB_CONSOLE_INDEX_HOURS + 1)
-    {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_BAD_GATEWAY,
-                                          "BadReply", "unexpected reply");
-        return;
-    }
-
-    /* "e:ID t:ID t:ID ...", in any of the buckets */
-    for (i = 0; i < EB_CONSOLE_INDEX_HOURS; i++) {
+    for (i = 0; i < lk->nhours; i++) {
         e = reply->element[i];
 
         if (e->type != REDIS_REPLY_STRING) {
@@ -336,12 +374,104 @@ ngx_http_eventbridge_lookup_index(ngx_http_eventbridge_console_t *cn,
                                                 EB_CONSOLE_ATTEMPTS_MAX,
                                                 p + 2, len - 2) != NGX_OK)))
             {
-                goto nomem;
+                return NGX_ERROR;
             }
 
             p = sp + 1;
         }
     }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_eventbridge_lookup_index(ngx_http_eventbridge_console_t *cn,
+    redisReply *reply)
+{
+    time_t                          oldest;
+    redisReply                     *e;
+    ngx_http_eventbridge_lookup_t  *lk = cn->data;
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != EB_CONSOLE_INDEX_HOURS + 2)
+    {
+        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_BAD_GATEWAY,
+                                          "BadReply", "unexpected reply");
+        return;
+    }
+
+    e = reply->element[EB_CONSOLE_INDEX_HOURS];
+
+    if (e->type == REDIS_REPLY_STRING && e->len && e->len <= 41) {
+        lk->cursor.data = ngx_pnalloc(cn->r->pool, e->len);
+        if (lk->cursor.data == NULL) {
+            goto nomem;
+        }
+
+        ngx_memcpy(lk->cursor.data, e->str, e->len);
+        lk->cursor.len = e->len;
+    }
+
+    /* a bus that keeps events longer than the 8 days looked at: its
+     * index lives as long (ebd), so the older buckets are looked at too,
+     * back to its oldest event and at most 400 days, as `ebd trace`
+     * does */
+    e = reply->element[EB_CONSOLE_INDEX_HOURS + 1];
+    lk->last = lk->hour + 1;
+
+    if (e->type == REDIS_REPLY_ARRAY && e->elements == 1
+        && ngx_http_eventbridge_entry_ok(e->element[0]))
+    {
+        oldest = ngx_http_eventbridge_console_id_ms(e->element[0]->element[0])
+                 / 3600000;
+        lk->last = ngx_max(oldest, cn->now / 3600 - 400 * 24 + 1);
+    }
+
+    if (ngx_http_eventbridge_lookup_tokens(cn, reply) != NGX_OK) {
+        goto nomem;
+    }
+
+    ngx_http_eventbridge_lookup_next(cn);
+    return;
+
+nomem:
+
+    ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "InternalError", "no memory");
+}
+
+
+static void
+ngx_http_eventbridge_lookup_older(ngx_http_eventbridge_console_t *cn,
+    redisReply *reply)
+{
+    ngx_http_eventbridge_lookup_t  *lk = cn->data;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != lk->nhours) {
+        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_BAD_GATEWAY,
+                                          "BadReply", "unexpected reply");
+        return;
+    }
+
+    if (ngx_http_eventbridge_lookup_tokens(cn, reply) != NGX_OK) {
+        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "InternalError", "no memory");
+        return;
+    }
+
+    ngx_http_eventbridge_lookup_next(cn);
+}
+
+
+/* found: the entries; else older buckets, a month per step; else the
+ * entries not indexed yet */
+static void
+ngx_http_eventbridge_lookup_next(ngx_http_eventbridge_console_t *cn)
+{
+    size_t                          i;
+    ngx_str_t                       argv[6];
+    ngx_http_eventbridge_lookup_t  *lk = cn->data;
 
     if (lk->nevents) {
         ngx_str_set(&argv[0], "XRANGE");
@@ -369,22 +499,32 @@ ngx_http_eventbridge_lookup_index(ngx_http_eventbridge_console_t *cn,
         return;
     }
 
-    /* not indexed (yet): the entries after the index's cursor, or the
-     * newest ones when there is no index */
-    e = reply->element[EB_CONSOLE_INDEX_HOURS];
-
-    if (e->type == REDIS_REPLY_STRING && e->len && e->len <= 41) {
-        cursor = ngx_pnalloc(cn->r->pool, e->len + 1);
-        if (cursor == NULL) {
+    if (lk->hour >= lk->last) {
+        if (ngx_http_eventbridge_lookup_hours(cn,
+                        ngx_min((ngx_uint_t) (lk->hour - lk->last + 1),
+                                EB_CONSOLE_INDEX_STEP))
+            != NGX_OK)
+        {
             goto nomem;
         }
 
-        cursor[0] = '(';
-        ngx_memcpy(cursor + 1, e->str, e->len);
+        cn->step = ngx_http_eventbridge_lookup_older;
+        return;
+    }
+
+    /* not indexed (yet): the entries after the index's cursor, or the
+     * newest ones when there is no index */
+    if (lk->cursor.len) {
+        argv[2].data = ngx_pnalloc(cn->r->pool, lk->cursor.len + 1);
+        if (argv[2].data == NULL) {
+            goto nomem;
+        }
+
+        argv[2].data[0] = '(';
+        ngx_memcpy(argv[2].data + 1, lk->cursor.data, lk->cursor.len);
+        argv[2].len = lk->cursor.len + 1;
 
         ngx_str_set(&argv[0], "XRANGE");
-        argv[2].data = cursor;
-        argv[2].len = e->len + 1;
         ngx_str_set(&argv[3], "+");
 
     } else {
