@@ -789,69 +789,54 @@ ngx_http_eventbridge_list_query(ngx_http_eventbridge_console_t *cn,
 }
 
 
+/* a list: its three filters (cn->filter[0..2]) and its stream */
 static ngx_int_t
-ngx_http_eventbridge_filter_arg(ngx_http_eventbridge_console_t *cn,
-    const char *name, ngx_uint_t i, ngx_uint_t *filtered)
+ngx_http_eventbridge_list(ngx_http_eventbridge_console_t *cn,
+    const char *const *filters, const char *key,
+    ngx_http_eventbridge_console_step_pt step)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  i, filtered;
 
-    rc = ngx_http_eventbridge_console_arg(cn->r, name, &cn->filter[i]);
-
-    if (rc == NGX_OK) {
-        *filtered = 1;
+    if (ngx_http_eventbridge_console_bus(cn) != NGX_OK) {
+        return cn->rc;
     }
 
-    return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+    filtered = 0;
+
+    for (i = 0; i < 3; i++) {
+        rc = ngx_http_eventbridge_console_arg(cn->r, filters[i],
+                                              &cn->filter[i]);
+        if (rc == NGX_ERROR) {
+            return cn->rc;
+        }
+
+        if (rc == NGX_OK) {
+            filtered = 1;
+        }
+    }
+
+    return ngx_http_eventbridge_list_query(cn, key, filtered, step);
 }
 
 
 ngx_int_t
 ngx_http_eventbridge_console_api_events(ngx_http_eventbridge_console_t *cn)
 {
-    ngx_uint_t  filtered;
+    static const char *const  filters[] = { "source", "type", "rule" };
 
-    if (ngx_http_eventbridge_console_bus(cn) != NGX_OK) {
-        return cn->rc;
-    }
-
-    filtered = 0;
-
-    if (ngx_http_eventbridge_filter_arg(cn, "source", 0, &filtered) != NGX_OK
-        || ngx_http_eventbridge_filter_arg(cn, "type", 1, &filtered)
-           != NGX_OK
-        || ngx_http_eventbridge_filter_arg(cn, "rule", 2, &filtered)
-           != NGX_OK)
-    {
-        return cn->rc;
-    }
-
-    return ngx_http_eventbridge_list_query(cn, "events", filtered,
-                                           ngx_http_eventbridge_list_events);
+    return ngx_http_eventbridge_list(cn, filters, "events",
+                                     ngx_http_eventbridge_list_events);
 }
 
 
 ngx_int_t
 ngx_http_eventbridge_console_api_attempts(ngx_http_eventbridge_console_t *cn)
 {
-    ngx_uint_t  filtered;
+    static const char *const  filters[] = { "target", "outcome", "event" };
 
-    if (ngx_http_eventbridge_console_bus(cn) != NGX_OK) {
-        return cn->rc;
-    }
-
-    filtered = 0;
-
-    if (ngx_http_eventbridge_filter_arg(cn, "target", 0, &filtered) != NGX_OK
-        || ngx_http_eventbridge_filter_arg(cn, "outcome", 1, &filtered)
-           != NGX_OK
-        || ngx_http_eventbridge_filter_arg(cn, "event", 2, &filtered)
-           != NGX_OK)
-    {
-        return cn->rc;
-    }
-
-    return ngx_http_eventbridge_list_query(cn, "trace", filtered,
-                                        ngx_http_eventbridge_list_attempts);
+    return ngx_http_eventbridge_list(cn, filters, "trace",
+                                     ngx_http_eventbridge_list_attempts);
 }
 
 
