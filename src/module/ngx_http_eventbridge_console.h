@@ -5,7 +5,8 @@
  * the JSON writer and parameters (..._console_json.c), and one file per
  * group of API endpoints (..._console_api_*.c).
  *
- * docs/console.md is the API's reference; the caps below are part of it.
+ * docs/console.md is the API's reference; the caps below, and those of
+ * what a client sends (eb_console_params.h), are part of it.
  */
 
 #ifndef NGX_HTTP_EVENTBRIDGE_CONSOLE_H
@@ -15,15 +16,14 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "eb_console_params.h"
+
 
 #define EB_CONSOLE_LIMIT_DEFAULT   20       /* items per page */
-#define EB_CONSOLE_LIMIT_MAX       100
 #define EB_CONSOLE_SCAN_MAX        500      /* entries read per request */
 #define EB_CONSOLE_ATTEMPTS_MAX    64       /* of one event */
-#define EB_CONSOLE_REDRIVE_MAX     100      /* letters per POST */
 #define EB_CONSOLE_INDEX_HOURS     193      /* 8 days of index buckets */
 #define EB_CONSOLE_INDEX_STEP      744      /* then a month per step */
-#define EB_CONSOLE_BODY_MAX        65536    /* a POST's body */
 #define EB_CONSOLE_STRING_MAX      256      /* a parameter's value */
 /* a list stops adding items past this many bytes (and says where to go
  * on): one item may still be as large as an event */
@@ -133,8 +133,6 @@ ngx_int_t ngx_http_eventbridge_console_arg_limit(ngx_http_request_t *r,
 /* a stream id: ms or ms-seq (from, to, cursor) */
 ngx_int_t ngx_http_eventbridge_console_arg_id(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
-ngx_int_t ngx_http_eventbridge_console_valid_id(ngx_str_t *id);
-ngx_int_t ngx_http_eventbridge_console_valid_name(ngx_str_t *s);
 
 /* ngx_http_eventbridge_console_static.c */
 ngx_int_t ngx_http_eventbridge_console_static(ngx_http_request_t *r,

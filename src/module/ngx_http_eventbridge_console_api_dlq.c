@@ -14,8 +14,6 @@
 
 #include "ngx_http_eventbridge_console.h"
 
-#include <yajl/yajl_tree.h>
-
 #include "eb_event_scan.h"
 
 
@@ -314,7 +312,7 @@ ngx_http_eventbridge_console_api_letter(ngx_http_eventbridge_console_t *cn,
         return cn->rc;
     }
 
-    if (ngx_http_eventbridge_console_valid_id(id) != NGX_OK) {
+    if (eb_console_id(id->data, id->len, 0) != 0) {
         return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_BAD_REQUEST,
                                                   "InvalidParameter",
                                                   "dead letter: a stream id "
@@ -369,102 +367,43 @@ ngx_http_eventbridge_dlq_letter(ngx_http_eventbridge_console_t *cn,
 /* --- redrive --------------------------------------------------------- */
 
 
-static ngx_int_t
-ngx_http_eventbridge_redrive_invalid(ngx_http_eventbridge_console_t *cn,
-    const char *what)
-{
-    return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_BAD_REQUEST,
-                                              "InvalidParameter", "%s", what);
-}
-
-
-/* the body's member as a name ("bus", "target") */
-static ngx_int_t
-ngx_http_eventbridge_redrive_name(ngx_http_eventbridge_console_t *cn,
-    yajl_val root, const char *key, ngx_str_t *out)
-{
-    yajl_val  v;
-
-    v = eb_config_get(root, key);
-
-    if (!YAJL_IS_STRING(v)) {
-        return NGX_ERROR;
-    }
-
-    out->len = ngx_strlen(v->u.string);
-    out->data = ngx_pnalloc(cn->r->pool, out->len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, v->u.string, out->len);
-
-    return ngx_http_eventbridge_console_valid_name(out);
-}
-
-
 ngx_int_t
 ngx_http_eventbridge_console_api_redrive(ngx_http_eventbridge_console_t *cn,
     ngx_str_t *body)
 {
-    char        err[128], *text;
-    size_t      i, n;
-    ngx_int_t   rc;
-    ngx_str_t  *argv, bus, target, *id;
-    yajl_val    root, ids, all;
+    char                  *buf;
+    size_t                 i, n;
+    ngx_str_t             *argv, bus, target, key;
+    const char            *msg;
+    eb_console_redrive_t   rd;
 
-    text = ngx_pnalloc(cn->r->pool, body->len + 1);
-    if (text == NULL) {
+    /* the body's strings, kept as long as the request */
+    buf = ngx_pnalloc(cn->r->pool, body->len + 1);
+    if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(text, body->data, body->len);
-    text[body->len] = '\0';
-
-    root = yajl_tree_parse(text, err, sizeof(err));
-
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        rc = ngx_http_eventbridge_redrive_invalid(cn, "the body: a JSON "
-                                                  "object");
-        goto done;
+    msg = eb_console_redrive_parse(body->data, body->len, buf, body->len + 1,
+                                   &rd);
+    if (msg) {
+        return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_BAD_REQUEST,
+                                                  "InvalidParameter", "%s",
+                                                  msg);
     }
 
-    if (ngx_http_eventbridge_redrive_name(cn, root, "bus", &bus) != NGX_OK) {
-        rc = ngx_http_eventbridge_redrive_invalid(cn, "\"bus\": a bus name");
-        goto done;
-    }
-
-    if (ngx_http_eventbridge_redrive_name(cn, root, "target", &target)
-        != NGX_OK)
-    {
-        rc = ngx_http_eventbridge_redrive_invalid(cn, "\"target\": a target "
-                                                  "name");
-        goto done;
-    }
-
-    ids = eb_config_get(root, "ids");
-    all = eb_config_get(root, "all");
-
-    if ((ids == NULL) == (all == NULL)
-        || (all && !YAJL_IS_TRUE(all))
-        || (ids && (!YAJL_IS_ARRAY(ids) || ids->u.array.len == 0
-                    || ids->u.array.len > EB_CONSOLE_REDRIVE_MAX)))
-    {
-        rc = ngx_http_eventbridge_redrive_invalid(cn, "\"ids\" (1 to 100 "
-                                                  "dead letter ids) or "
-                                                  "\"all\": true");
-        goto done;
-    }
+    bus.data = (u_char *) rd.bus.data;
+    bus.len = rd.bus.len;
+    target.data = (u_char *) rd.target.data;
+    target.len = rd.target.len;
 
     /* the bus and target as the GETs check them, from the body */
     cn->bus = cn->mcf->config
               ? ngx_http_eventbridge_find_bus(cn->mcf, &bus) : NULL;
 
     if (cn->bus == NULL) {
-        rc = ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_NOT_FOUND,
-                                                "NotFound", "no bus \"%V\"",
-                                                &bus);
-        goto done;
+        return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_NOT_FOUND,
+                                                  "NotFound", "no bus \"%V\"",
+                                                  &bus);
     }
 
     cn->bus_name = bus;
@@ -472,49 +411,40 @@ ngx_http_eventbridge_console_api_redrive(ngx_http_eventbridge_console_t *cn,
     cn->target = ngx_http_eventbridge_console_find_target(cn, &target);
 
     if (cn->target == NULL) {
-        rc = ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_NOT_FOUND,
-                                                "NotFound", "bus \"%V\" has "
-                                                "no target \"%V\"", &bus,
-                                                &target);
-        goto done;
+        return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_NOT_FOUND,
+                                                  "NotFound", "bus \"%V\" has "
+                                                  "no target \"%V\"", &bus,
+                                                  &target);
     }
 
     cn->filter[0] = target;
 
-    n = ids ? ids->u.array.len : 2;
+    n = rd.all ? 2 : rd.nids;
     argv = ngx_palloc(cn->r->pool, (5 + n) * sizeof(ngx_str_t));
     if (argv == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_str_set(&argv[0], "EVAL");
     argv[1] = ngx_http_eventbridge_redrive_lua;
     ngx_str_set(&argv[2], "2");
 
+    if (ngx_http_eventbridge_console_key(cn, &key, "events", NULL) != NGX_OK
+        || ngx_http_eventbridge_console_key(cn, &argv[3], "dlq:%V", &target)
+           != NGX_OK
+        || ngx_http_eventbridge_console_key(cn, &argv[4], "target:%V",
+                                            &target) != NGX_OK)
     {
-        ngx_str_t  key;
-
-        if (ngx_http_eventbridge_console_key(cn, &key, "events", NULL)
-            != NGX_OK
-            || ngx_http_eventbridge_console_key(cn, &argv[3], "dlq:%V",
-                                                &target) != NGX_OK
-            || ngx_http_eventbridge_console_key(cn, &argv[4], "target:%V",
-                                                &target) != NGX_OK)
-        {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
-        }
-
-        cn->slot = eb_redis_key_slot((char *) key.data, key.len);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (all) {
+    cn->slot = eb_redis_key_slot((char *) key.data, key.len);
+
+    if (rd.all) {
         ngx_str_set(&argv[5], "all");
         argv[6].data = ngx_pnalloc(cn->r->pool, NGX_INT_T_LEN);
         if (argv[6].data == NULL) {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         argv[6].len = ngx_sprintf(argv[6].data, "%d", EB_CONSOLE_REDRIVE_MAX)
@@ -522,51 +452,18 @@ ngx_http_eventbridge_console_api_redrive(ngx_http_eventbridge_console_t *cn,
 
     } else {
         for (i = 0; i < n; i++) {
-            id = &argv[5 + i];
-
-            if (!YAJL_IS_STRING(ids->u.array.values[i])) {
-                rc = ngx_http_eventbridge_redrive_invalid(cn, "\"ids\": "
-                                                          "stream ids "
-                                                          "(MS-SEQ)");
-                goto done;
-            }
-
-            id->len = ngx_strlen(ids->u.array.values[i]->u.string);
-            id->data = ngx_pnalloc(cn->r->pool, id->len + 1);
-            if (id->data == NULL) {
-                rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-                goto done;
-            }
-
-            ngx_memcpy(id->data, ids->u.array.values[i]->u.string, id->len);
-
-            if (ngx_http_eventbridge_console_valid_id(id) != NGX_OK
-                || ngx_strlchr(id->data, id->data + id->len, '-') == NULL)
-            {
-                rc = ngx_http_eventbridge_redrive_invalid(cn, "\"ids\": "
-                                                          "stream ids "
-                                                          "(MS-SEQ)");
-                goto done;
-            }
+            argv[5 + i].data = (u_char *) rd.ids[i].data;
+            argv[5 + i].len = rd.ids[i].len;
         }
     }
 
     if (ngx_http_eventbridge_console_cmd(cn, 5 + n, argv) != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* a write: eventbridge_redis_wait applies */
-    rc = ngx_http_eventbridge_console_query(cn,
+    return ngx_http_eventbridge_console_query(cn,
                                          ngx_http_eventbridge_dlq_redriven, 0);
-
-done:
-
-    if (root) {
-        yajl_tree_free(root);
-    }
-
-    return rc;
 }
 
 

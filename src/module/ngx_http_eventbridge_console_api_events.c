@@ -305,13 +305,9 @@ static ngx_int_t
 ngx_http_eventbridge_lookup_add(ngx_http_eventbridge_console_t *cn,
     ngx_str_t *list, ngx_uint_t *n, ngx_uint_t max, u_char *p, size_t len)
 {
-    ngx_str_t   id;
     ngx_uint_t  i;
 
-    id.data = p;
-    id.len = len;
-
-    if (*n >= max || ngx_http_eventbridge_console_valid_id(&id) != NGX_OK) {
+    if (*n >= max || eb_console_id(p, len, 0) != 0) {
         return NGX_OK;
     }
 

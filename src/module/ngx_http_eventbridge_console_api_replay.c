@@ -15,11 +15,6 @@
 
 #include "ngx_http_eventbridge_console.h"
 
-#include <yajl/yajl_tree.h>
-
-
-#define EB_CONSOLE_RATE_MAX   1000000000    /* events/s */
-
 
 /* KEYS: state hash, index. ARGV: from, to, rules, targets, rate ("" for
  * none), now, name. Returns {2} made, {1, state} the same replay, {0,
@@ -55,16 +50,6 @@ static ngx_str_t  ngx_http_eventbridge_replays_lua = ngx_string(
     "return {out, redis.call('ZCARD', KEYS[1])}");
 
 
-typedef struct {
-    ngx_str_t   name;
-    ngx_str_t   from;
-    ngx_str_t   to;
-    ngx_str_t   rules;
-    ngx_str_t   targets;
-    ngx_str_t   rate;
-} ngx_http_eventbridge_replay_req_t;
-
-
 static void ngx_http_eventbridge_replay_written(
     ngx_http_eventbridge_console_t *cn, redisReply *reply);
 static void ngx_http_eventbridge_replays_page(
@@ -73,11 +58,10 @@ static void ngx_http_eventbridge_replays_page(
 
 static ngx_int_t
 ngx_http_eventbridge_replay_invalid(ngx_http_eventbridge_console_t *cn,
-    const char *param, const char *what)
+    const char *msg)
 {
     return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_BAD_REQUEST,
-                                              "InvalidParameter",
-                                              "\"%s\": %s", param, what);
+                                              "InvalidParameter", "%s", msg);
 }
 
 
@@ -96,13 +80,22 @@ ngx_http_eventbridge_replay_num(ngx_http_eventbridge_console_t *cn,
 }
 
 
+static ngx_uint_t
+ngx_http_eventbridge_replay_is(const eb_console_str_t *s, const char *name)
+{
+    return ngx_strlen(name) == s->len
+           && ngx_strncmp(name, s->data, s->len) == 0;
+}
+
+
 static const eb_config_rule_t *
-ngx_http_eventbridge_replay_rule(const eb_config_bus_t *bus, const char *s)
+ngx_http_eventbridge_replay_rule(const eb_config_bus_t *bus,
+    const eb_console_str_t *s)
 {
     size_t  i;
 
     for (i = 0; i < bus->nrules; i++) {
-        if (ngx_strcmp(bus->rules[i].name, s) == 0) {
+        if (ngx_http_eventbridge_replay_is(s, bus->rules[i].name)) {
             return &bus->rules[i];
         }
     }
@@ -111,77 +104,18 @@ ngx_http_eventbridge_replay_rule(const eb_config_bus_t *bus, const char *s)
 }
 
 
-/* "a,b" of an array of names, each checked by check; NGX_OK, NGX_DECLINED
- * (absent), NGX_ERROR (not an array of 1.. names) */
-static ngx_int_t
-ngx_http_eventbridge_replay_list(ngx_http_eventbridge_console_t *cn,
-    yajl_val v, ngx_str_t *out)
-{
-    u_char     *p;
-    size_t      i, len;
-    ngx_str_t   s;
-
-    if (v == NULL) {
-        ngx_str_null(out);
-        return NGX_DECLINED;
-    }
-
-    if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0
-        || v->u.array.len > 256)
-    {
-        return NGX_ERROR;
-    }
-
-    len = 0;
-
-    for (i = 0; i < v->u.array.len; i++) {
-        if (!YAJL_IS_STRING(v->u.array.values[i])) {
-            return NGX_ERROR;
-        }
-
-        s.data = (u_char *) v->u.array.values[i]->u.string;
-        s.len = ngx_strlen(s.data);
-
-        if (ngx_http_eventbridge_console_valid_name(&s) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        len += s.len + 1;
-    }
-
-    out->data = ngx_pnalloc(cn->r->pool, len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = out->data;
-
-    for (i = 0; i < v->u.array.len; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-        p = ngx_cpymem(p, v->u.array.values[i]->u.string,
-                       ngx_strlen(v->u.array.values[i]->u.string));
-    }
-
-    *p = '\0';
-    out->len = p - out->data;
-
-    return NGX_OK;
-}
-
-
 /* The selection as ebd_replay_init() checks it: the rules exist and are
  * enabled (none given: the enabled ones), the targets are sent to by a
  * selected rule, and some target is left. NGX_OK or answered. */
 static ngx_int_t
 ngx_http_eventbridge_replay_select(ngx_http_eventbridge_console_t *cn,
-    yajl_val rules, yajl_val targets, ngx_int_t *rc)
+    const eb_console_list_t *rules, const eb_console_list_t *targets,
+    ngx_int_t *rc)
 {
     size_t                   i, j, k;
     u_char                  *on;
+    ngx_str_t                name;
     ngx_uint_t               any, sent;
-    const char              *name;
     const eb_config_t       *cf;
     const eb_config_bus_t   *bus;
     const eb_config_rule_t  *rule;
@@ -196,24 +130,26 @@ ngx_http_eventbridge_replay_select(ngx_http_eventbridge_console_t *cn,
     }
 
     for (i = 0; i < bus->nrules; i++) {
-        on[i] = rules == NULL && bus->rules[i].enabled;
+        on[i] = rules->n == 0 && bus->rules[i].enabled;
     }
 
-    for (i = 0; rules && i < rules->u.array.len; i++) {
-        name = rules->u.array.values[i]->u.string;
-        rule = ngx_http_eventbridge_replay_rule(bus, name);
+    for (i = 0; i < rules->n; i++) {
+        rule = ngx_http_eventbridge_replay_rule(bus, &rules->items[i]);
 
         if (rule == NULL) {
+            name.data = (u_char *) rules->items[i].data;
+            name.len = rules->items[i].len;
             *rc = ngx_http_eventbridge_console_error(cn->r,
                                         NGX_HTTP_NOT_FOUND, "NotFound",
                                         "\"rules\": bus \"%V\" has no rule "
-                                        "\"%s\"", &cn->bus_name, name);
+                                        "\"%V\"", &cn->bus_name, &name);
             return NGX_ERROR;
         }
 
         if (!rule->enabled) {
-            *rc = ngx_http_eventbridge_replay_invalid(cn, "rules",
-                                        "a disabled rule matches nothing");
+            *rc = ngx_http_eventbridge_replay_invalid(cn,
+                                        "\"rules\": a disabled rule matches "
+                                        "nothing");
             return NGX_ERROR;
         }
 
@@ -231,14 +167,14 @@ ngx_http_eventbridge_replay_select(ngx_http_eventbridge_console_t *cn,
             }
         }
 
-        if (targets == NULL) {
+        if (targets->n == 0) {
             any += sent;
             continue;
         }
 
-        for (i = 0; i < targets->u.array.len; i++) {
-            if (ngx_strcmp(targets->u.array.values[i]->u.string,
-                           cf->targets[k].name) == 0)
+        for (i = 0; i < targets->n; i++) {
+            if (ngx_http_eventbridge_replay_is(&targets->items[i],
+                                               cf->targets[k].name))
             {
                 if (!sent) {
                     *rc = ngx_http_eventbridge_console_error(cn->r,
@@ -256,28 +192,30 @@ ngx_http_eventbridge_replay_select(ngx_http_eventbridge_console_t *cn,
         }
     }
 
-    for (i = 0; targets && i < targets->u.array.len; i++) {
-        name = targets->u.array.values[i]->u.string;
-
+    for (i = 0; i < targets->n; i++) {
         for (k = 0; k < cf->ntargets; k++) {
-            if (ngx_strcmp(name, cf->targets[k].name) == 0) {
+            if (ngx_http_eventbridge_replay_is(&targets->items[i],
+                                               cf->targets[k].name))
+            {
                 break;
             }
         }
 
         if (k == cf->ntargets) {
+            name.data = (u_char *) targets->items[i].data;
+            name.len = targets->items[i].len;
             *rc = ngx_http_eventbridge_console_error(cn->r,
                                         NGX_HTTP_NOT_FOUND, "NotFound",
-                                        "\"targets\": no target \"%s\"",
-                                        name);
+                                        "\"targets\": no target \"%V\"",
+                                        &name);
             return NGX_ERROR;
         }
     }
 
     if (any == 0) {
-        *rc = ngx_http_eventbridge_replay_invalid(cn, "rules",
-                                        "the selected rules send to no "
-                                        "target: nothing to replay");
+        *rc = ngx_http_eventbridge_replay_invalid(cn,
+                                        "\"rules\": the selected rules send "
+                                        "to no target: nothing to replay");
         return NGX_ERROR;
     }
 
@@ -289,262 +227,103 @@ ngx_int_t
 ngx_http_eventbridge_console_api_replay(ngx_http_eventbridge_console_t *cn,
     ngx_str_t *body)
 {
-    char                               err[128], *text;
-    u_char                            *p;
-    int64_t                            from, to, now, rate;
-    ngx_int_t                          rc;
-    ngx_str_t                          bus, argv[12], nows;
-    yajl_val                           root, v, rules, targets;
-    ngx_http_eventbridge_replay_req_t *rq;
+    char                 *buf;
+    int64_t               now;
+    ngx_int_t             rc;
+    ngx_str_t             bus, name, argv[12];
+    const char           *msg;
+    eb_console_replay_t  *rp;
 
-    text = ngx_pnalloc(cn->r->pool, body->len + 1);
-    rq = ngx_pcalloc(cn->r->pool, sizeof(ngx_http_eventbridge_replay_req_t));
-    if (text == NULL || rq == NULL) {
+    /* the body's strings and rp live as long as the request: the answer
+     * is written from them */
+    buf = ngx_pnalloc(cn->r->pool, body->len + 1);
+    rp = ngx_palloc(cn->r->pool, sizeof(eb_console_replay_t));
+    if (buf == NULL || rp == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(text, body->data, body->len);
-    text[body->len] = '\0';
+    ngx_time_update();
+    now = (int64_t) ngx_cached_time->sec * 1000 + ngx_cached_time->msec;
 
-    root = yajl_tree_parse(text, err, sizeof(err));
-
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "body",
-                                                 "a JSON object");
-        goto done;
+    msg = eb_console_replay_parse(body->data, body->len, now, buf,
+                                  body->len + 1, rp);
+    if (msg) {
+        return ngx_http_eventbridge_replay_invalid(cn, msg);
     }
 
-    v = eb_config_get(root, "bus");
-    bus.data = YAJL_IS_STRING(v) ? (u_char *) v->u.string : NULL;
-    bus.len = bus.data ? ngx_strlen(bus.data) : 0;
-
-    if (bus.data == NULL
-        || ngx_http_eventbridge_console_valid_name(&bus) != NGX_OK)
-    {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "bus", "a bus name");
-        goto done;
-    }
+    bus.data = (u_char *) rp->bus.data;
+    bus.len = rp->bus.len;
 
     cn->bus = cn->mcf->config
               ? ngx_http_eventbridge_find_bus(cn->mcf, &bus) : NULL;
 
     if (cn->bus == NULL) {
-        rc = ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_NOT_FOUND,
-                                                "NotFound",
-                                                "\"bus\": no bus \"%V\"",
-                                                &bus);
-        goto done;
+        return ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_NOT_FOUND,
+                                                  "NotFound",
+                                                  "\"bus\": no bus \"%V\"",
+                                                  &bus);
     }
 
-    cn->bus_name.data = ngx_pnalloc(cn->r->pool, bus.len);
-    if (cn->bus_name.data == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-    cn->bus_name.len = bus.len;
-    ngx_memcpy(cn->bus_name.data, bus.data, bus.len);
+    cn->bus_name = bus;
 
-    v = eb_config_get(root, "from");
-    if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0) {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "from",
-                                                 "ms since the epoch");
-        goto done;
-    }
-    from = YAJL_GET_INTEGER(v);
-
-    v = eb_config_get(root, "to");
-    if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0) {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "to",
-                                                 "ms since the epoch");
-        goto done;
-    }
-    to = YAJL_GET_INTEGER(v);
-
-    /* as ebd replay: what arrives from now on is delivered live, so a
-     * window ending now or later ends 1 ms before */
-    ngx_time_update();
-    now = (int64_t) ngx_cached_time->sec * 1000 + ngx_cached_time->msec;
-
-    if (to >= now) {
-        to = now - 1;
-        if (from > to) {
-            rc = ngx_http_eventbridge_replay_invalid(cn, "from",
-                                                 "the window begins in the "
-                                                 "future");
-            goto done;
-        }
-    }
-
-    if (from > to) {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "from",
-                                                 "after \"to\": the window "
-                                                 "is empty");
-        goto done;
-    }
-
-    rules = eb_config_get(root, "rules");
-    targets = eb_config_get(root, "targets");
-
-    if (ngx_http_eventbridge_replay_list(cn, rules, &rq->rules) == NGX_ERROR)
-    {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "rules",
-                                                 "an array of 1 to 256 "
-                                                 "rule names");
-        goto done;
-    }
-
-    if (ngx_http_eventbridge_replay_list(cn, targets, &rq->targets)
-        == NGX_ERROR)
-    {
-        rc = ngx_http_eventbridge_replay_invalid(cn, "targets",
-                                                 "an array of 1 to 256 "
-                                                 "target names");
-        goto done;
-    }
-
-    v = eb_config_get(root, "rate");
-    rate = 0;
-
-    if (v && !YAJL_IS_NULL(v)) {
-        if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 1
-            || YAJL_GET_INTEGER(v) > EB_CONSOLE_RATE_MAX)
-        {
-            rc = ngx_http_eventbridge_replay_invalid(cn, "rate",
-                                                 "events per second, 1 to "
-                                                 "1000000000");
-            goto done;
-        }
-        rate = YAJL_GET_INTEGER(v);
-    }
-
-    v = eb_config_get(root, "name");
-
-    if (v && !YAJL_IS_NULL(v)) {
-        rq->name.data = YAJL_IS_STRING(v) ? (u_char *) v->u.string : NULL;
-        rq->name.len = rq->name.data ? ngx_strlen(rq->name.data) : 0;
-
-        if (rq->name.data == NULL
-            || ngx_http_eventbridge_console_valid_name(&rq->name) != NGX_OK)
-        {
-            rc = ngx_http_eventbridge_replay_invalid(cn, "name",
-                                                 "1 to 128 letters, digits, "
-                                                 "\"-\", \"_\" or \".\"");
-            goto done;
-        }
-
-        /* the tree goes before the answer is written */
-        rq->name.data = ngx_pstrdup(cn->r->pool, &rq->name);
-        if (rq->name.data == NULL) {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
-        }
-    }
-
-    if (ngx_http_eventbridge_replay_select(cn, rules, targets, &rc)
+    if (ngx_http_eventbridge_replay_select(cn, &rp->rules, &rp->targets, &rc)
         != NGX_OK)
     {
-        goto done;
+        return rc;
     }
 
-    if (ngx_http_eventbridge_replay_num(cn, &rq->from, from) != NGX_OK
-        || ngx_http_eventbridge_replay_num(cn, &rq->to, to) != NGX_OK
-        || ngx_http_eventbridge_replay_num(cn, &nows, now) != NGX_OK)
-    {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+    /* after the selection's checks: the name is the last thing asked */
+    msg = eb_console_replay_name(rp);
+    if (msg) {
+        return ngx_http_eventbridge_replay_invalid(cn, msg);
     }
 
-    if (rate) {
-        if (ngx_http_eventbridge_replay_num(cn, &rq->rate, rate) != NGX_OK) {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
-        }
-    } else {
-        ngx_str_set(&rq->rate, "");
-    }
-
-    /* the engine's default name: FROM-TO[-RULES][-TARGETS], commas as
-     * dots; longer than a name may be: refused as ebd would refuse it */
-    if (rq->name.data == NULL) {
-        rq->name.data = ngx_pnalloc(cn->r->pool, rq->from.len + rq->to.len
-                                    + rq->rules.len + rq->targets.len + 4);
-        if (rq->name.data == NULL) {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
-        }
-
-        p = ngx_sprintf(rq->name.data, "%V-%V", &rq->from, &rq->to);
-        if (rq->rules.len) {
-            p = ngx_sprintf(p, "-%V", &rq->rules);
-        }
-        if (rq->targets.len) {
-            p = ngx_sprintf(p, "-%V", &rq->targets);
-        }
-        rq->name.len = p - rq->name.data;
-
-        for (p = rq->name.data; p < rq->name.data + rq->name.len; p++) {
-            if (*p == ',') {
-                *p = '.';
-            }
-        }
-
-        if (ngx_http_eventbridge_console_valid_name(&rq->name) != NGX_OK) {
-            rc = ngx_http_eventbridge_replay_invalid(cn, "name",
-                                                 "required: the default "
-                                                 "name would be over 128 "
-                                                 "characters");
-            goto done;
-        }
-    }
-
-    if (rq->rules.data == NULL) {
-        ngx_str_set(&rq->rules, "");
-    }
-
-    if (rq->targets.data == NULL) {
-        ngx_str_set(&rq->targets, "");
-    }
+    name.data = (u_char *) rp->name.data;
+    name.len = rp->name.len;
 
     ngx_str_set(&argv[0], "EVAL");
     argv[1] = ngx_http_eventbridge_replay_lua;
     ngx_str_set(&argv[2], "2");
 
-    if (ngx_http_eventbridge_console_key(cn, &argv[3], "replay:%V",
-                                         &rq->name) != NGX_OK
+    if (ngx_http_eventbridge_console_key(cn, &argv[3], "replay:%V", &name)
+        != NGX_OK
         || ngx_http_eventbridge_console_key(cn, &argv[4], "replays", NULL)
-           != NGX_OK)
+           != NGX_OK
+        || ngx_http_eventbridge_replay_num(cn, &argv[5], rp->from) != NGX_OK
+        || ngx_http_eventbridge_replay_num(cn, &argv[6], rp->to) != NGX_OK
+        || ngx_http_eventbridge_replay_num(cn, &argv[10], now) != NGX_OK)
     {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    argv[5] = rq->from;
-    argv[6] = rq->to;
-    argv[7] = rq->rules;
-    argv[8] = rq->targets;
-    argv[9] = rq->rate;
-    argv[10] = nows;
-    argv[11] = rq->name;
+    /* "" for none, as the engine writes it */
+    argv[7].data = (u_char *) rp->rules.joined.data;
+    argv[7].len = rp->rules.joined.len;
+    argv[8].data = (u_char *) rp->targets.joined.data;
+    argv[8].len = rp->targets.joined.len;
+
+    if (rp->rate) {
+        if (ngx_http_eventbridge_replay_num(cn, &argv[9], rp->rate) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else {
+        ngx_str_set(&argv[9], "");
+    }
+
+    argv[11] = name;
 
     cn->slot = eb_redis_key_slot((char *) argv[4].data, argv[4].len);
-    cn->data = rq;
+    cn->data = rp;
 
     if (ngx_http_eventbridge_console_cmd(cn, 12, argv) != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* a write: eventbridge_redis_wait applies */
-    rc = ngx_http_eventbridge_console_query(cn,
+    return ngx_http_eventbridge_console_query(cn,
                                        ngx_http_eventbridge_replay_written, 0);
-
-done:
-
-    if (root) {
-        yajl_tree_free(root);
-    }
-
-    return rc;
 }
 
 
@@ -552,9 +331,9 @@ static void
 ngx_http_eventbridge_replay_written(ngx_http_eventbridge_console_t *cn,
     redisReply *reply)
 {
-    yajl_gen                           g;
-    redisReply                        *e;
-    ngx_http_eventbridge_replay_req_t *rq = cn->data;
+    yajl_gen              g;
+    redisReply           *e;
+    eb_console_replay_t  *rp = cn->data;
 
     reply = reply->element[0];
 
@@ -590,12 +369,12 @@ ngx_http_eventbridge_replay_written(ngx_http_eventbridge_console_t *cn,
     ngx_http_eventbridge_console_str(g, "bus");
     ngx_http_eventbridge_console_strn(g, cn->bus_name.data, cn->bus_name.len);
     ngx_http_eventbridge_console_str(g, "name");
-    ngx_http_eventbridge_console_strn(g, rq->name.data, rq->name.len);
+    ngx_http_eventbridge_console_strn(g, (u_char *) rp->name.data,
+                                      rp->name.len);
     ngx_http_eventbridge_console_str(g, "from");
-    ngx_http_eventbridge_console_int(g, ngx_atoi(rq->from.data,
-                                                 rq->from.len));
+    ngx_http_eventbridge_console_int(g, rp->from);
     ngx_http_eventbridge_console_str(g, "to");
-    ngx_http_eventbridge_console_int(g, ngx_atoi(rq->to.data, rq->to.len));
+    ngx_http_eventbridge_console_int(g, rp->to);
     ngx_http_eventbridge_console_str(g, "state");
 
     if (e->integer == 2) {

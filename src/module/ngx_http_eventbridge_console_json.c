@@ -1,6 +1,7 @@
 /*
  * The console API's JSON (yajl's generator: every string escaped) and
- * its query parameters, each checked before any Redis command is made.
+ * its query parameters, each checked (eb_console_params.c) before any
+ * Redis command is made.
  */
 
 #include "ngx_http_eventbridge_console.h"
@@ -265,7 +266,8 @@ ngx_int_t
 ngx_http_eventbridge_console_arg_limit(ngx_http_request_t *r,
     ngx_uint_t *limit)
 {
-    ngx_int_t  rc, n;
+    unsigned   n;
+    ngx_int_t  rc;
     ngx_str_t  v;
 
     *limit = EB_CONSOLE_LIMIT_DEFAULT;
@@ -275,9 +277,7 @@ ngx_http_eventbridge_console_arg_limit(ngx_http_request_t *r,
         return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
-    n = ngx_atoi(v.data, v.len);
-
-    if (n < 1 || n > EB_CONSOLE_LIMIT_MAX) {
+    if (eb_console_limit(v.data, v.len, &n) != 0) {
         (void) ngx_http_eventbridge_console_error(r, NGX_HTTP_BAD_REQUEST,
                                                   "InvalidParameter",
                                                   "parameter \"limit\": an "
@@ -293,51 +293,6 @@ ngx_http_eventbridge_console_arg_limit(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_eventbridge_console_valid_id(ngx_str_t *id)
-{
-    size_t      i, digits;
-    ngx_uint_t  dash;
-
-    if (id->len == 0 || id->len > 41) {
-        return NGX_ERROR;
-    }
-
-    digits = 0;
-    dash = 0;
-
-    for (i = 0; i < id->len; i++) {
-        if (id->data[i] == '-' && !dash && digits) {
-            dash = 1;
-            digits = 0;
-            continue;
-        }
-
-        /* 19 digits: below 2^64, which Redis would refuse */
-        if (id->data[i] < '0' || id->data[i] > '9' || ++digits > 19) {
-            return NGX_ERROR;
-        }
-    }
-
-    return digits ? NGX_OK : NGX_ERROR;
-}
-
-
-static ngx_uint_t
-ngx_http_eventbridge_console_zero_id(ngx_str_t *id)
-{
-    size_t  i;
-
-    for (i = 0; i < id->len; i++) {
-        if (id->data[i] != '0' && id->data[i] != '-') {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-ngx_int_t
 ngx_http_eventbridge_console_arg_id(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
 {
@@ -348,11 +303,11 @@ ngx_http_eventbridge_console_arg_id(ngx_http_request_t *r, const char *name,
         return rc;
     }
 
-    /* a cursor is where a page ended: never the stream's first id, "(0-0"
-     * is no range Redis takes */
-    if (ngx_http_eventbridge_console_valid_id(value) != NGX_OK
-        || (ngx_strcmp(name, "cursor") == 0
-            && ngx_http_eventbridge_console_zero_id(value)))
+    /* a cursor is where a page ended: never the stream's first id */
+    if (eb_console_id(value->data, value->len,
+                      ngx_strcmp(name, "cursor") == 0
+                      ? EB_CONSOLE_ID_CURSOR : 0)
+        != 0)
     {
         (void) ngx_http_eventbridge_console_error(r, NGX_HTTP_BAD_REQUEST,
                                                   "InvalidParameter",
@@ -360,30 +315,6 @@ ngx_http_eventbridge_console_arg_id(ngx_http_request_t *r, const char *name,
                                                   "in milliseconds or a "
                                                   "stream id (MS-SEQ)", name);
         return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_eventbridge_console_valid_name(ngx_str_t *s)
-{
-    size_t  i;
-    u_char  c;
-
-    if (s->len == 0 || s->len > 128) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-        {
-            return NGX_ERROR;
-        }
     }
 
     return NGX_OK;
