@@ -11,7 +11,8 @@
 #   3. kill -9 of the ebd that holds slots: its lease expires and the
 #      others get its slots back; a reload meanwhile; everything is
 #      delivered, never more than 2 open.
-#   4. "limits": "process" keeps the old per-process meaning.
+#   4. "limits": "process" keeps the old per-process meaning ("shared"
+#      is the default: the target of 1 does not set it).
 #   5. Redis Cluster (3 primaries): the target's keys in a slot on
 #      another primary than the bus's; the same 20/s across 3 workers.
 #      That primary killed: each process falls back to its own limits,
@@ -34,8 +35,8 @@ my $peer = EBTest::Peer->start(control => { paths => {
 
 my $cfg = {
     targets => {
-        rated => { type => 'http', url => $peer->url('/rated'), rate => 20,
-                   limits => 'shared' },
+        # shared is the default: "rated" does not say it
+        rated => { type => 'http', url => $peer->url('/rated'), rate => 20 },
         slow  => { type => 'http', url => $peer->url('/slow'), concurrency => 2,
                    limits => 'shared',
                    timeout => '10s' },

@@ -331,10 +331,9 @@ ebd_limit_setup(ebd_tcore_t *tc, yajl_val spec)
 
     tc->limit = NULL;
 
-    /* opt-in for now: "shared"; without it the limits stay each
-     * process's own, as before */
+    /* "process" keeps them each process's own */
     v = eb_config_get(spec, "limits");
-    if (!(v && YAJL_IS_STRING(v) && strcmp(v->u.string, "shared") == 0)) {
+    if (v && YAJL_IS_STRING(v) && strcmp(v->u.string, "process") == 0) {
         return 0;
     }
 
