@@ -7,6 +7,7 @@
 #include "ngx_http_eventbridge.h"
 #include "eb_cloudevent.h"
 #include "eb_redis_slot.h"
+#include "eb_str.h"
 
 
 static ngx_int_t ngx_http_eventbridge_add_variables(ngx_conf_t *cf);
@@ -636,24 +637,7 @@ ngx_http_eventbridge_digits(ngx_uint_t n)
 static ngx_int_t
 ngx_http_eventbridge_valid_name(ngx_str_t *s)
 {
-    size_t  i;
-    u_char  c;
-
-    if (s->len == 0 || s->len > 128) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
+    return eb_name_valid(s->data, s->len) == 0 ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -31,7 +31,7 @@ eb_fuzz_name(const char *buf, size_t size, const eb_console_str_t *s)
     eb_fuzz_in(buf, size, s);
 
     if (s->data[s->len] != '\0'
-        || eb_console_name((const unsigned char *) s->data, s->len) != 0)
+        || eb_name_valid((const unsigned char *) s->data, s->len) != 0)
     {
         abort();
     }
@@ -63,7 +63,7 @@ eb_fuzz_list(const char *buf, size_t size, const eb_console_list_t *l)
 
     for (i = 0; i < l->n; i++) {
         if (l->items[i].data != p
-            || eb_console_name((const unsigned char *) p, l->items[i].len)
+            || eb_name_valid((const unsigned char *) p, l->items[i].len)
                != 0)
         {
             abort();
@@ -105,7 +105,7 @@ eb_fuzz_scalars(const uint8_t *data, size_t size)
         abort();
     }
 
-    (void) eb_console_name(data, size);
+    (void) eb_name_valid(data, size);
 }
 
 
@@ -167,7 +167,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (eb_console_replay_name(rp) == NULL) {
             if (rp->name.data == NULL
-                || eb_console_name((const unsigned char *) rp->name.data,
+                || eb_name_valid((const unsigned char *) rp->name.data,
                                    rp->name.len) != 0)
             {
                 abort();

@@ -12,6 +12,7 @@
 
 #include "eb_config.h"
 #include "eb_console_params.h"
+#include "eb_str.h"
 
 
 /* where the strings kept go: the caller's buffer */
@@ -30,30 +31,6 @@ static int eb_console_member_name(yajl_val root, const char *key,
 static int eb_console_ms(yajl_val v, int64_t *ms);
 static int eb_console_list(yajl_val v, eb_console_out_t *out,
     eb_console_list_t *list);
-
-
-int
-eb_console_name(const unsigned char *p, size_t len)
-{
-    size_t         i;
-    unsigned char  c;
-
-    if (len == 0 || len > EB_CONSOLE_NAME_MAX) {
-        return -1;
-    }
-
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-        {
-            return -1;
-        }
-    }
-
-    return 0;
-}
 
 
 int
@@ -227,7 +204,7 @@ eb_console_member_name(yajl_val root, const char *key, eb_console_out_t *out,
         return -1;
     }
 
-    return eb_console_name((const unsigned char *) str->data, str->len);
+    return eb_name_valid((const unsigned char *) str->data, str->len);
 }
 
 
@@ -278,7 +255,7 @@ eb_console_list(yajl_val v, eb_console_out_t *out, eb_console_list_t *list)
         s = v->u.array.values[i]->u.string;
         len = strlen(s);
 
-        if (eb_console_name((const unsigned char *) s, len) != 0
+        if (eb_name_valid((const unsigned char *) s, len) != 0
             || (size_t) (out->end - p) < len + 1)
         {
             return -1;
@@ -455,7 +432,7 @@ eb_console_replay_parse(const unsigned char *body, size_t len, int64_t now,
     if (v && !YAJL_IS_NULL(v)
         && (!YAJL_IS_STRING(v)
             || eb_console_copy(&out, v->u.string, &rp->name) != 0
-            || eb_console_name((const unsigned char *) rp->name.data,
+            || eb_name_valid((const unsigned char *) rp->name.data,
                                rp->name.len) != 0))
     {
         msg = "\"name\": 1 to 128 letters, digits, \"-\", \"_\" or \".\"";

@@ -12,8 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eb_str.h"
 
-#define EB_CONSOLE_NAME_MAX      128      /* bus, target, rule, replay */
+
+#define EB_CONSOLE_NAME_MAX      EB_NAME_MAX  /* bus, target, rule, replay */
 #define EB_CONSOLE_ID_MAX        41       /* MS-SEQ: 19 digits each */
 #define EB_CONSOLE_LIMIT_MAX     100      /* items per page */
 #define EB_CONSOLE_REDRIVE_MAX   100      /* letters per POST */
@@ -28,9 +30,6 @@ typedef struct {
     size_t       len;
 } eb_console_str_t;
 
-
-/* 1 to 128 of A-Z a-z 0-9 - _ . (0), else -1 */
-int eb_console_name(const unsigned char *p, size_t len);
 
 /* a stream id, MS or MS-SEQ, 1 to 19 digits each: 0, else -1 */
 #define EB_CONSOLE_ID_SEQ     1   /* MS-SEQ only (an entry, not a time) */

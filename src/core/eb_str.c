@@ -104,3 +104,27 @@ eb_ct_equal(const unsigned char *a, size_t alen,
 
     return diff == 0;
 }
+
+
+int
+eb_name_valid(const unsigned char *p, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len == 0 || len > EB_NAME_MAX) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}

@@ -1,6 +1,6 @@
 /*
  * Small string helpers shared by the module and its tests: byte strings,
- * form decoding, host patterns and constant-time comparison.
+ * form decoding, host patterns, constant-time comparison and names.
  */
 
 #ifndef EB_STR_H
@@ -32,6 +32,12 @@ int eb_host_match(const unsigned char *pat, size_t plen,
 /* Compares two byte strings in time that depends only on their lengths. */
 int eb_ct_equal(const unsigned char *a, size_t alen,
     const unsigned char *b, size_t blen);
+
+/* A bus, target, rule or replay name: 1 to EB_NAME_MAX of A-Z a-z 0-9
+ * - _ . (it becomes part of Redis keys). 0, else -1. */
+#define EB_NAME_MAX  128
+
+int eb_name_valid(const unsigned char *p, size_t len);
 
 /* The value of a hex digit, or -1. */
 int eb_hex(unsigned char c);

@@ -707,7 +707,7 @@ ngx_http_eventbridge_console_bus(ngx_http_eventbridge_console_t *cn)
     }
 
     if (rc == NGX_DECLINED
-        || eb_console_name(name.data, name.len) != 0)
+        || eb_name_valid(name.data, name.len) != 0)
     {
         ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_BAD_REQUEST,
                                 "InvalidParameter",
@@ -780,7 +780,7 @@ ngx_http_eventbridge_console_target(ngx_http_eventbridge_console_t *cn,
     }
 
     if (rc == NGX_DECLINED
-        || eb_console_name(name->data, name->len) != 0)
+        || eb_name_valid(name->data, name->len) != 0)
     {
         ngx_http_eventbridge_console_error(cn->r, NGX_HTTP_BAD_REQUEST,
                                 "InvalidParameter",

@@ -89,19 +89,19 @@ test_name(void)
 {
     char  *s;
 
-    is_int(eb_console_name(S("a")), 0, "name: one letter");
-    is_int(eb_console_name(S("Hr-2026_11.30")), 0, "name: every class");
-    is_int(eb_console_name(S("")), -1, "name: empty");
-    is_int(eb_console_name(S("a b")), -1, "name: a space");
-    is_int(eb_console_name(S("b/x")), -1, "name: a slash");
-    is_int(eb_console_name(S("a:b")), -1, "name: a colon (key separator)");
-    is_int(eb_console_name(S("a{b}")), -1, "name: braces (hash tag)");
-    is_int(eb_console_name(S("a\0b")), -1, "name: a NUL byte");
-    is_int(eb_console_name(S("caf\xc3\xa9")), -1, "name: non-ASCII");
+    is_int(eb_name_valid(S("a")), 0, "name: one letter");
+    is_int(eb_name_valid(S("Hr-2026_11.30")), 0, "name: every class");
+    is_int(eb_name_valid(S("")), -1, "name: empty");
+    is_int(eb_name_valid(S("a b")), -1, "name: a space");
+    is_int(eb_name_valid(S("b/x")), -1, "name: a slash");
+    is_int(eb_name_valid(S("a:b")), -1, "name: a colon (key separator)");
+    is_int(eb_name_valid(S("a{b}")), -1, "name: braces (hash tag)");
+    is_int(eb_name_valid(S("a\0b")), -1, "name: a NUL byte");
+    is_int(eb_name_valid(S("caf\xc3\xa9")), -1, "name: non-ASCII");
 
     s = repeat('x', 129);
-    is_int(eb_console_name((unsigned char *) s, 128), 0, "name: 128 bytes");
-    is_int(eb_console_name((unsigned char *) s, 129), -1, "name: 129 bytes");
+    is_int(eb_name_valid((unsigned char *) s, 128), 0, "name: 128 bytes");
+    is_int(eb_name_valid((unsigned char *) s, 129), -1, "name: 129 bytes");
     free(s);
 }
 
