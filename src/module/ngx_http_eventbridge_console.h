@@ -119,6 +119,8 @@ size_t ngx_http_eventbridge_console_size(yajl_gen g);
 /* the output, with < > & as \u escapes (safe in any context) */
 ngx_int_t ngx_http_eventbridge_console_finish(
     ngx_http_eventbridge_console_t *cn);
+/* the same at the end of a step: finished, or a 500 */
+void ngx_http_eventbridge_console_end(ngx_http_eventbridge_console_t *cn);
 /* the field of an XRANGE entry's field list, or NULL */
 redisReply *ngx_http_eventbridge_console_field(redisReply *fields,
     const char *name);

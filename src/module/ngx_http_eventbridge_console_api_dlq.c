@@ -295,10 +295,7 @@ ngx_http_eventbridge_dlq_page(ngx_http_eventbridge_console_t *cn,
 
     (void) yajl_gen_map_close(cn->g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "no memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }
 
 
@@ -357,10 +354,7 @@ ngx_http_eventbridge_dlq_letter(ngx_http_eventbridge_console_t *cn,
     ngx_http_eventbridge_letter_json(cn->g, reply->element[0], 1);
     (void) yajl_gen_map_close(cn->g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "no memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }
 
 
@@ -527,8 +521,5 @@ ngx_http_eventbridge_dlq_redriven(ngx_http_eventbridge_console_t *cn,
     ngx_http_eventbridge_console_reply_str(cn->g, reply->element[1]);
     (void) yajl_gen_map_close(cn->g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "no memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }

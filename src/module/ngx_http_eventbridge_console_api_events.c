@@ -603,10 +603,7 @@ ngx_http_eventbridge_event_json(ngx_http_eventbridge_console_t *cn,
     (void) yajl_gen_array_close(g);
     (void) yajl_gen_map_close(g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "no memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }
 
 
@@ -864,10 +861,7 @@ ngx_http_eventbridge_list_end(ngx_http_eventbridge_console_t *cn,
 
     (void) yajl_gen_map_close(g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "no memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }
 
 

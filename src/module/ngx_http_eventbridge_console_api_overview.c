@@ -419,8 +419,5 @@ ngx_http_eventbridge_overview_reply(ngx_http_eventbridge_console_t *cn,
     (void) yajl_gen_array_close(g);
     (void) yajl_gen_map_close(g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "no memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }

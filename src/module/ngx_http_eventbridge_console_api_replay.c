@@ -389,11 +389,7 @@ ngx_http_eventbridge_replay_written(ngx_http_eventbridge_console_t *cn,
     (void) yajl_gen_bool(g, e->integer == 2);
     (void) yajl_gen_map_close(g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn,
-                                          NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "out of memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }
 
 
@@ -585,9 +581,5 @@ ngx_http_eventbridge_replays_page(ngx_http_eventbridge_console_t *cn,
     (void) yajl_gen_array_close(cn->g);
     (void) yajl_gen_map_close(cn->g);
 
-    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
-        ngx_http_eventbridge_console_fail(cn,
-                                          NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "InternalError", "out of memory");
-    }
+    ngx_http_eventbridge_console_end(cn);
 }

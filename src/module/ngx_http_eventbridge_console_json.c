@@ -148,6 +148,17 @@ ngx_http_eventbridge_console_finish(ngx_http_eventbridge_console_t *cn)
 }
 
 
+/* a step's answer is written: finish it, or 500 */
+void
+ngx_http_eventbridge_console_end(ngx_http_eventbridge_console_t *cn)
+{
+    if (ngx_http_eventbridge_console_finish(cn) != NGX_OK) {
+        ngx_http_eventbridge_console_fail(cn, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "InternalError", "no memory");
+    }
+}
+
+
 void
 ngx_http_eventbridge_console_fail(ngx_http_eventbridge_console_t *cn,
     ngx_uint_t status, const char *code, const char *msg)
