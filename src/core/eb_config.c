@@ -11,6 +11,7 @@
 #include "eb_config.h"
 #include "eb_json.h"
 #include "eb_jsonpath.h"
+#include "eb_order.h"
 
 
 #define EB_CONFIG_MAX_SIZE   (16 * 1024 * 1024)
@@ -142,7 +143,9 @@ static const eb_key_t  eb_oauth2_keys[] = {
     { "limits", EB_K_ENUM, 0, eb_limits, 0, 0 },                              \
     { "memory_mb", EB_K_INT, 0, NULL, 1, 65536 },                             \
     { "timeout", EB_K_DURATION, 0, NULL, 0, 0 },                              \
-    { "circuit_breaker", EB_K_OBJECT, 0, NULL, 0, 0 }
+    { "circuit_breaker", EB_K_OBJECT, 0, NULL, 0, 0 },                        \
+    { "ordering_key", EB_K_STRING, 0, NULL, 0, 0 },                           \
+    { "partitions", EB_K_INT, 0, NULL, 1, EB_ORDER_PARTITIONS_MAX }
 
 static const char *const  eb_dingtalk_msgtypes[] = {
     "text", "markdown", "actionCard", NULL
@@ -277,6 +280,7 @@ static const eb_key_t  eb_rule_keys[] = {
 static const eb_key_t  eb_rule_target_keys[] = {
     { "target", EB_K_NAME, 1, NULL, 0, 0 },
     { "transform", EB_K_OBJECT, 0, NULL, 0, 0 },
+    { "ordering_key", EB_K_STRING, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -1040,6 +1044,75 @@ eb_check_signing(eb_ctx_t *ctx, yajl_val v)
 }
 
 
+/* "ordering_key" (of a target or a rule's target entry) compiles;
+ * "partitions" only with one */
+static int
+eb_check_ordering(eb_ctx_t *ctx, yajl_val spec)
+{
+    char            err[256];
+    yajl_val        v;
+    eb_jsonpath_t  *jp;
+
+    v = eb_config_get(spec, "ordering_key");
+
+    if (v) {
+        jp = eb_order_path(YAJL_GET_STRING(v), err, sizeof(err));
+        if (jp == NULL) {
+            (void) eb_path_push(ctx, "ordering_key");
+            return eb_fail(ctx, "invalid ordering key \"%s\": %s",
+                           YAJL_GET_STRING(v), err);
+        }
+        eb_jsonpath_free(jp);
+
+    } else if (eb_config_get(spec, "partitions")) {
+        (void) eb_path_push(ctx, "partitions");
+        return eb_fail(ctx, "needs \"ordering_key\": partitions are of "
+                       "the ordering key's hash");
+    }
+
+    return 0;
+}
+
+
+/* Whether and how a (rule, target) keeps order: the entry's own
+ * "ordering_key", else the target's; a NONE target without one is in
+ * order as a whole (one partition, one key). */
+static int
+eb_load_ordering(eb_ctx_t *ctx, const eb_config_target_t *t, yajl_val entry,
+    eb_config_rule_target_t *rt)
+{
+    char       err[256];
+    yajl_val   key, p, ft;
+
+    key = eb_config_get(entry, "ordering_key");
+    if (key == NULL) {
+        key = eb_config_get(t->spec, "ordering_key");
+    }
+
+    if (key) {
+        rt->order_path = eb_order_path(YAJL_GET_STRING(key), err,
+                                       sizeof(err));
+        if (rt->order_path == NULL) {
+            return eb_fail(ctx, "out of memory");   /* checked before */
+        }
+
+        p = eb_config_get(t->spec, "partitions");
+        rt->partitions = p && YAJL_IS_INTEGER(p)
+                         ? (unsigned) YAJL_GET_INTEGER(p)
+                         : EB_ORDER_PARTITIONS_DEFAULT;
+        return 0;
+    }
+
+    ft = eb_config_get(t->spec, "fault_tolerance");
+    if (ft && YAJL_IS_STRING(ft) && strcmp(ft->u.string, "NONE") == 0)
+    {
+        rt->partitions = 1;
+    }
+
+    return 0;
+}
+
+
 static int
 eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
 {
@@ -1109,6 +1182,10 @@ eb_load_targets(eb_ctx_t *ctx, eb_config_t *cf, yajl_val obj)
         }
 
         if (t->type == EB_TARGET_DINGTALK && eb_check_dingtalk(ctx, spec) != 0) {
+            return -1;
+        }
+
+        if (eb_check_ordering(ctx, spec) != 0) {
             return -1;
         }
 
@@ -1333,6 +1410,12 @@ eb_load_rule(eb_ctx_t *ctx, eb_config_t *cf, eb_config_bus_t *bus,
 
         rt = &rule->targets[rule->ntargets];
         rt->target = (size_t) idx;
+
+        if (eb_check_ordering(ctx, v) != 0
+            || eb_load_ordering(ctx, &cf->targets[idx], v, rt) != 0)
+        {
+            return -1;
+        }
 
         if (eb_config_get(v, "transform")) {
             size_t  t = eb_path_push(ctx, "transform");
@@ -1733,6 +1816,9 @@ eb_config_free(eb_config_t *cf)
             for (k = 0; k < rule->ntargets; k++) {
                 if (rule->targets[k].transform) {
                     eb_transform_free(rule->targets[k].transform);
+                }
+                if (rule->targets[k].order_path) {
+                    eb_jsonpath_free(rule->targets[k].order_path);
                 }
             }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
 
+#include "eb_jsonpath.h"
 #include "eb_pattern.h"
 #include "eb_transform.h"
 
@@ -56,6 +57,11 @@ typedef struct {
 typedef struct {
     size_t                 target;        /* index into eb_config_t.targets */
     eb_transform_t        *transform;     /* the ORIGINAL event when absent */
+    /* per-key order (eb_order.h): the entry goes to one of "partitions"
+     * streams by its key; 0: not ordered. order_path NULL: one key for
+     * all (a NONE target without "ordering_key") */
+    unsigned               partitions;
+    eb_jsonpath_t         *order_path;
 } eb_config_rule_target_t;
 
 
