@@ -154,7 +154,8 @@ $ngx->start;
 
 my $ebd = EBTest::Ebd->start(config => $cfg_path, redis => $redis, name => 'c1',
                              level => 'debug', args => [ '--claim-idle', '60s' ]);
-like($ebd->log, qr/ebd: ready: consumer "c1", 11 route\(s\)/, 'ebd ready with a route per (bus, target)');
+# 11 (bus, target)s, and the NONE target's one partition (t/091)
+like($ebd->log, qr/ebd: ready: consumer "c1", 12 route\(s\)/, 'ebd ready with a route per (bus, target) and partition');
 
 # --- 1. nginx -> Redis -> ebd -> target, with a transform ---------------------
 
@@ -298,7 +299,8 @@ for my $i (1 .. 20) {
     post($ngx, '/hr', qq({"kind":"ordered","seq":$i}));
 }
 sleep 0.5;
-is(pending_count($redis, 'eb:{hr}:target:ordered') >= 1, 1, 'NONE: the target is down, nothing acknowledged');
+# NONE without ordering_key: one partition, read by one process at a time
+is(pending_count($redis, 'eb:{hr}:target:ordered:p:0') >= 1, 1, 'NONE: the target is down, nothing acknowledged');
 $redis2 = EBTest::Redis->start(port => $port2, password => $SECRET);
 ok(wait_for(sub { @{ $redis2->xrange('out:ordered') } == 20 }, 15), 'NONE: all delivered once it is up');
 is(join(',', map { $_->[1]{event} } @{ $redis2->xrange('out:ordered') }),

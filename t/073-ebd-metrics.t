@@ -96,7 +96,9 @@ my $cfg = {
 };
 my @ROUTES = ((map { [ 'b1', $_ ] } qw(ok fail patient dropper none secure
                                       badauth notoken spread)), [ 'b2', 'ok' ]);
-my $NR = @ROUTES;
+# readers: one per route, and one for the NONE target's partition (p:0,
+# t/091), whose metrics are its target's
+my $NR = @ROUTES + 1;
 
 my $redis = EBTest::Redis->start(appendonly => 'yes',
                                  args => [ '--appendfsync', 'always' ]);
@@ -238,7 +240,7 @@ like($ebd->log, qr{metrics on http://127\.0\.0\.1:$mport/metrics},
                 ebd_event_delivery_latency_seconds => 'histogram',
                 ebd_retry_waiting_entries => 'gauge', ebd_backlog_entries => 'gauge',
                 ebd_circuit_open => 'gauge', ebd_circuit_opened => 'counter',
-                ebd_target_paused => 'gauge',
+                ebd_target_paused => 'gauge', ebd_ordered_partitions => 'gauge',
                 ebd_pending_entries => 'gauge', ebd_dead_letter_entries => 'gauge',
                 ebd_oauth_token_fetches => 'counter', ebd_redis_connections => 'gauge',
                 ebd_workers => 'gauge', ebd_worker_restarts => 'counter',
@@ -251,7 +253,7 @@ like($ebd->log, qr{metrics on http://127\.0\.0\.1:$mport/metrics},
     my $st = val($m, 'process_start_time_seconds');
     ok($st >= $t0 - 1 && $st <= time + 1, "process start time ($st)");
     is(scalar(grep { /^ebd_deliveries_total\{/ } keys %$m), 5 * @ROUTES,
-       "five outcomes for each of the $NR routes, from the start");
+       "five outcomes for each of the " . @ROUTES . " routes, from the start");
     is(dl($m, 'b1', 'ok', 'delivered'), 0, 'nothing delivered yet');
     is(val($m, 'ebd_delivery_duration_seconds_count', target => 'ok'), 0,
        'the duration histogram is by target');
@@ -261,8 +263,8 @@ like($ebd->log, qr{metrics on http://127\.0\.0\.1:$mport/metrics},
     # the states are published every tick (100 ms)
     $m = settle(sub { (val($_[0], 'ebd_redis_connections', role => 'reader',
                            state => 'up') // 0) == $NR }, 5);
-    is(val($m, 'ebd_redis_connections', role => 'reader', state => 'up'), $NR,
-       "redis: $NR readers up");
+    is(val($m, 'ebd_redis_connections', role => 'reader', state => 'up'),
+       $NR, "redis: $NR readers up");
     is(val($m, 'ebd_redis_connections', role => 'reader', state => 'down'), 0,
        'redis: none down');
     is(val($m, 'ebd_redis_connections', role => 'command', state => 'up'), 2,

@@ -273,6 +273,14 @@ ebd_route_take(ebd_route_t *r, redisReply *entries, char *last,
 
         ebd_held_add(r, it);
 
+        if (r->order && !ebd_order_chain(it)) {
+            /* an earlier entry of its key is in memory: it waits */
+            it->state = EBD_ITEM_PARKED;
+            it->restore_later = restore;
+            ((ebd_tcore_t *) r->target->core)->parked++;
+            continue;
+        }
+
         carry = ebd_carry_take(r->dp, r->stream, it->id);
         if (carry) {
             /* read again after a reload: its attempts so far, and its
@@ -334,6 +342,13 @@ ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     r->backoff_ms = 100;
 
+    if (!ebd_order_may_take(r)) {
+        /* a partition read under a lease that is gone: its entries stay
+         * pending, read from the start by whoever holds it now */
+        ebd_route_read(r);
+        return;
+    }
+
     n = 0;
 
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
@@ -342,11 +357,12 @@ ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
             && s->element[1]->type == REDIS_REPLY_ARRAY)
         {
             n = ebd_route_take(r, s->element[1],
-                               r->history ? r->cursor : NULL, r->history);
+                               r->read_history ? r->cursor : NULL,
+                               r->read_history);
         }
     }
 
-    if (r->history && n == 0) {
+    if (r->read_history && n == 0) {
         r->history = 0;         /* our own pending entries are all read */
     }
 
@@ -366,7 +382,8 @@ ebd_route_read(ebd_route_t *r)
     ebd_disp_t   *dp = r->dp;
 
     if (r->reading || r->retrying || !r->group_ok
-        || dp->state != EBD_RUNNING || r->reader == NULL || !r->reader->ready)
+        || dp->state != EBD_RUNNING || r->reader == NULL || !r->reader->ready
+        || (r->order && (!r->leased || r->draining)))
     {
         return;
     }
@@ -384,7 +401,7 @@ ebd_route_read(ebd_route_t *r)
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
     argv[argc++] = EBD_GROUP;
-    argv[argc++] = dp->opts->consumer;
+    argv[argc++] = r->consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = count;
     if (!r->history) {
@@ -399,6 +416,8 @@ ebd_route_read(ebd_route_t *r)
         == 0)
     {
         r->reading = 1;
+        r->read_history = r->history;
+        r->read_gen = r->lease_gen;
     }
 }
 
@@ -441,7 +460,7 @@ ebd_route_group_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!r->announced) {
         r->announced = 1;
         ebd_log(EBD_LOG_INFO, "route %s: consuming as \"%s\" in group "
-                "\"" EBD_GROUP "\"", r->stream, r->dp->opts->consumer);
+                "\"" EBD_GROUP "\"", r->stream, r->consumer);
         ebd_announce(r->dp);
     }
 
@@ -564,7 +583,8 @@ ebd_route_claim(ebd_route_t *r)
     unsigned      room;
     const char   *argv[9];
 
-    if (r->claiming || !r->group_ok || r->reader == NULL) {
+    /* a partition has one consumer ("ord"): nothing to claim */
+    if (r->claiming || !r->group_ok || r->reader == NULL || r->order) {
         return;
     }
 
@@ -641,6 +661,10 @@ ebd_route_refresh(ebd_route_t *r)
     size_t       b;
     ebd_item_t  *it;
     const char  *argv[256 + 6];
+
+    if (r->order) {
+        return;                 /* one consumer: no one claims from it */
+    }
 
     argc = 0;
 
@@ -747,7 +771,7 @@ ebd_key(const char *bus, const char *kind, const char *target)
 }
 
 
-static ebd_route_t *
+ebd_route_t *
 ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
 {
     ebd_route_t  *r;
@@ -767,6 +791,7 @@ ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t)
     r->pause_key = ebd_key(bus, "paused", NULL);
     r->conn_name = ebd_key(bus, "target", t->name);
     r->metrics = ebd_metrics_route(bus, t->name);
+    r->consumer = dp->opts->consumer;
     strcpy(r->claim_cursor, "0-0");
     r->backoff_ms = 100;
     r->retry_ev = evtimer_new(dp->base, ebd_route_retry_handler, r);
@@ -964,8 +989,10 @@ ebd_setup(ebd_disp_t *dp)
         tc->target.concurrency = v && YAJL_IS_INTEGER(v)
                                  ? (unsigned) YAJL_GET_INTEGER(v)
                                  : ebd_default_concurrency(ct);
-        if (tc->fault_none) {
-            /* order is kept by delivering one at a time */
+        if (tc->fault_none && eb_config_get(ct->spec, "ordering_key") == NULL)
+        {
+            /* order is kept by delivering one at a time (with a key:
+             * per key, ebd_order.c) */
             tc->target.concurrency = 1;
         }
 
@@ -1012,6 +1039,11 @@ ebd_setup(ebd_disp_t *dp)
                 dp->routes[dp->nroutes++] = r;
             }
         }
+    }
+
+    /* the partitions of targets in order per key */
+    if (ebd_order_setup(dp) != 0) {
+        return -1;
     }
 
     /* drivers of the targets in use */
@@ -1071,6 +1103,8 @@ ebd_teardown(ebd_disp_t *dp)
         ebd_breaker_free(&dp->targets[i]);
         ebd_limit_free(&dp->targets[i]);
     }
+
+    ebd_order_free_all(dp);
 
     for (i = 0; i < dp->nroutes; i++) {
         ebd_route_free(dp->routes[i]);
@@ -1229,6 +1263,9 @@ ebd_drain(ebd_disp_t *dp, ebd_disp_state_t state)
                         ebd_carry_save(dp, it, it->due_ms);
                     }
                     ebd_item_release(it);
+
+                } else if (it->state == EBD_ITEM_PARKED) {
+                    ebd_item_release(it);
                 }
             }
         }
@@ -1347,6 +1384,7 @@ ebd_tick(evutil_socket_t fd, short what, void *arg)
     ebd_pause_tick(dp, now);
     ebd_stats_sample_tick(dp, now);
     ebd_limit_tick(dp, now);
+    ebd_order_tick(dp, now);
 
     if (now - dp->last_stats_ms >= EBD_STATS_MS) {
         dp->last_stats_ms = now;

@@ -22,12 +22,16 @@ typedef struct ebd_disp_s     ebd_disp_t;
 typedef struct ebd_bus_s      ebd_bus_t;
 typedef struct ebd_runner_s   ebd_runner_t;
 typedef struct ebd_limit_s    ebd_limit_t;
+typedef struct ebd_order_s    ebd_order_t;
+typedef struct ebd_okey_s     ebd_okey_t;
 
 
 typedef enum {
     EBD_ITEM_QUEUED = 0,
     EBD_ITEM_INFLIGHT,
-    EBD_ITEM_WAITING            /* for its retry timer */
+    EBD_ITEM_WAITING,           /* for its retry timer */
+    EBD_ITEM_PARKED             /* behind an earlier entry of its key
+                                 * (ebd_order.c) */
 } ebd_item_state_t;
 
 
@@ -59,7 +63,19 @@ struct ebd_item_s {
     size_t               bytes;         /* its memory, estimated */
     int                  persisted;     /* has a record in retry_key */
     int                  restoring;     /* waits for that record */
+
+    /* in order per key (ebd_order.c): its key's entries in memory */
+    char                *okey;          /* the entry's "key"; NULL: "" */
+    size_t               okey_len;
+    ebd_okey_t          *chain;
+    ebd_item_t          *knext;         /* the next entry of its key */
+    int                  restore_later; /* read back from the pending
+                                         * list: its record is looked up
+                                         * when it is its key's first */
 };
+
+
+#define EBD_OKEY_BUCKETS  256
 
 
 #define EBD_HELD_BUCKETS  4096
@@ -85,6 +101,7 @@ struct ebd_route_s {
     int                  claiming;      /* an XAUTOCLAIM is out */
     int                  group_ok;      /* the group exists */
     int                  history;       /* reading our own pending first */
+    int                  read_history;  /* the read out is of those */
     int                  announced;
     char                 cursor[EBD_ID_MAX];    /* of the history read */
     char                 claim_cursor[EBD_ID_MAX];
@@ -94,6 +111,19 @@ struct ebd_route_s {
     size_t               acks_cap;
     size_t               nheld;
     ebd_item_t          *held[EBD_HELD_BUCKETS];
+
+    /* a partition of a target in order per key (ebd_order.c); NULL: the
+     * target's stream, read by every consumer */
+    const char          *consumer;      /* in the group */
+    ebd_order_t         *order;
+    unsigned             partition;
+    int                  leased;        /* this process reads it */
+    int                  draining;      /* given back once nothing of it
+                                         * is in flight */
+    unsigned             lease_gen;     /* leases taken so far */
+    unsigned             read_gen;      /* the lease of the read out */
+    uint64_t             rescan_ms;     /* the pending list read again */
+    ebd_okey_t          *keys[EBD_OKEY_BUCKETS];
 };
 
 
@@ -115,6 +145,7 @@ struct ebd_tcore_s {
     unsigned             inflight;
     unsigned             queued;
     unsigned             waiting;
+    unsigned             parked;        /* behind their key's first */
     unsigned             paused_routes; /* ebd_pause.c: > 0, paused */
     size_t               held_bytes;    /* of the items in memory */
     size_t               memory_max;    /* "memory_mb" */
@@ -196,6 +227,8 @@ struct ebd_disp_s {
     size_t               ntargets;
     ebd_route_t        **routes;
     size_t               nroutes;
+    ebd_order_t        **orders;        /* targets in order per key */
+    size_t               norders;
     ebd_bus_t          **buses;
     size_t               nbuses;
     ebd_disp_state_t     state;
@@ -225,6 +258,7 @@ struct ebd_disp_s {
 
 /* ebd_core.c */
 ebd_bus_t *ebd_bus_get(ebd_disp_t *dp, const char *name);
+ebd_route_t *ebd_route_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t);
 void ebd_route_read(ebd_route_t *r);
 void ebd_target_wants_more(ebd_tcore_t *tc);
 ebd_item_t *ebd_held_find(ebd_route_t *r, const char *id, size_t len);
@@ -280,6 +314,23 @@ int ebd_limit_allows(ebd_tcore_t *tc);
 void ebd_limit_started(ebd_tcore_t *tc);
 void ebd_limit_kick(ebd_tcore_t *tc);
 void ebd_limit_tick(ebd_disp_t *dp, uint64_t now);
+
+/* ebd_order.c: per-key order across processes */
+int ebd_order_setup(ebd_disp_t *dp);
+void ebd_order_free_all(ebd_disp_t *dp);
+void ebd_order_tick(ebd_disp_t *dp, uint64_t now);
+/* 1: the item is the first of its key in memory, 0: parked behind it */
+int ebd_order_chain(ebd_item_t *it);
+/* the item leaves memory: the next of its key goes on */
+void ebd_order_unlink(ebd_item_t *it);
+/* whether entries a read returns may be taken */
+int ebd_order_may_take(ebd_route_t *r);
+/* whether an item of r may wait for its retry here (not when the
+ * partition's lease is gone or being given back) */
+int ebd_order_may_keep(const ebd_route_t *r);
+/* the partitions' routes of r's (bus, target); NULL: not in order */
+ebd_route_t **ebd_order_routes(ebd_disp_t *dp, const ebd_route_t *r,
+    unsigned *n);
 
 /* ebd_pause.c */
 void ebd_pause_tick(ebd_disp_t *dp, uint64_t now);

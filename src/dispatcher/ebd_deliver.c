@@ -171,6 +171,12 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
         {
             it->rule = ebd_strndup(val->str, val->len);
 
+        } else if (f->len == 3 && memcmp(f->str, "key", 3) == 0 && !it->okey)
+        {
+            /* its ordering key, in a partition (ebd_order.c) */
+            it->okey = ebd_strndup(val->str, val->len);
+            it->okey_len = val->len;
+
         } else if (f->len == 6 && memcmp(f->str, "replay", 6) == 0
                    && !it->replay && val->len)
         {
@@ -316,7 +322,8 @@ done:
     /* the copy, its scan or parsed tree (yajl's nodes take several
      * times the text), the payload: an estimate for "memory_mb" */
     it->bytes = sizeof(ebd_item_t) + 1024 + 2 * it->event_len
-                + (it->tree ? 4 * it->event_len : 0) + it->payload.cap;
+                + (it->tree ? 4 * it->event_len : 0) + it->payload.cap
+                + it->okey_len;
     return it;
 }
 
@@ -324,6 +331,9 @@ done:
 void
 ebd_item_free(ebd_item_t *it)
 {
+    if (it->chain) {
+        ebd_order_unlink(it);
+    }
     if (it->timer) {
         event_free(it->timer);
     }
@@ -333,6 +343,7 @@ ebd_item_free(ebd_item_t *it)
     eb_event_scan_free(&it->scan);
     eb_buf_free(&it->payload);
     free(it->rule);
+    free(it->okey);
     free(it->replay);
     free(it->event_id);
     free(it->event);
@@ -401,6 +412,9 @@ ebd_item_release(ebd_item_t *it)
     } else if (it->state == EBD_ITEM_WAITING) {
         tc->waiting--;
         ebd_metrics_waiting(it->route->metrics, -1);
+
+    } else if (it->state == EBD_ITEM_PARKED) {
+        tc->parked--;
     }
 
     ebd_held_remove(it->route, it);
@@ -432,7 +446,7 @@ ebd_target_room(const ebd_tcore_t *tc)
 
     /* entries held in memory, in bytes ("memory_mb"): read more only
      * below it (at least one, or nothing would move) */
-    if (tc->held_bytes >= tc->memory_max && have > 0) {
+    if (tc->held_bytes >= tc->memory_max && (have > 0 || tc->parked > 0)) {
         return 0;
     }
 
@@ -780,7 +794,7 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
         d->attempt--;
         ebd_pause_gone(it);
 
-        if (dp->state != EBD_RUNNING) {
+        if (dp->state != EBD_RUNNING || !ebd_order_may_keep(r)) {
             goto release;
         }
 
@@ -836,6 +850,12 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
     ebd_metrics_outcome(r->metrics, EBD_M_RETRIED);
     ebd_retry_state_save(it, now + delay);
 
+    if (!ebd_order_may_keep(r)) {
+        /* its partition's lease is gone: its next holder retries it, in
+         * its key's order, from the pending list and the record above */
+        goto release;
+    }
+
     if (dp->state != EBD_RUNNING) {
         /* the entry stays pending, read again after a restart; a reload
          * remembers when its retry is due */
@@ -849,7 +869,8 @@ ebd_delivery_done(ebd_delivery_t *d, const ebd_result_t *res)
             "retry in %llu ms", r->target->name, d->event_id, d->attempt,
             res->error, (unsigned long long) delay);
 
-    if (tc->held_bytes > tc->memory_max && it->persisted && !tc->fault_none)
+    if (tc->held_bytes > tc->memory_max && it->persisted && !tc->fault_none
+        && r->order == NULL)
     {
         /* over "memory_mb": the entry waits in Redis instead (pending,
          * its attempt and due time saved), claimed back after
@@ -898,10 +919,11 @@ ebd_target_pump(ebd_tcore_t *tc)
 
     tc->pumping = 1;
 
-    /* NONE: nothing overtakes an event waiting for its retry */
+    /* NONE: nothing overtakes an event waiting for its retry (in a
+     * partition, nothing of its key: ebd_order.c) */
     while (tc->head && tc->inflight < tc->target.concurrency
            && tc->dp->state == EBD_RUNNING && tc->paused_routes == 0
-           && !(tc->fault_none && tc->waiting)
+           && !(tc->fault_none && tc->waiting && tc->head->route->order == NULL)
            && ebd_limit_allows(tc)
            && ebd_breaker_allows(tc, tc->head))
     {

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include "eb_order.h"
 #include "ebd_core.h"
 #include "ebd_log.h"
 #include "ebd_metrics.h"
@@ -503,6 +504,15 @@ ebd_render_routes(eb_buf_t *b, ebd_metrics_route_t *s, unsigned n)
                    k->bus, k->target, (long long) s[i].circuit_open);
     }
 
+    ebd_family(b, "ebd_ordered_partitions", "gauge",
+               "Partitions of a target in order per key that this ebd "
+               "reads now, under their leases (0: not in order).");
+    for (i = 0; i < n; i++) {
+        k = &ebd_shm->routes[i];
+        ebd_printf(b, "ebd_ordered_partitions{bus=\"%s\",target=\"%s\"} "
+                   "%lld\n", k->bus, k->target, (long long) s[i].partitions);
+    }
+
     ebd_family(b, "ebd_target_paused", "gauge",
                "Workers that see the target paused (ebd pause, or a 410 "
                "Gone): nothing is sent until ebd resume.");
@@ -716,15 +726,67 @@ ebd_dlq_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+static void
+ebd_groups_sum_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply         *rep = reply;
+    ebd_metrics_key_t  *k = &ebd_shm->routes[(uintptr_t) privdata];
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3
+        || rep->element[0]->type != REDIS_REPLY_INTEGER
+        || rep->element[0]->integer != 1)
+    {
+        return;
+    }
+
+    __atomic_store_n(&k->lag, (int64_t) rep->element[1]->integer,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&k->pending, (int64_t) rep->element[2]->integer,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&k->group_ms, ebd_now_ms(), __ATOMIC_RELAXED);
+}
+
+
+static void
+ebd_metrics_refresh_ordered(ebd_route_t *r, unsigned k, ebd_route_t **parts,
+    unsigned n)
+{
+    int           argc;
+    unsigned      i;
+    char          nkeys[16];
+    const char  **argv;
+
+    argv = malloc((n + 5) * sizeof(char *));
+    if (argv == NULL) {
+        return;
+    }
+
+    snprintf(nkeys, sizeof(nkeys), "%u", n + 1);
+    argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = EB_ORDER_GROUPS_LUA;
+    argv[argc++] = nkeys;
+    argv[argc++] = r->stream;
+    for (i = 0; i < n; i++) {
+        argv[argc++] = parts[i]->stream;
+    }
+    argv[argc++] = EBD_GROUP;
+
+    (void) ebd_conn_command(r->cmd, ebd_groups_sum_reply,
+                            (void *) (uintptr_t) k, argc, argv, NULL);
+    free(argv);
+}
+
+
 /* On the bus's command connection, pipelined with its acknowledgements:
  * the replies come back through the loop like theirs. */
 static void
 ebd_metrics_refresh(ebd_disp_t *dp)
 {
-    size_t        i;
-    unsigned      k;
-    ebd_route_t  *r;
-    const char   *groups[] = { "XINFO", "GROUPS", NULL };
+    size_t         i;
+    unsigned       k, nparts;
+    ebd_route_t   *r, **parts;
+    const char    *groups[] = { "XINFO", "GROUPS", NULL };
     const char   *xlen[] = { "XLEN", NULL };
 
     for (i = 0; i < dp->nroutes; i++) {
@@ -738,10 +800,19 @@ ebd_metrics_refresh(ebd_disp_t *dp)
             continue;
         }
 
+        if (r->order) {
+            continue;           /* with its target's stream, below */
+        }
+
+        parts = ebd_order_routes(dp, r, &nparts);
         groups[2] = r->stream;
         xlen[1] = r->dlq;
-        (void) ebd_conn_command(r->cmd, ebd_groups_reply,
-                                (void *) (uintptr_t) k, 3, groups, NULL);
+        if (parts) {
+            ebd_metrics_refresh_ordered(r, k, parts, nparts);
+        } else {
+            (void) ebd_conn_command(r->cmd, ebd_groups_reply,
+                                    (void *) (uintptr_t) k, 3, groups, NULL);
+        }
         (void) ebd_conn_command(r->cmd, ebd_dlq_reply,
                                 (void *) (uintptr_t) k, 2, xlen, NULL);
     }
@@ -762,6 +833,8 @@ ebd_metrics_gauges_zero(void)
         __atomic_store_n(&ebd_self->routes[i].circuit_open, 0,
                          __ATOMIC_RELAXED);
         __atomic_store_n(&ebd_self->routes[i].paused, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&ebd_self->routes[i].partitions, 0,
+                         __ATOMIC_RELAXED);
     }
 }
 

@@ -55,6 +55,7 @@ typedef struct {
     int64_t    circuit_open;                    /* 1: the breaker is */
     uint64_t   circuit_opened;                  /* times it opened */
     int64_t    paused;                          /* 1: ebd pause, 410 */
+    int64_t    partitions;                      /* in order: leased */
     uint64_t   attempt_us;                      /* sum */
     uint64_t   attempt[EBD_M_ATTEMPT_BUCKETS + 1];
     uint64_t   latency_ms;                      /* sum */
@@ -186,6 +187,13 @@ ebd_metrics_circuit(ebd_metrics_route_t *m, int open)
     if (open) {
         ebd_metrics_add(&m->circuit_opened, 1);
     }
+}
+
+/* Partitions of a target in order per key this worker reads now. */
+static inline void
+ebd_metrics_partitions(ebd_metrics_route_t *m, int64_t n)
+{
+    __atomic_store_n(&m->partitions, n, __ATOMIC_RELAXED);
 }
 
 /* The target was paused (1) or resumed (0) on this route. */

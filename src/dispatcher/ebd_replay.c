@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "eb_pattern.h"
+#include "eb_order.h"
 #include "ebd_replay.h"
 
 
@@ -529,13 +530,21 @@ static int
 ebd_replay_fanout(ebd_replay_t *rp, redisContext *c, redisReply *ev,
     uint32_t *ids, int n)
 {
-    int                      i, queued;
+    int                      i, queued, rc;
+    char                     perr[128], stream[600];
     size_t                   j, t;
-    const char              *argv[9];
-    size_t                   argvlen[9];
+    unsigned                 part;
+    yajl_val                 tree;
+    eb_buf_t                 key;
+    const char              *argv[11];
+    size_t                   argvlen[11];
     const eb_config_rule_t  *rule;
+    const eb_config_rule_target_t  *rt;
 
     queued = 0;
+    rc = 0;
+    tree = NULL;
+    eb_buf_init(&key);
 
     argv[0] = "XADD";
     argv[2] = "*";
@@ -577,13 +586,53 @@ ebd_replay_fanout(ebd_replay_t *rp, redisContext *c, redisReply *ev,
             argv[6] = rule->name;
             argvlen[6] = strlen(rule->name);
 
-            if (redisAppendCommandArgv(c, 9, argv, argvlen) != REDIS_OK) {
-                return -1;
+            rt = &rule->targets[j];
+
+            if (rt->partitions) {
+                /* in order per key: its partition, as nginx appends it
+                 * (eb_order.h); an event that does not parse goes with
+                 * the empty key, and is dead-lettered by ebd as such */
+                if (tree == NULL && rt->order_path) {
+                    tree = eb_transform_parse_event(
+                               (const unsigned char *) ev->str, ev->len,
+                               perr, sizeof(perr));
+                }
+
+                eb_buf_reset(&key);
+                if (eb_order_key(rt, tree, &key) != 0 || key.failed) {
+                    rc = -1;
+                    goto done;
+                }
+
+                part = eb_order_partition(rt, key.data, key.len);
+                snprintf(stream, sizeof(stream), "%s:p:%u",
+                         rp->target_keys[t], part);
+                argv[1] = stream;
+                argvlen[1] = strlen(stream);
+                argv[9] = "key";
+                argvlen[9] = 3;
+                argv[10] = key.len ? (const char *) key.data : "";
+                argvlen[10] = key.len;
+            }
+
+            if (redisAppendCommandArgv(c, rt->partitions ? 11 : 9, argv,
+                                       argvlen)
+                != REDIS_OK)
+            {
+                rc = -1;
+                goto done;
             }
         }
     }
 
-    return queued;
+done:
+
+    if (tree) {
+        yajl_tree_free(tree);
+    }
+    eb_buf_free(&key);
+
+    return rc == 0 ? queued : -1;
 }
 
 

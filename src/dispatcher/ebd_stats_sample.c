@@ -3,7 +3,8 @@
  * each bus it indexes, ebd samples each target's backlog (the ebd
  * group's lag + pending: entries not delivered yet) and its dead-letter
  * length into the bus's stats buckets (ebd_index.c) as backlog:TARGET
- * and dlq:TARGET of eb:{B}:stats:m:M and eb:{B}:stats:h:H, so the
+ * and dlq:TARGET of eb:{B}:stats:m:M and eb:{B}:stats:h:H (a target in
+ * order per key: the sum over its stream and its partitions), so the
  * overview can plot them over the last hour (a sample a minute) and the
  * last day (the hour's last sample). One script a bus: the keys share
  * the bus's slot. A gauge, not a counter: several ebd processes write
@@ -18,12 +19,15 @@
 
 
 #define EBD_SAMPLE_MS        15000
-#define EBD_SAMPLE_TARGETS   64          /* per script; more: next ones */
+/* streams per script (a target in order per key has one per partition,
+ * summed); more: not sampled */
+#define EBD_SAMPLE_TARGETS   1024
 
 /* KEYS[1] minute bucket, KEYS[2] hour bucket, then stream, dlq per
  * target; ARGV[1] group, ARGV[2] / ARGV[3] the buckets' TTLs, ARGV[4..]
  * the targets' names */
 static const char  ebd_sample_script[] =
+    "local sum, dlqs, names = {}, {}, {}\n"
     "for i = 4, #ARGV do\n"
     "  local s, d = KEYS[3 + (i - 4) * 2], KEYS[4 + (i - 4) * 2]\n"
     "  local backlog = 0\n"
@@ -41,10 +45,17 @@ static const char  ebd_sample_script[] =
     "      end\n"
     "    end\n"
     "  end\n"
-    "  local dlq = redis.call('XLEN', d)\n"
+    "  if sum[ARGV[i]] == nil then\n"
+    "    names[#names + 1] = ARGV[i]\n"
+    "    sum[ARGV[i]] = 0\n"
+    "    dlqs[ARGV[i]] = redis.call('XLEN', d)\n"
+    "  end\n"
+    "  sum[ARGV[i]] = sum[ARGV[i]] + backlog\n"
+    "end\n"
+    "for _, t in ipairs(names) do\n"
     "  for k = 1, 2 do\n"
-    "    redis.call('HSET', KEYS[k], 'backlog:' .. ARGV[i], backlog,\n"
-    "               'dlq:' .. ARGV[i], dlq)\n"
+    "    redis.call('HSET', KEYS[k], 'backlog:' .. t, sum[t],\n"
+    "               'dlq:' .. t, dlqs[t])\n"
     "  end\n"
     "end\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[2])\n"

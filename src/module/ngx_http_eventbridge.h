@@ -139,6 +139,10 @@ typedef struct {
     ngx_str_t                    tail;
     ngx_str_t                    key;
     ngx_str_t                    rule;
+    /* in order per key (eb_order.h): the entry goes to
+     * eb:{BUS}:target:TARGET:p:N with a "key" field instead */
+    const eb_config_rule_target_t  *conf;
+    ngx_str_t                    prefix;          /* "eb:{BUS}:target:T:p:" */
 } ngx_http_eventbridge_fanout_t;
 
 
@@ -319,6 +323,10 @@ typedef struct {
     uint32_t                    *ids;             /* matched rule ids */
     ngx_uint_t                   n;
     ngx_str_t                    names;           /* "r1,r2" */
+    /* per matched (rule, target), in order: the stream and the ordering
+     * key of one in order (eb_order.h); NULL when none is */
+    ngx_str_t                   *streams;
+    ngx_str_t                   *okeys;
 } ngx_http_eventbridge_matched_t;
 
 

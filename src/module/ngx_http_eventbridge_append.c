@@ -10,6 +10,7 @@
 
 #include "ngx_http_eventbridge.h"
 #include "ngx_http_eventbridge_redis.h"
+#include "eb_order.h"
 
 
 static void ngx_http_eventbridge_body_read(ngx_http_request_t *r);
@@ -162,6 +163,100 @@ ngx_http_eventbridge_bulk(u_char *p, ngx_str_t *s)
 }
 
 
+/* The partition streams and keys of the event's ordered (rule, target)s:
+ * the event is parsed only when one of them is. */
+static ngx_int_t
+ngx_http_eventbridge_order_event(ngx_http_request_t *r,
+    ngx_http_eventbridge_bus_t *bus, ngx_http_eventbridge_matched_t *m)
+{
+    char                            err[128];
+    size_t                          nfo;
+    unsigned                        part;
+    yajl_val                        tree;
+    eb_buf_t                        key;
+    ngx_uint_t                      i, t, k;
+    ngx_http_eventbridge_rule_t    *rule;
+    ngx_http_eventbridge_fanout_t  *fo;
+
+    nfo = 0;
+    k = 0;
+
+    for (i = 0; i < m->n; i++) {
+        rule = &bus->rules[m->ids[i]];
+        for (t = 0; t < rule->ntargets; t++) {
+            nfo++;
+            k += rule->targets[t].conf != NULL;
+        }
+    }
+
+    if (k == 0) {
+        return NGX_OK;
+    }
+
+    m->streams = ngx_pcalloc(r->pool, nfo * sizeof(ngx_str_t));
+    m->okeys = ngx_pcalloc(r->pool, nfo * sizeof(ngx_str_t));
+    if (m->streams == NULL || m->okeys == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* valid JSON already: NULL only without memory */
+    tree = eb_transform_parse_event(m->json->data, m->json->len, err,
+                                    sizeof(err));
+    if (tree == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "eventbridge: event not parsed for its ordering key: "
+                      "%s", err);
+        return NGX_ERROR;
+    }
+
+    eb_buf_init(&key);
+    k = 0;
+
+    for (i = 0; i < m->n; i++) {
+        rule = &bus->rules[m->ids[i]];
+
+        for (t = 0; t < rule->ntargets; t++, k++) {
+            fo = &rule->targets[t];
+            if (fo->conf == NULL) {
+                continue;
+            }
+
+            eb_buf_reset(&key);
+            if (eb_order_key(fo->conf, tree, &key) != 0 || key.failed) {
+                goto failed;
+            }
+
+            m->okeys[k].len = key.len;
+            m->okeys[k].data = ngx_pnalloc(r->pool, key.len + 1);
+            m->streams[k].data = ngx_pnalloc(r->pool,
+                                             fo->prefix.len + NGX_INT_T_LEN);
+            if (m->okeys[k].data == NULL || m->streams[k].data == NULL) {
+                goto failed;
+            }
+
+            if (key.len) {
+                ngx_memcpy(m->okeys[k].data, key.data, key.len);
+            }
+
+            part = eb_order_partition(fo->conf, m->okeys[k].data, key.len);
+            m->streams[k].len = ngx_sprintf(m->streams[k].data, "%V%ui",
+                                            &fo->prefix, (ngx_uint_t) part)
+                                - m->streams[k].data;
+        }
+    }
+
+    eb_buf_free(&key);
+    yajl_tree_free(tree);
+    return NGX_OK;
+
+failed:
+
+    eb_buf_free(&key);
+    yajl_tree_free(tree);
+    return NGX_ERROR;
+}
+
+
 /* The rules an event matched: their ids, and their names for the events
  * stream's "rules" field. */
 static ngx_int_t
@@ -180,6 +275,8 @@ ngx_http_eventbridge_match_event(ngx_http_request_t *r,
     m->json = event;
     m->ids = NULL;
     m->n = 0;
+    m->streams = NULL;
+    m->okeys = NULL;
     ngx_str_null(&m->names);
 
     if (bus == NULL || bus->nrules == 0) {
@@ -226,7 +323,7 @@ ngx_http_eventbridge_match_event(ngx_http_request_t *r,
     }
     m->names.len = p - m->names.data;
 
-    return NGX_OK;
+    return ngx_http_eventbridge_order_event(r, bus, m);
 }
 
 
@@ -240,7 +337,7 @@ ngx_http_eventbridge_event_commands(ngx_http_request_t *r,
     u_char                         *p;
     size_t                          size;
     ngx_str_t                      *cmd, *event;
-    ngx_uint_t                      i, t;
+    ngx_uint_t                      i, t, k;
     ngx_http_eventbridge_rule_t    *rule;
     ngx_http_eventbridge_fanout_t  *fo;
 
@@ -263,11 +360,41 @@ ngx_http_eventbridge_event_commands(ngx_http_request_t *r,
     p = ngx_http_eventbridge_bulk(p, &m->names);
     cmd->len = p - cmd->data;
 
+    k = 0;
+
     for (i = 0; i < m->n; i++) {
         rule = &lcf->bus_conf->rules[m->ids[i]];
 
-        for (t = 0; t < rule->ntargets; t++) {
+        for (t = 0; t < rule->ntargets; t++, k++) {
             fo = &rule->targets[t];
+
+            if (m->streams && m->streams[k].len) {
+                /* XADD eb:{BUS}:target:T:p:N * event JSON rule NAME key K */
+                size = sizeof("*9\r\n$4\r\nXADD\r\n$1\r\n*\r\n"
+                              "$5\r\nevent\r\n$3\r\nkey\r\n") - 1
+                       + 3 * EB_BULK_OVERHEAD + m->streams[k].len
+                       + event->len + fo->tail.len + m->okeys[k].len;
+
+                cmd = ngx_array_push(cmds);
+                p = ngx_pnalloc(r->pool, size);
+                if (cmd == NULL || p == NULL) {
+                    return NGX_ERROR;
+                }
+
+                cmd->data = p;
+                p = ngx_cpymem(p, "*9\r\n$4\r\nXADD\r\n",
+                               sizeof("*9\r\n$4\r\nXADD\r\n") - 1);
+                p = ngx_http_eventbridge_bulk(p, &m->streams[k]);
+                p = ngx_cpymem(p, "$1\r\n*\r\n$5\r\nevent\r\n",
+                               sizeof("$1\r\n*\r\n$5\r\nevent\r\n") - 1);
+                p = ngx_http_eventbridge_bulk(p, event);
+                p = ngx_cpymem(p, fo->tail.data, fo->tail.len);
+                p = ngx_cpymem(p, "$3\r\nkey\r\n",
+                               sizeof("$3\r\nkey\r\n") - 1);
+                p = ngx_http_eventbridge_bulk(p, &m->okeys[k]);
+                cmd->len = p - cmd->data;
+                continue;
+            }
 
             size = fo->head.len + EB_BULK_OVERHEAD + event->len + fo->tail.len;
 

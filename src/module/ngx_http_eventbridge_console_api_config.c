@@ -22,7 +22,8 @@ static const char  *ngx_http_eventbridge_target_shown[] = {
     "fault_tolerance", "dead_letter", "circuit_breaker", "method",
     "connection", "rate", "mode", "delivery", "host", "port", "database",
     "table", "columns", "batch", "pool", "on_duplicate", "address",
-    "stream", "maxlen", "db", "msgtype", "limit", "window", NULL
+    "stream", "maxlen", "db", "msgtype", "limit", "window", "ordering_key",
+    "partitions", NULL
 };
 
 static const char  *ngx_http_eventbridge_connection_shown[] = {
@@ -406,6 +407,16 @@ ngx_http_eventbridge_console_buses(ngx_http_eventbridge_console_t *cn)
                                        cf->targets[ru->targets[k].target].name);
                 ngx_http_eventbridge_console_str(g, "transform");
                 (void) yajl_gen_bool(g, ru->targets[k].transform != NULL);
+                /* in order per key: by this path ("" for a NONE target
+                 * in order as a whole); null: not in order */
+                ngx_http_eventbridge_console_str(g, "ordering_key");
+                if (ru->targets[k].partitions == 0) {
+                    (void) yajl_gen_null(g);
+                } else {
+                    ngx_http_eventbridge_console_str(g,
+                        ru->targets[k].order_path
+                        ? eb_jsonpath_expr(ru->targets[k].order_path) : "");
+                }
                 (void) yajl_gen_map_close(g);
             }
 

@@ -9,6 +9,7 @@
  */
 
 #include "ngx_http_eventbridge_console.h"
+#include "eb_order.h"
 
 
 #define EB_OVERVIEW_TARGETS_MAX  256
@@ -23,11 +24,17 @@ typedef struct {
 
 typedef struct {
     size_t                              *targets;   /* config indexes */
+    unsigned                            *parts;     /* in order: partitions */
     ngx_uint_t                           ntargets;
     ngx_uint_t                           buckets;
     time_t                               first;     /* bucket start */
     ngx_uint_t                           step;      /* seconds */
 } ngx_http_eventbridge_overview_t;
+
+
+/* a target in order per key: its backlog over its partitions */
+static ngx_str_t  ngx_http_eventbridge_groups_lua =
+    ngx_string(EB_ORDER_GROUPS_LUA);
 
 
 static void ngx_http_eventbridge_overview_reply(
@@ -57,6 +64,73 @@ ngx_http_eventbridge_bus_targets(const eb_config_bus_t *bus, size_t *out,
     }
 
     return n;
+}
+
+
+/* the partitions of a target the bus's rules send to in order, as ebd
+ * reads them (ebd_order.c): the most of its entries; 0: none */
+static unsigned
+ngx_http_eventbridge_bus_parts(const eb_config_bus_t *bus, size_t target)
+{
+    size_t    i, k;
+    unsigned  n = 0;
+
+    for (i = 0; i < bus->nrules; i++) {
+        for (k = 0; k < bus->rules[i].ntargets; k++) {
+            if (bus->rules[i].targets[k].target == target) {
+                n = ngx_max(n, bus->rules[i].targets[k].partitions);
+            }
+        }
+    }
+
+    return n;
+}
+
+
+static ngx_int_t
+ngx_http_eventbridge_overview_sum(ngx_http_eventbridge_console_t *cn,
+    ngx_str_t *name, unsigned parts)
+{
+    u_char      *p;
+    unsigned     i;
+    ngx_str_t   *argv, part;
+
+    argv = ngx_palloc(cn->r->pool, (parts + 5) * sizeof(ngx_str_t));
+    p = ngx_pnalloc(cn->r->pool, NGX_INT_T_LEN);
+    if (argv == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_eventbridge_groups_lua;
+    argv[2].data = p;
+    argv[2].len = ngx_sprintf(p, "%ui", (ngx_uint_t) parts + 1) - p;
+
+    if (ngx_http_eventbridge_console_key(cn, &argv[3], "target:%V", name)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < parts; i++) {
+        part.data = ngx_pnalloc(cn->r->pool, name->len + 3 + NGX_INT_T_LEN);
+        if (part.data == NULL) {
+            return NGX_ERROR;
+        }
+        part.len = ngx_sprintf(part.data, "%V:p:%ui", name, (ngx_uint_t) i)
+                   - part.data;
+
+        if (ngx_http_eventbridge_console_key(cn, &argv[4 + i], "target:%V",
+                                             &part)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_str_set(&argv[4 + parts], "ebd");
+
+    return ngx_http_eventbridge_console_cmd(cn, parts + 5, argv);
 }
 
 
@@ -132,18 +206,37 @@ ngx_http_eventbridge_console_api_overview(ngx_http_eventbridge_console_t *cn)
         }
     }
 
+    ov->parts = ngx_pcalloc(cn->r->pool,
+                            (ov->ntargets + 1) * sizeof(unsigned));
+    if (ov->parts == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     for (i = 0; i < ov->ntargets; i++) {
         name.data = (u_char *) cf->targets[ov->targets[i]].name;
         name.len = ngx_strlen(name.data);
 
-        ngx_str_set(&argv[0], "XINFO");
-        ngx_str_set(&argv[1], "GROUPS");
+        ov->parts[i] = ngx_http_eventbridge_bus_parts(cn->bus->conf,
+                                                      ov->targets[i]);
 
-        if (ngx_http_eventbridge_console_key(cn, &argv[2], "target:%V", &name)
-            != NGX_OK
-            || ngx_http_eventbridge_console_cmd(cn, 3, argv) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (ov->parts[i]) {
+            if (ngx_http_eventbridge_overview_sum(cn, &name, ov->parts[i])
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else {
+            ngx_str_set(&argv[0], "XINFO");
+            ngx_str_set(&argv[1], "GROUPS");
+
+            if (ngx_http_eventbridge_console_key(cn, &argv[2], "target:%V",
+                                                 &name)
+                != NGX_OK
+                || ngx_http_eventbridge_console_cmd(cn, 3, argv) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
 
         ngx_str_set(&argv[0], "XLEN");
@@ -159,6 +252,29 @@ ngx_http_eventbridge_console_api_overview(ngx_http_eventbridge_console_t *cn)
     return ngx_http_eventbridge_console_query(cn,
                                           ngx_http_eventbridge_overview_reply,
                                           1);
+}
+
+
+static void
+ngx_http_eventbridge_overview_summed(yajl_gen g, redisReply *r)
+{
+    ngx_uint_t  i;
+
+    static const char  *names[] = { "lag", "pending" };
+
+    for (i = 0; i < 2; i++) {
+        ngx_http_eventbridge_console_str(g, names[i]);
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3
+            && r->element[0]->type == REDIS_REPLY_INTEGER
+            && r->element[0]->integer == 1
+            && r->element[i + 1]->type == REDIS_REPLY_INTEGER)
+        {
+            ngx_http_eventbridge_console_int(g, r->element[i + 1]->integer);
+        } else {
+            (void) yajl_gen_null(g);
+        }
+    }
 }
 
 
@@ -363,6 +479,12 @@ ngx_http_eventbridge_overview_reply(ngx_http_eventbridge_console_t *cn,
         groups = reply->element[ov->buckets + 2 * t];
         grp = NULL;
 
+        if (ov->parts[t]) {
+            /* summed over the partitions: {known, lag, pending} */
+            ngx_http_eventbridge_overview_summed(g, groups);
+            goto dead_letters;
+        }
+
         for (i = 0; groups->type == REDIS_REPLY_ARRAY
                     && i < groups->elements; i++)
         {
@@ -390,6 +512,8 @@ ngx_http_eventbridge_overview_reply(ngx_http_eventbridge_console_t *cn,
         } else {
             (void) yajl_gen_null(g);
         }
+
+    dead_letters:
 
         ngx_http_eventbridge_console_str(g, "dead_letters");
         ngx_http_eventbridge_console_int(g,

@@ -63,8 +63,14 @@ static ngx_str_t  ngx_http_eventbridge_dedupe_lua = ngx_string(
     "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',"
     " 'event', ARGV[a + 2], 'rules', ARGV[a + 3])\n"
     "    for t = 0, nt - 1 do\n"
-    "      redis.call('XADD', KEYS[k + t], '*', 'event', ARGV[a + 2],"
+    "      local o = ARGV[a + 4 + nt + t]\n"
+    "      if o == '' then\n"
+    "        redis.call('XADD', KEYS[k + t], '*', 'event', ARGV[a + 2],"
     " 'rule', ARGV[a + 4 + t])\n"
+    "      else\n"
+    "        redis.call('XADD', KEYS[k + t], '*', 'event', ARGV[a + 2],"
+    " 'rule', ARGV[a + 4 + t], 'key', string.sub(o, 2))\n"
+    "      end\n"
     "    end\n"
     "    if dkey then\n"
     "      redis.call('SET', dkey, token, 'PX', ARGV[2])\n"
@@ -72,7 +78,7 @@ static ngx_str_t  ngx_http_eventbridge_dedupe_lua = ngx_string(
     "    out[#out + 1] = 0\n"
     "  end\n"
     "  k = k + nt\n"
-    "  a = a + 4 + nt\n"
+    "  a = a + 4 + 2 * nt\n"
     "end\n"
     "return out\n");
 
@@ -676,7 +682,7 @@ ngx_http_eventbridge_dedupe_script(ngx_http_request_t *r,
     u_char                           *p;
     size_t                            size;
     ngx_str_t                         s, none, *token;
-    ngx_uint_t                        i, j, t, nargs, nkeys, nt;
+    ngx_uint_t                        i, j, t, k, nargs, nkeys, nt;
     ngx_http_eventbridge_rule_t      *rule;
     ngx_http_eventbridge_loc_conf_t  *lcf;
 
@@ -701,10 +707,12 @@ ngx_http_eventbridge_dedupe_script(ngx_http_request_t *r,
         for (j = 0; j < ev[i].n; j++) {
             rule = &lcf->bus_conf->rules[ev[i].ids[j]];
 
-            for (t = 0; t < rule->ntargets; t++) {
-                size += 2 * EB_BULK_OVERHEAD + rule->targets[t].key.len
+            for (t = 0; t < rule->ntargets; t++, nt++) {
+                size += 3 * EB_BULK_OVERHEAD + rule->targets[t].key.len
                         + rule->targets[t].rule.len;
-                nt++;
+                if (ev[i].streams && ev[i].streams[nt].len) {
+                    size += ev[i].streams[nt].len + 1 + ev[i].okeys[nt].len;
+                }
             }
         }
 
@@ -714,7 +722,7 @@ ngx_http_eventbridge_dedupe_script(ngx_http_request_t *r,
         }
 
         nkeys += nt;
-        nargs += 1 + 4 + 2 * nt;
+        nargs += 1 + 4 + 3 * nt;
         size += 4 * EB_BULK_OVERHEAD + NGX_INT_T_LEN + token->len
                 + ev[i].json->len + ev[i].names.len;
     }
@@ -741,11 +749,14 @@ ngx_http_eventbridge_dedupe_script(ngx_http_request_t *r,
             p = ngx_http_eventbridge_bulk(p, &ctx->dedupe_keys[i]);
         }
 
+        k = 0;
         for (j = 0; j < ev[i].n; j++) {
             rule = &lcf->bus_conf->rules[ev[i].ids[j]];
 
-            for (t = 0; t < rule->ntargets; t++) {
-                p = ngx_http_eventbridge_bulk(p, &rule->targets[t].key);
+            for (t = 0; t < rule->ntargets; t++, k++) {
+                p = ngx_http_eventbridge_bulk(p,
+                        ev[i].streams && ev[i].streams[k].len
+                        ? &ev[i].streams[k] : &rule->targets[t].key);
             }
         }
     }
@@ -775,6 +786,19 @@ ngx_http_eventbridge_dedupe_script(ngx_http_request_t *r,
 
             for (t = 0; t < rule->ntargets; t++) {
                 p = ngx_http_eventbridge_bulk(p, &rule->targets[t].rule);
+            }
+        }
+
+        /* the ordering keys: "" (not ordered) or "=" KEY */
+        for (k = 0; k < nt; k++) {
+            if (ev[i].streams && ev[i].streams[k].len) {
+                p = ngx_sprintf(p, "$%uz\r\n=", ev[i].okeys[k].len + 1);
+                p = ngx_cpymem(p, ev[i].okeys[k].data, ev[i].okeys[k].len);
+                *p++ = '\r';
+                *p++ = '\n';
+
+            } else {
+                p = ngx_http_eventbridge_bulk(p, &none);
             }
         }
     }

@@ -100,6 +100,17 @@ ngx_http_eventbridge_build_bus(ngx_conf_t *cf,
                                       &bus->name, et->name)
                           - fo->key.data;
             fo->rule = rule->name;
+
+            if (er->targets[j].partitions) {
+                fo->conf = &er->targets[j];
+                fo->prefix.data = ngx_pnalloc(cf->pool, klen + 3);
+                if (fo->prefix.data == NULL) {
+                    return NGX_ERROR;
+                }
+                fo->prefix.len = ngx_sprintf(fo->prefix.data, "%V:p:",
+                                             &fo->key)
+                                 - fo->prefix.data;
+            }
         }
     }
 
