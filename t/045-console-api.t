@@ -496,6 +496,12 @@ my @letters;
     is_json_error($r, 404, 'dlq: no such letter');
     $r = api("dlq/abc?bus=hr&target=web");
     is_json_error($r, 400, 'dlq: bad letter id');
+    # Redis answers the lone XRANGE with an error (a key of the wrong
+    # type): a bad gateway, in Redis' words, not "did not answer"
+    $redis->cmd('SET', 'eb:{hr}:dlq:db', 'not a stream');
+    $r = api("dlq/1-1?bus=hr&target=db");
+    is_json_error($r, 502, 'dlq: an error reply', qr/redis answered: WRONGTYPE/);
+    $redis->cmd('DEL', 'eb:{hr}:dlq:db');
     $r = api("dlq?bus=hr&target=nope");
     is_json_error($r, 404, 'dlq: unknown target', qr/nope/);
     $r = api("dlq?bus=hr");

@@ -640,7 +640,17 @@ ngx_http_eventbridge_console_done(void *data,
         ngx_del_timer(&ctx->timeout);
     }
 
-    if (res) {
+    if (res && res->err == EB_REDIS_ERR_REPLY) {
+        /* Redis answered, with an error (a key of the wrong type, a
+         * script it refused): a bad gateway, in Redis' words */
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "eventbridge: console: redis: %V", &res->text);
+        rc = ngx_http_eventbridge_console_error(r, NGX_HTTP_BAD_GATEWAY,
+                                                "BadReply",
+                                                "redis answered: %V",
+                                                &res->text);
+
+    } else if (res) {
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "eventbridge: console: redis: %V", &res->text);
         rc = ngx_http_eventbridge_console_error(r,
