@@ -135,7 +135,8 @@ static int
 ebd_limit_ready(ebd_tcore_t *tc)
 {
     if (tc->head == NULL || tc->dp->state != EBD_RUNNING
-        || tc->paused_routes || (tc->fault_none && tc->waiting))
+        || tc->paused_routes
+        || (tc->fault_none && tc->waiting && tc->head->route->order == NULL))
     {
         return 0;
     }
