@@ -1207,6 +1207,15 @@ ebd_drained_check(ebd_disp_t *dp)
             }
         }
 
+        /* stopping with nothing in flight: partitions in order per key
+         * go to the other processes now, not when their leases end */
+        if (dp->state == EBD_STOPPING && !dp->leases_given) {
+            dp->leases_given = 1;
+            if (ebd_order_give_back(dp)) {
+                return;         /* checked again once answered */
+            }
+        }
+
     } else {
         ebd_log(EBD_LOG_WARN, "ebd: deliveries still in flight after %llu "
                 "ms; their entries stay pending and are delivered again",

@@ -234,6 +234,7 @@ struct ebd_disp_s {
     ebd_disp_state_t     state;
     int                  ready_logged;
     int                  exit_code;
+    int                  leases_given;  /* stopping: ebd_order_give_back */
     uint64_t             drain_deadline;
     uint64_t             last_claim_ms;
     uint64_t             last_refresh_ms;
@@ -319,6 +320,9 @@ void ebd_limit_tick(ebd_disp_t *dp, uint64_t now);
 int ebd_order_setup(ebd_disp_t *dp);
 void ebd_order_free_all(ebd_disp_t *dp);
 void ebd_order_tick(ebd_disp_t *dp, uint64_t now);
+/* stopping, nothing in flight: the partitions' leases are given back
+ * so that the others take them at once; returns how many calls went */
+unsigned ebd_order_give_back(ebd_disp_t *dp);
 /* 1: the item is the first of its key in memory, 0: parked behind it */
 int ebd_order_chain(ebd_item_t *it);
 /* the item leaves memory: the next of its key goes on */

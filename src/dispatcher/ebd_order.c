@@ -71,13 +71,22 @@ struct ebd_order_s {
 
 
 /* KEYS: alive, then one lease per partition; ARGV: consumer, lease ms,
- * a '0'/'1' per partition ('1': give back). Returns the quota and a
- * '0'/'1' per partition: held now. */
+ * a '0'/'1' per partition ('1': give back), and "leave" when stopping.
+ * Returns the quota and a '0'/'1' per partition: held now. */
 static const char  ebd_order_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local me, ms, drop = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
     "local n = #KEYS - 1\n"
+    "if ARGV[4] == 'leave' then\n"
+    "  redis.call('ZREM', KEYS[1], me)\n"
+    "  for i = 1, n do\n"
+    "    if redis.call('GET', KEYS[i + 1]) == me then\n"
+    "      redis.call('DEL', KEYS[i + 1])\n"
+    "    end\n"
+    "  end\n"
+    "  return {0, string.rep('0', n)}\n"
+    "end\n"
     "redis.call('ZADD', KEYS[1], now + ms, me)\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
     "redis.call('PEXPIRE', KEYS[1], ms * 2)\n"
@@ -374,7 +383,7 @@ ebd_order_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 
 static void
-ebd_order_ask(ebd_order_t *o, uint64_t now)
+ebd_order_ask(ebd_order_t *o, uint64_t now, int leave)
 {
     int           n;
     unsigned      i;
@@ -399,6 +408,9 @@ ebd_order_ask(ebd_order_t *o, uint64_t now)
     argv[n++] = o->dp->opts->consumer;
     argv[n++] = ms;
     argv[n++] = o->drop;
+    if (leave) {
+        argv[n++] = "leave";
+    }
 
     snprintf(nk, sizeof(nk), "%u", o->partitions + 1);
     argv[2] = nk;
@@ -464,7 +476,7 @@ ebd_order_tick(ebd_disp_t *dp, uint64_t now)
         if (!o->asking && (o->asap || now >= o->next_ms)) {
             o->asap = 0;
             o->next_ms = now + EBD_ORDER_RENEW_MS;
-            ebd_order_ask(o, now);
+            ebd_order_ask(o, now, 0);
         }
 
         ebd_target_pump(o->target->core);
@@ -488,6 +500,30 @@ ebd_order_routes(ebd_disp_t *dp, const ebd_route_t *r, unsigned *n)
 
     *n = 0;
     return NULL;
+}
+
+
+unsigned
+ebd_order_give_back(ebd_disp_t *dp)
+{
+    size_t        i;
+    unsigned      n;
+    ebd_order_t  *o;
+
+    n = 0;
+
+    for (i = 0; i < dp->norders; i++) {
+        o = dp->orders[i];
+        if (o->routes[0]->cmd == NULL || !o->routes[0]->cmd->ready) {
+            continue;
+        }
+
+        o->asking = 0;
+        ebd_order_ask(o, ebd_now_ms(), 1);
+        n += o->asking;
+    }
+
+    return n;
 }
 
 
