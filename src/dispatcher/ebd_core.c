@@ -264,6 +264,10 @@ ebd_route_take(ebd_route_t *r, redisReply *entries, char *last,
             continue;           /* already ours, in memory */
         }
 
+        if (r->order && ebd_order_gone(r, id->str, id->len)) {
+            continue;           /* delivered while the read was out */
+        }
+
         it = ebd_item_new(r, id->str, id->len, e->element[1]);
         if (it == NULL) {
             ebd_log(EBD_LOG_ERROR, "route %s: out of memory; entry left "
@@ -327,6 +331,7 @@ ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
     r->reading = 0;
 
     if (rep == NULL || r->dp->state != EBD_RUNNING) {
+        r->ngone = 0;
         return;                 /* gone: read again once reconnected */
     }
 
@@ -366,6 +371,8 @@ ebd_route_read_reply(redisAsyncContext *ac, void *reply, void *privdata)
         r->history = 0;         /* our own pending entries are all read */
     }
 
+    r->ngone = 0;
+
     ebd_target_pump(tc);
     ebd_route_read(r);
 }
@@ -378,6 +385,7 @@ ebd_route_read(ebd_route_t *r)
     char          count[16], block[32];
     unsigned      room;
     const char   *argv[12];
+    ebd_conn_t   *c;
     ebd_tcore_t  *tc = r->target->core;
     ebd_disp_t   *dp = r->dp;
 
@@ -412,12 +420,26 @@ ebd_route_read(ebd_route_t *r)
     argv[argc++] = r->stream;
     argv[argc++] = r->history ? r->cursor : ">";
 
-    if (ebd_conn_command(r->reader, ebd_route_read_reply, r, argc, argv, NULL)
-        == 0)
-    {
+    c = r->reader;
+
+    if (r->order && r->history) {
+        /* a partition's pending list must not hand back an entry just
+         * delivered (its key's next may be out already): the XACKs go
+         * first, on the command connection, and the read after them on
+         * the same connection (it does not block); what leaves memory
+         * while it is out is skipped in its answer (ebd_order.c) */
+        if (r->cmd == NULL || !r->cmd->ready) {
+            return;
+        }
+        ebd_flush_acks(dp);
+        c = r->cmd;
+    }
+
+    if (ebd_conn_command(c, ebd_route_read_reply, r, argc, argv, NULL) == 0) {
         r->reading = 1;
         r->read_history = r->history;
         r->read_gen = r->lease_gen;
+        ebd_order_read_out(r);
     }
 }
 
@@ -836,6 +858,7 @@ ebd_route_free(ebd_route_t *r)
 
     event_free(r->retry_ev);
     free(r->acks);
+    free(r->gone);
     free(r->stream);
     free(r->dlq);
     free(r->trace);

@@ -123,6 +123,10 @@ struct ebd_route_s {
     unsigned             lease_gen;     /* leases taken so far */
     unsigned             read_gen;      /* the lease of the read out */
     uint64_t             rescan_ms;     /* the pending list read again */
+    int                  hist_out;      /* a read of it is out */
+    char               (*gone)[EBD_ID_MAX];    /* left memory meanwhile */
+    size_t               ngone;
+    size_t               gone_cap;
     ebd_okey_t          *keys[EBD_OKEY_BUCKETS];
 };
 
@@ -327,6 +331,10 @@ unsigned ebd_order_give_back(ebd_disp_t *dp);
 int ebd_order_chain(ebd_item_t *it);
 /* the item leaves memory: the next of its key goes on */
 void ebd_order_unlink(ebd_item_t *it);
+/* a read went out: a read of the pending list notes what leaves memory
+ * until its answer (ebd_order_gone) */
+void ebd_order_read_out(ebd_route_t *r);
+int ebd_order_gone(ebd_route_t *r, const char *id, size_t len);
 /* whether entries a read returns may be taken */
 int ebd_order_may_take(ebd_route_t *r);
 /* whether an item of r may wait for its retry here (not when the

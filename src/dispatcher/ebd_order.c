@@ -115,6 +115,9 @@ static const char  ebd_order_script[] =
     "return {quota, table.concat(out)}\n";
 
 
+static void ebd_order_note_gone(ebd_route_t *r, const char *id);
+
+
 /* ---- the entries of a key, in order --------------------------------- */
 
 static unsigned
@@ -202,6 +205,10 @@ ebd_order_unlink(ebd_item_t *it)
 
     it->chain = NULL;
 
+    if (r->reading && r->hist_out) {
+        ebd_order_note_gone(r, it->id);
+    }
+
     if (k->head == it) {
         next = it->knext;
         k->head = next;
@@ -239,6 +246,52 @@ ebd_order_unlink(ebd_item_t *it)
         }
         free(k);
     }
+}
+
+
+void
+ebd_order_read_out(ebd_route_t *r)
+{
+    r->hist_out = r->order != NULL && r->read_history;
+    r->ngone = 0;
+}
+
+
+/* An entry that leaves memory while a read of the pending list is out
+ * may be in its answer, pending still (its XACK went after the read):
+ * noted, so that it is not taken again behind its key's next. */
+static void
+ebd_order_note_gone(ebd_route_t *r, const char *id)
+{
+    size_t   cap;
+    char   (*g)[EBD_ID_MAX];
+
+    if (r->ngone == r->gone_cap) {
+        cap = r->gone_cap ? r->gone_cap * 2 : 16;
+        g = realloc(r->gone, cap * EBD_ID_MAX);
+        if (g == NULL) {
+            return;             /* then delivered again: at least once */
+        }
+        r->gone = g;
+        r->gone_cap = cap;
+    }
+
+    snprintf(r->gone[r->ngone++], EBD_ID_MAX, "%s", id);
+}
+
+
+int
+ebd_order_gone(ebd_route_t *r, const char *id, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < r->ngone; i++) {
+        if (strncmp(r->gone[i], id, len) == 0 && r->gone[i][len] == '\0') {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
