@@ -444,9 +444,12 @@ ebd_target_room(const ebd_tcore_t *tc)
         return 0;
     }
 
-    /* entries held in memory, in bytes ("memory_mb"): read more only
-     * below it (at least one, or nothing would move) */
-    if (tc->held_bytes >= tc->memory_max && (have > 0 || tc->parked > 0)) {
+    /* entries held in memory, in bytes ("memory_mb"): read (or claim)
+     * more only below it. Above it something is held, which moves on by
+     * itself (in flight, queued, a retry timer), so nothing is stuck;
+     * entries waiting for their retries count too, or a claim could add
+     * a whole batch to them while nothing is in flight */
+    if (tc->held_bytes >= tc->memory_max) {
         return 0;
     }
 
