@@ -5,8 +5,10 @@
 # bus's primary while events keep coming (written with WAIT 1, so they
 # survive the failover) -> ebd follows the new primary, nothing written is
 # lost, no restart; a bus's slot migrated to another primary while events
-# keep coming -> ebd follows MOVED; redrive and trace with --cluster. The
-# nodes have a password (AUTH default PASSWORD, from EBD_REDIS_PASSWORD).
+# keep coming -> ebd follows MOVED; redrive and trace with --cluster; a
+# target in order per key on two buses of two primaries, two more ebd
+# sharing its partitions. The nodes have a password (AUTH default
+# PASSWORD, from EBD_REDIS_PASSWORD).
 use strict;
 use warnings;
 use Test::More;
@@ -231,6 +233,80 @@ for my $b (@bus) {
     is($? >> 8, 0, 'trace --cluster: exit 0') or diag $out;
     like($out, qr/\Q$eid\E/, 'trace --cluster: the event\'s delivery');
     like($out, qr/delivered/, 'trace --cluster: delivered');
+}
+
+# --- 6. in order per key on the cluster ---------------------------------------
+#
+# Two more ebd, a target in order per key on two buses of two primaries:
+# entries appended to the partitions as nginx appends them; the leases
+# and the partitions' groups live on each bus's primary.
+
+{
+    sub fnv1a {
+        my $h = 2166136261;
+        $h = (($h ^ $_) * 16777619) % 4294967296 for unpack 'C*', $_[0];
+        return $h;
+    }
+    my @ob = @bus[0, 1];
+    my $ocfg = {
+        targets => { ohook => { type => 'http', url => $peer->url('/ohook'),
+                                ordering_key => '$.data.k', partitions => 4,
+                                retry => { strategy => 'backoff', attempts => 1000,
+                                           interval => '50ms', max_interval => '200ms' } } },
+        buses => { map { $_ => { rules => {
+            all => { pattern => { source => [{ prefix => '' }] },
+                     targets => [ { target => 'ohook' } ] } } } } @ob },
+    };
+    write_file("$dir/ordered.json", $JSON->encode($ocfg));
+    my @o = map { EBTest::Ebd->start(config => "$dir/ordered.json", redis_addr => $seeds,
+                                     name => "o$_", args => [ @opts ]) } 1, 2;
+    ok(!grep({ !$_->alive } @o), 'ordered: two ebd on the cluster');
+    # the leases, read on each bus's primary: holder => partitions
+    my $holders = sub {
+        my %h;
+        for my $b (@ob) {
+            for my $p (0 .. 3) {
+                my $l = "eb:{$b}:ord:ohook:p:$p";
+                my $v = eval { $c->cmd_key($l, 'GET', $l) };
+                $h{$v // 'none'}++;
+            }
+        }
+        return \%h;
+    };
+    ok(wait_for(sub { my $h = $holders->();
+                      ($h->{o1} // 0) >= 2 && ($h->{o2} // 0) >= 2
+                      && $h->{o1} + $h->{o2} == 8 }, 20),
+       'ordered: the two ebd share the 8 partitions of the two buses')
+        or diag $JSON->encode($holders->());
+    for my $s (1 .. 10) {
+        for my $b (@ob) {
+            for my $k (map { "k$_" } 1 .. 20) {
+                my $st = "eb:{$b}:target:ohook:p:" . fnv1a($k) % 4;
+                $c->cmd_key($st, 'XADD', $st, '*', 'rule', 'all', 'key', $k, 'event',
+                            qq({"id":"$b-$k-$s","source":"t084","type":"t.o","data":{"k":"$k","s":$s}}));
+            }
+        }
+    }
+    ok(wait_for(sub { keys %{ $peer->delivered_ids(path => '/ohook') } >= 400 }, 30),
+       'ordered: 2 buses x 20 keys x 10 events delivered');
+    # per (bus, key): the 2xx deliveries in arrival order, repeats of one
+    # already delivered removed (at least once), must be 1..10
+    my %seq;
+    for my $r (@{ $peer->requests(path => '/ohook') }) {
+        next unless ($r->{status} // 0) == 200;
+        my $ev = eval { $JSON->decode($r->{body}) } or next;
+        my ($b) = $ev->{id} =~ /^(.*)-k\d+-\d+$/;
+        my $l = $seq{"$b $ev->{data}{k}"} //= [];
+        push @$l, $ev->{data}{s} unless grep { $_ == $ev->{data}{s} } @$l;
+    }
+    my $bad = grep { join(',', @{ $seq{$_} }) ne join(',', 1 .. 10) } keys %seq;
+    is(scalar(keys %seq), 40, 'ordered: 2 buses x 20 keys');
+    is($bad, 0, 'ordered: every (bus, key) got 1..10 in order');
+    my $h = $holders->();
+    diag 'ordered: leases ' . $JSON->encode($h);
+    is(($h->{o1} // 0) + ($h->{o2} // 0), 8,
+       'ordered: the 8 leases still held by the two ebd');
+    $_->finish for @o;
 }
 
 unlike($ebd->log, qr/\Q$PW\E/, 'the password is never logged');
