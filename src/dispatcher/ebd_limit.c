@@ -46,6 +46,7 @@
 #define EBD_LIMIT_FALLBACK_MS  3000
 #define EBD_LIMIT_SPEND_MS     250    /* granted tokens are spent by then */
 #define EBD_LIMIT_POLL_MS      100    /* asks again for slots or tokens */
+#define EBD_LIMIT_LINGER_MS    250    /* slots unused this long go back */
 
 
 struct ebd_limit_s {
@@ -63,6 +64,7 @@ struct ebd_limit_s {
     uint64_t             fail_ms;       /* calls failing since; 0: none */
     uint64_t             sent_ms;       /* the last call */
     uint64_t             not_before;    /* no asking for more until then */
+    uint64_t             low_since;     /* wanting fewer than held since */
     int                  busy;          /* a call is out */
     int                  fallback;      /* Redis out of reach: local */
     struct event        *timer;
@@ -248,10 +250,11 @@ ebd_limit_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     if (l->concurrency && l->held < l->concurrency
-        && l->held <= l->tc->inflight && ebd_limit_ready(l->tc)
+        && l->held < ebd_limit_wanted(l->tc)
         && l->not_before < now + EBD_LIMIT_POLL_MS)
     {
-        /* no slot free now: look again a little later */
+        /* fewer than wanted (others hold the rest): look again a little
+         * later, not at once after every attempt */
         l->not_before = now + EBD_LIMIT_POLL_MS;
         tv.tv_sec = 0;
         tv.tv_usec = EBD_LIMIT_POLL_MS * 1000;
@@ -505,10 +508,26 @@ ebd_limit_kick(ebd_tcore_t *tc)
 
     if (l->concurrency) {
         want = ebd_limit_wanted(tc);
+
+        /* slots go back when others want them (the share is below what
+         * is held), or after they were not needed for a while: a queue
+         * that empties between two reads is no reason to give back and
+         * ask again, one script call per attempt */
         if (want < l->held && tc->inflight < l->held) {
-            ebd_limit_sync(l);          /* give back */
-            return;
+            if (l->low_since == 0) {
+                l->low_since = now;
+            }
+            if ((l->share && l->share < l->held)
+                || now - l->low_since >= EBD_LIMIT_LINGER_MS)
+            {
+                l->low_since = 0;
+                ebd_limit_sync(l);      /* give back */
+                return;
+            }
+        } else {
+            l->low_since = 0;
         }
+
         if (want > l->held && now >= l->not_before) {
             ebd_limit_sync(l);
             return;
