@@ -61,6 +61,8 @@ struct ebd_order_s {
     char                *alive_key;
     char                *drop;          /* '1': give it back next */
     int                  asking;
+    int                  orphan;        /* torn down while asking: freed
+                                         * by the reply's callback */
     int                  asap;          /* a partition can be given back */
     uint64_t             next_ms;
     uint64_t             renewed_ms;    /* sent by the last granted call */
@@ -358,6 +360,9 @@ ebd_order_lose(ebd_route_t *r, const char *why)
 
 /* ---- the leases ----------------------------------------------------- */
 
+static void ebd_order_free(ebd_order_t *o);
+
+
 static void
 ebd_order_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -367,6 +372,11 @@ ebd_order_reply(redisAsyncContext *ac, void *reply, void *privdata)
     ebd_route_t  *r;
 
     o->asking = 0;
+
+    if (o->orphan) {
+        ebd_order_free(o);      /* its configuration is gone */
+        return;
+    }
 
     if (rep == NULL || o->dp->state != EBD_RUNNING) {
         return;
@@ -625,6 +635,12 @@ ebd_order_free_all(ebd_disp_t *dp)
     size_t  i;
 
     for (i = 0; i < dp->norders; i++) {
+        if (dp->orders[i]->asking) {
+            /* the bus's connection outlives a reload: its answer frees
+             * it (a connection lost answers NULL) */
+            dp->orders[i]->orphan = 1;
+            continue;
+        }
         ebd_order_free(dp->orders[i]);
     }
 
