@@ -82,6 +82,26 @@ eb_order_partition(const eb_config_rule_target_t *rt,
 }
 
 
+unsigned
+eb_order_bus_partitions(const eb_config_bus_t *bus, size_t target)
+{
+    size_t    j, k;
+    unsigned  n = 0;
+
+    for (j = 0; j < bus->nrules; j++) {
+        for (k = 0; k < bus->rules[j].ntargets; k++) {
+            if (bus->rules[j].targets[k].target == target
+                && bus->rules[j].targets[k].partitions > n)
+            {
+                n = bus->rules[j].targets[k].partitions;
+            }
+        }
+    }
+
+    return n;
+}
+
+
 eb_jsonpath_t *
 eb_order_path(const char *ordering_key, char *err, size_t errlen)
 {

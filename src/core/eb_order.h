@@ -69,6 +69,11 @@ int eb_order_key(const eb_config_rule_target_t *rt, yajl_val event,
 unsigned eb_order_partition(const eb_config_rule_target_t *rt,
     const unsigned char *key, size_t len);
 
+/* The partition streams of target on bus, as ebd reads them: the most
+ * "partitions" of the bus's (rule, target) entries to it (a NONE target
+ * without a key: 1); 0: none of them is in order. */
+unsigned eb_order_bus_partitions(const eb_config_bus_t *bus, size_t target);
+
 /* "partitionkey" (the CloudEvents attribute) or a JSONPath: compiled,
  * or NULL with the reason in err */
 eb_jsonpath_t *eb_order_path(const char *ordering_key, char *err,

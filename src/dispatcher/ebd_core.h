@@ -69,6 +69,7 @@ struct ebd_item_s {
     size_t               okey_len;
     ebd_okey_t          *chain;
     ebd_item_t          *knext;         /* the next entry of its key */
+    ebd_item_t          *kprev;
     int                  restore_later; /* read back from the pending
                                          * list: its record is looked up
                                          * when it is its key's first */
@@ -259,6 +260,16 @@ struct ebd_disp_s {
     uint64_t             logged_delivered, logged_retried,
                          logged_dead_lettered, logged_discarded;
 };
+
+
+/* NONE, in the target's own stream: nothing overtakes an entry waiting
+ * for its retry (in a partition, ebd_order.c holds back its key only) */
+static inline int
+ebd_target_held_back(const ebd_tcore_t *tc)
+{
+    return tc->fault_none && tc->waiting && tc->head != NULL
+           && tc->head->route->order == NULL;
+}
 
 
 /* ebd_core.c */

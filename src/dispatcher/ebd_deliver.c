@@ -922,11 +922,9 @@ ebd_target_pump(ebd_tcore_t *tc)
 
     tc->pumping = 1;
 
-    /* NONE: nothing overtakes an event waiting for its retry (in a
-     * partition, nothing of its key: ebd_order.c) */
     while (tc->head && tc->inflight < tc->target.concurrency
            && tc->dp->state == EBD_RUNNING && tc->paused_routes == 0
-           && !(tc->fault_none && tc->waiting && tc->head->route->order == NULL)
+           && !ebd_target_held_back(tc)
            && ebd_limit_allows(tc)
            && ebd_breaker_allows(tc, tc->head))
     {

@@ -137,8 +137,7 @@ static int
 ebd_limit_ready(ebd_tcore_t *tc)
 {
     if (tc->head == NULL || tc->dp->state != EBD_RUNNING
-        || tc->paused_routes
-        || (tc->fault_none && tc->waiting && tc->head->route->order == NULL))
+        || tc->paused_routes || ebd_target_held_back(tc))
     {
         return 0;
     }

@@ -165,6 +165,7 @@ ebd_order_chain(ebd_item_t *it)
 
     it->chain = k;
     it->knext = NULL;
+    it->kprev = k->tail;
 
     if (k->tail) {
         k->tail->knext = it;
@@ -202,7 +203,7 @@ void
 ebd_order_unlink(ebd_item_t *it)
 {
     ebd_okey_t   *k = it->chain, **p;
-    ebd_item_t   *prev, *next;
+    ebd_item_t   *next;
     ebd_route_t  *r = it->route;
 
     it->chain = NULL;
@@ -211,32 +212,31 @@ ebd_order_unlink(ebd_item_t *it)
         ebd_order_note_gone(r, it->id);
     }
 
-    if (k->head == it) {
-        next = it->knext;
+    /* doubly linked: a key's chain can be long (a failing key with a
+     * backlog), and letting go of a partition removes from the middle */
+    next = it->knext;
+
+    if (next) {
+        next->kprev = it->kprev;
+    } else {
+        k->tail = it->kprev;
+    }
+
+    if (it->kprev) {
+        it->kprev->knext = next;
+
+    } else {
         k->head = next;
-        if (k->tail == it) {
-            k->tail = NULL;
-        }
 
         if (next && next->state == EBD_ITEM_PARKED && r->leased
             && !r->draining && r->dp->state == EBD_RUNNING)
         {
             ebd_order_unpark(next);
         }
-
-    } else {
-        for (prev = k->head; prev && prev->knext != it; prev = prev->knext) {
-            /* void */
-        }
-        if (prev) {
-            prev->knext = it->knext;
-            if (k->tail == it) {
-                k->tail = prev;
-            }
-        }
     }
 
     it->knext = NULL;
+    it->kprev = NULL;
 
     if (k->head == NULL) {
         for (p = &r->keys[ebd_okey_hash(k->key, k->len)]; *p; p = &(*p)->next)
@@ -650,29 +650,6 @@ ebd_order_free_all(ebd_disp_t *dp)
 }
 
 
-/* The partitions of a (bus, target) that a rule sends to in order: as
- * many as the largest "partitions" of its entries (a NONE target
- * without a key: 1). */
-static unsigned
-ebd_order_partitions(const eb_config_bus_t *bus, size_t target)
-{
-    size_t    j, k;
-    unsigned  n = 0;
-
-    for (j = 0; j < bus->nrules; j++) {
-        for (k = 0; k < bus->rules[j].ntargets; k++) {
-            if (bus->rules[j].targets[k].target == target
-                && bus->rules[j].targets[k].partitions > n)
-            {
-                n = bus->rules[j].targets[k].partitions;
-            }
-        }
-    }
-
-    return n;
-}
-
-
 static int
 ebd_order_new(ebd_disp_t *dp, const char *bus, ebd_target_t *t, unsigned n)
 {
@@ -768,7 +745,7 @@ ebd_order_setup(ebd_disp_t *dp)
         bus = &cf->buses[i];
 
         for (k = 0; k < cf->ntargets; k++) {
-            n = ebd_order_partitions(bus, k);
+            n = eb_order_bus_partitions(bus, k);
             if (n == 0) {
                 continue;
             }

@@ -67,26 +67,6 @@ ngx_http_eventbridge_bus_targets(const eb_config_bus_t *bus, size_t *out,
 }
 
 
-/* the partitions of a target the bus's rules send to in order, as ebd
- * reads them (ebd_order.c): the most of its entries; 0: none */
-static unsigned
-ngx_http_eventbridge_bus_parts(const eb_config_bus_t *bus, size_t target)
-{
-    size_t    i, k;
-    unsigned  n = 0;
-
-    for (i = 0; i < bus->nrules; i++) {
-        for (k = 0; k < bus->rules[i].ntargets; k++) {
-            if (bus->rules[i].targets[k].target == target) {
-                n = ngx_max(n, bus->rules[i].targets[k].partitions);
-            }
-        }
-    }
-
-    return n;
-}
-
-
 static ngx_int_t
 ngx_http_eventbridge_overview_sum(ngx_http_eventbridge_console_t *cn,
     ngx_str_t *name, unsigned parts)
@@ -216,8 +196,8 @@ ngx_http_eventbridge_console_api_overview(ngx_http_eventbridge_console_t *cn)
         name.data = (u_char *) cf->targets[ov->targets[i]].name;
         name.len = ngx_strlen(name.data);
 
-        ov->parts[i] = ngx_http_eventbridge_bus_parts(cn->bus->conf,
-                                                      ov->targets[i]);
+        ov->parts[i] = eb_order_bus_partitions(cn->bus->conf,
+                                               ov->targets[i]);
 
         if (ov->parts[i]) {
             if (ngx_http_eventbridge_overview_sum(cn, &name, ov->parts[i])
