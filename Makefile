@@ -70,8 +70,9 @@ EBD_HDRS    := $(wildcard src/dispatcher/*.h)
 EBD_BIN     := $(BUILD)/ebd
 EBD_CFLAGS  := -D_GNU_SOURCE -Isrc/core -Isrc/dispatcher -I/usr/include/mariadb \
                -I/usr/include/postgresql
-EBD_LIBS    := -levent -levent_pthreads -lhiredis -lcurl -lmariadb -lpq \
-               -lyajl -lpcre2-8 -lcrypto -lpthread -lm
+EBD_LIBS    := -levent -levent_pthreads -levent_openssl -lhiredis -lcurl \
+               -lnghttp2 -lmariadb -lpq -lyajl -lpcre2-8 -lssl -lcrypto \
+               -lpthread -lm
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 

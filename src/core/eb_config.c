@@ -79,6 +79,8 @@ static const char *const  eb_strategies[] = {
 
 static const char *const  eb_fault_tolerance[] = { "ALL", "NONE", NULL };
 static const char *const  eb_limits[] = { "shared", "process", NULL };
+static const char *const  eb_http_versions[] = { "1.1", "2", NULL };
+
 static const char *const  eb_ce_modes[] = { "binary", "structured", NULL };
 static const char *const  eb_ce_delivery[] = { "sync", "async", NULL };
 static const char *const  eb_on_duplicate[] = { "reject", "ignore", NULL };
@@ -175,6 +177,7 @@ static const eb_key_t  eb_http_keys[] = {
     { "query", EB_K_STRMAP, 0, NULL, 0, 0 },
     { "connection", EB_K_NAME, 0, NULL, 0, 0 },
     { "rate", EB_K_NUMBER, 0, NULL, 0, 0 },
+    { "http_version", EB_K_ENUM, 0, eb_http_versions, 0, 0 },
     { "signing", EB_K_OBJECT, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
@@ -187,6 +190,7 @@ static const eb_key_t  eb_cloudevents_keys[] = {
     { "headers", EB_K_STRMAP, 0, NULL, 0, 0 },
     { "connection", EB_K_NAME, 0, NULL, 0, 0 },
     { "rate", EB_K_NUMBER, 0, NULL, 0, 0 },
+    { "http_version", EB_K_ENUM, 0, eb_http_versions, 0, 0 },
     { "signing", EB_K_OBJECT, 0, NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };

@@ -58,7 +58,9 @@
  * hosts, is the core's (ebd_limit.c) before an attempt gets here.
  */
 
+#include <ctype.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,6 +79,7 @@
 #include "ebd_log.h"
 #include "ebd_target.h"
 #include "ebd_http.h"
+#include "ebd_h2.h"
 #include "ebd_oauth.h"
 #include "ebd_secret.h"
 #include "ebd_sign.h"
@@ -110,6 +113,11 @@ typedef struct {
     char                 *api_key;      /* "Name: value" */
     ebd_oauth_t          *oauth;
 
+    ebd_h2_t             *h2;           /* "http_version": "2" */
+    nghttp2_nv           *h2_nv;        /* the target's own fields, then */
+    size_t                h2_nvn;       /* their names, lowercase */
+    char                 *h2_basic;     /* "Authorization: Basic ..." */
+
     uint64_t              interval_us;  /* 1/rate; 0: no limit */
     uint64_t              next_us;      /* the next attempt not before */
     ebd_http_req_t       *rate_head;    /* attempts waiting for the rate */
@@ -122,6 +130,8 @@ typedef struct {
 
 struct ebd_http_req_s {
     ebd_http_xfer_t       xfer;
+    ebd_h2_req_t          q;            /* over HTTP/2 */
+    nghttp2_nv           *nv;           /* its fields, then their names */
     ebd_http_target_t    *ht;
     ebd_delivery_t       *d;
     ebd_http_req_t       *rate_next;
@@ -151,6 +161,7 @@ static void ebd_http_send(ebd_http_req_t *r);
 static void ebd_http_close(ebd_target_t *t);
 static void ebd_http_rate_event(evutil_socket_t fd, short what, void *arg);
 static void ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res);
+static int ebd_http_h2_fields(ebd_http_target_t *ht);
 
 
 static const char *
@@ -509,6 +520,18 @@ ebd_http_open(ebd_target_t *t, char *err, size_t errlen)
         }
     }
 
+    s = ebd_http_str(spec, "http_version");
+    if (s != NULL && strcmp(s, "2") == 0) {
+        ht->h2 = ebd_h2_open(t->base, ht->url, ht->method, err, errlen);
+        if (ht->h2 == NULL) {
+            goto failed;
+        }
+        if (ebd_http_h2_fields(ht) != 0) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+    }
+
     ebd_log_debug("target %s: %s %s %s%s", t->name,
                   ht->ce ? (ht->structured ? "cloudevents structured"
                                            : "cloudevents binary")
@@ -546,6 +569,9 @@ ebd_http_close(ebd_target_t *t)
     ebd_secret_free(ht->password);
     curl_slist_free_all(ht->headers);
     ebd_sign_free(ht->sign);
+    ebd_h2_close(ht->h2);
+    free(ht->h2_nv);
+    ebd_secret_free(ht->h2_basic);
     free(ht->url);
     free(ht->url_secret);
     free(ht);
@@ -925,6 +951,10 @@ ebd_http_webhook_id(ebd_delivery_t *d)
  * Attempts
  */
 
+static void ebd_http_status(ebd_http_req_t *r, ebd_result_t *res,
+    long status);
+
+
 static void
 ebd_http_result(ebd_http_req_t *r, ebd_result_t *res, CURLcode rc)
 {
@@ -951,7 +981,13 @@ ebd_http_result(ebd_http_req_t *r, ebd_result_t *res, CURLcode rc)
     }
 
     curl_easy_getinfo(r->xfer.easy, CURLINFO_RESPONSE_CODE, &status);
+    ebd_http_status(r, res, status);
+}
 
+
+static void
+ebd_http_status(ebd_http_req_t *r, ebd_result_t *res, long status)
+{
     if (status >= 200 && status <= 299) {
         ebd_result_set(res, EBD_DELIVERED, (int) status, "%s", "");
 
@@ -1010,6 +1046,7 @@ ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
 
     eb_buf_free(&r->hdr);
     free(r->all);
+    free(r->nv);
     eb_buf_free(&r->body);
     free(r->sign_id);
     free(r);
@@ -1031,28 +1068,16 @@ ebd_http_fail(ebd_http_req_t *r, ebd_outcome_t outcome, const char *err)
 }
 
 
-static size_t
-ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
+/* Retry-After's value (delta-seconds or an HTTP-date) */
+static void
+ebd_http_retry_after(ebd_http_req_t *r, const char *p, size_t len)
 {
-    size_t           len = n, i;
-    char             v[128];
-    time_t           when, now;
-    long long        secs;
-    char            *end;
-    ebd_http_req_t  *r = data;
+    size_t      i;
+    char        v[128];
+    time_t      when, now;
+    long long   secs;
+    char       *end;
 
-    /* each response (a 100 Continue, then the real one) starts anew */
-    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
-        r->retry_after_ms = -1;
-        return n;
-    }
-
-    if (len < 12 || strncasecmp(p, "Retry-After:", 12) != 0) {
-        return n;
-    }
-
-    p += 12;
-    len -= 12;
     while (len && (*p == ' ' || *p == '\t')) {
         p++;
         len--;
@@ -1063,7 +1088,7 @@ ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
         len--;
     }
     if (len == 0 || len >= sizeof(v)) {
-        return n;
+        return;
     }
 
     memcpy(v, p, len);
@@ -1090,8 +1115,240 @@ ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
                                            : 0;
         }
     }
+}
+
+
+static size_t
+ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
+{
+    ebd_http_req_t  *r = data;
+
+    /* each response (a 100 Continue, then the real one) starts anew */
+    if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        r->retry_after_ms = -1;
+        return n;
+    }
+
+    if (n >= 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        ebd_http_retry_after(r, p + 12, n - 12);
+    }
 
     return n;
+}
+
+
+/* ------------------------------------------------------------------------
+ * HTTP/2 (ebd_h2.c): the same header lines as fields
+ */
+
+/* A header line ("Name: value", "Name;" for an empty value, "Name:" to
+ * leave one out, libcurl's ways) as a field, its name lowercased into
+ * names; 0 when it is not sent. */
+static int
+ebd_http_h2_field(const char *line, char *names, nghttp2_nv *nv)
+{
+    size_t       i, len;
+    const char  *v;
+
+    len = strcspn(line, ":;");
+    if (line[len] == '\0' || len == 0) {
+        return 0;
+    }
+
+    if (line[len] == ';') {
+        v = line + len + 1;
+        if (*v != '\0') {
+            return 0;
+        }
+
+    } else {
+        for (v = line + len + 1; *v == ' ' || *v == '\t'; v++) {
+            /* void */
+        }
+        if (*v == '\0') {
+            return 0;
+        }
+    }
+
+    if (!ebd_h2_header_allowed(line, len)) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        names[i] = (char) tolower((unsigned char) line[i]);
+    }
+
+    nv->name = (uint8_t *) names;
+    nv->namelen = len;
+    nv->value = (uint8_t *) v;
+    nv->valuelen = strlen(v);
+    nv->flags = NGHTTP2_NV_FLAG_NONE;
+
+    return 1;
+}
+
+
+/* The target's own fields, once: "headers", the api_key's, basic
+ * authentication's, User-Agent. */
+static int
+ebd_http_h2_fields(ebd_http_target_t *ht)
+{
+    size_t              n = 0, size = 0, len;
+    char               *names, *up, *b64;
+    struct curl_slist  *l, *key = (struct curl_slist *) ht->api_key;
+    static const char   ua[] = "User-Agent: ebd";
+
+    if (ht->auth == EB_CONNECTION_BASIC) {
+        len = strlen(ht->username) + 1 + strlen(ht->password);
+        up = malloc(len + 1);
+        b64 = malloc(4 * ((len + 2) / 3) + 1);
+        ht->h2_basic = malloc(4 * ((len + 2) / 3) + 22);
+        if (up == NULL || b64 == NULL || ht->h2_basic == NULL) {
+            ebd_secret_free(up);
+            free(b64);
+            return -1;
+        }
+        snprintf(up, len + 1, "%s:%s", ht->username, ht->password);
+        EVP_EncodeBlock((unsigned char *) b64, (unsigned char *) up,
+                        (int) len);
+        sprintf(ht->h2_basic, "Authorization: Basic %s", b64);
+        ebd_secret_free(up);
+        ebd_secret_free(b64);
+    }
+
+    for (l = ht->headers; l != NULL; l = l->next) {
+        n++;
+        size += strlen(l->data);
+    }
+    if (key != NULL) {
+        n++;
+        size += strlen(key->data);
+    }
+    if (ht->h2_basic != NULL) {
+        n++;
+        size += strlen(ht->h2_basic);
+    }
+    n++;
+    size += sizeof(ua);
+
+    ht->h2_nv = malloc(n * sizeof(nghttp2_nv) + size);
+    if (ht->h2_nv == NULL) {
+        return -1;
+    }
+
+    names = (char *) (ht->h2_nv + n);
+    n = 0;
+
+    for (l = ht->headers; l != NULL; l = l->next) {
+        if (ebd_http_h2_field(l->data, names, &ht->h2_nv[n])) {
+            names += ht->h2_nv[n++].namelen;
+        }
+    }
+    if (key != NULL && ebd_http_h2_field(key->data, names, &ht->h2_nv[n])) {
+        names += ht->h2_nv[n++].namelen;
+    }
+    if (ht->h2_basic != NULL
+        && ebd_http_h2_field(ht->h2_basic, names, &ht->h2_nv[n]))
+    {
+        names += ht->h2_nv[n++].namelen;
+    }
+    if (ebd_http_h2_field(ua, names, &ht->h2_nv[n])) {
+        n++;
+    }
+
+    ht->h2_nvn = n;
+    return 0;
+}
+
+
+static void
+ebd_http_h2_header(ebd_h2_req_t *q, const char *name, size_t nlen,
+    const char *value, size_t vlen)
+{
+    ebd_http_req_t  *r = (ebd_http_req_t *) ((char *) q
+                             - offsetof(ebd_http_req_t, q));
+
+    if (name == NULL) {
+        /* a new response */
+        r->retry_after_ms = -1;
+
+    } else if (nlen == 11 && memcmp(name, "retry-after", 11) == 0) {
+        ebd_http_retry_after(r, value, vlen);
+    }
+}
+
+
+static void
+ebd_http_h2_done(ebd_h2_req_t *q, int status, const char *err)
+{
+    ebd_result_t         res;
+    ebd_http_req_t      *r = (ebd_http_req_t *) ((char *) q
+                                 - offsetof(ebd_http_req_t, q));
+    ebd_http_target_t   *ht = r->ht;
+
+    ebd_log_debug("target %s: %s %s (HTTP/2): %s%.0d%s in %llu ms (event "
+                  "%s, attempt %u)", ht->target->name, ht->method,
+                  ht->safe_url, err == NULL ? "HTTP " : "failed: ",
+                  err == NULL ? status : 0, err != NULL ? err : "",
+                  (unsigned long long) ((ebd_mono_us() / 1000) - r->start_ms),
+                  r->d->event_id, r->d->attempt);
+
+    if (status == 401 && ht->oauth != NULL && !r->reauth) {
+        r->reauth = 1;
+        ebd_oauth_invalidate(ht->oauth, r->generation);
+        ebd_http_send(r);
+        return;
+    }
+
+    if (err != NULL) {
+        ebd_result_set(&res, EBD_RETRY, 0, "%s", err);
+    } else {
+        ebd_http_status(r, &res, status);
+    }
+
+    ebd_http_finish(r, &res);
+}
+
+
+/* Hands the request to ebd_h2: the target's fields and this request's. */
+static void
+ebd_http_h2_start(ebd_http_req_t *r)
+{
+    size_t               n, i, k;
+    char                *names;
+    const char          *p;
+    nghttp2_nv          *nv;
+    ebd_http_target_t   *ht = r->ht;
+
+    n = ht->h2_nvn + r->nhdr;
+    nv = realloc(r->nv, n * sizeof(nghttp2_nv) + r->hdr.len);
+    if (nv == NULL) {
+        ebd_http_fail(r, EBD_RETRY, "out of memory");
+        return;
+    }
+
+    r->nv = nv;
+    names = (char *) (nv + n);
+    memcpy(nv, ht->h2_nv, ht->h2_nvn * sizeof(nghttp2_nv));
+    i = ht->h2_nvn;
+
+    for (p = (const char *) r->hdr.data, k = 0; k < r->nhdr;
+         p += strlen(p) + 1, k++)
+    {
+        if (ebd_http_h2_field(p, names, &nv[i])) {
+            names += nv[i++].namelen;
+        }
+    }
+
+    r->q.nva = nv;
+    r->q.nvlen = i;
+    r->q.body = r->bp;
+    r->q.blen = r->blen;
+    r->q.has_body = ht->has_body;
+    r->q.done = ebd_http_h2_done;
+    r->q.header = ebd_http_h2_header;
+
+    ebd_h2_submit(ht->h2, &r->q, ht->target->timeout_ms);
 }
 
 
@@ -1114,6 +1371,11 @@ ebd_http_start(ebd_http_req_t *r)
                             ht->has_body ? r->blen : 0) != 0)
     {
         ebd_http_fail(r, EBD_RETRY, "the request could not be signed");
+        return;
+    }
+
+    if (ht->h2 != NULL) {
+        ebd_http_h2_start(r);
         return;
     }
 
@@ -1268,9 +1530,9 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
     ebd_result_t         res;
 
     r = calloc(1, sizeof(ebd_http_req_t));
-    easy = r != NULL ? ebd_http_easy_get() : NULL;
+    easy = (r != NULL && ht->h2 == NULL) ? ebd_http_easy_get() : NULL;
 
-    if (easy == NULL) {
+    if (r == NULL || (easy == NULL && ht->h2 == NULL)) {
         free(r);
         ebd_delivery_done(d, ebd_result_set(&res, EBD_RETRY, 0,
                                             "out of memory"));
@@ -1378,6 +1640,10 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
     }
 
     /* the request */
+    if (ht->h2 != NULL) {
+        goto send;
+    }
+
     ebd_http_easy_setup(easy, t->timeout_ms, r->errbuf);
     curl_easy_setopt(easy, CURLOPT_URL, ht->url);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, ebd_http_header_cb);
@@ -1404,6 +1670,8 @@ ebd_http_deliver(ebd_target_t *t, ebd_delivery_t *d)
         curl_easy_setopt(easy, CURLOPT_USERNAME, ht->username);
         curl_easy_setopt(easy, CURLOPT_PASSWORD, ht->password);
     }
+
+send:
 
     if (ht->interval_us == 0) {
         ebd_http_send(r);
