@@ -160,6 +160,13 @@ void ebd_conn_state(ebd_conn_t *c, int level, const char *state,
  * connection is down (cb is then not called). */
 int ebd_conn_command(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
     int argc, const char **argv, const size_t *argvlen);
+/* The same with the command already in the protocol's form ("*N\r\n"
+ * then each argument as ebd_resp_arg() makes it); name is for the log. */
+int ebd_conn_formatted(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
+    const char *name, const char *resp, size_t len);
+/* Appends one argument in the protocol's form: "$LEN\r\n" p "\r\n";
+ * type '*' with p NULL appends "*LEN\r\n", a command's head. */
+void ebd_resp_arg(eb_buf_t *b, char type, const char *p, size_t len);
 /* Drops the connection and reconnects (a reply that never came). */
 void ebd_conn_reset(ebd_conn_t *c);
 /* Whether the connection, its handshake or its oldest command has

@@ -505,12 +505,12 @@ ebd_conn_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
-/* "$N\r\n" or "*N\r\n" */
-static void
-ebd_conn_resp_len(eb_buf_t *b, char type, size_t n)
+void
+ebd_resp_arg(eb_buf_t *b, char type, const char *p, size_t len)
 {
-    char    d[24];
-    size_t  i = sizeof(d);
+    char           d[24];
+    size_t         i = sizeof(d), n = len;
+    unsigned char  *w;
 
     d[--i] = '\n';
     d[--i] = '\r';
@@ -520,18 +520,30 @@ ebd_conn_resp_len(eb_buf_t *b, char type, size_t n)
     } while (n);
     d[--i] = type;
 
-    eb_buf_append(b, d + i, sizeof(d) - i);
+    if (eb_buf_reserve(b, sizeof(d) - i + (p ? len + 2 : 0)) != 0) {
+        return;
+    }
+
+    w = b->data + b->len;
+    memcpy(w, d + i, sizeof(d) - i);
+    w += sizeof(d) - i;
+
+    if (p != NULL) {
+        memcpy(w, p, len);
+        w += len;
+        *w++ = '\r';
+        *w++ = '\n';
+    }
+
+    b->len = (size_t) (w - b->data);
 }
 
 
 int
-ebd_conn_command(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
-    int argc, const char **argv, const size_t *argvlen)
+ebd_conn_formatted(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
+    const char *name, const char *resp, size_t len)
 {
-    int              i;
-    size_t           len;
     ebd_conn_cmd_t  *cmd;
-    static eb_buf_t  resp;
 
     if (c->ac == NULL || !c->ready) {
         return -1;
@@ -545,30 +557,12 @@ ebd_conn_command(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
     cmd->conn = c;
     cmd->cb = cb;
     cmd->privdata = privdata;
-    snprintf(cmd->name, sizeof(cmd->name), "%s", argv[0]);
+    snprintf(cmd->name, sizeof(cmd->name), "%s", name);
 
-    /* The command in the protocol's own form, handed to hiredis whole:
-     * its formatter (redisAsyncCommandArgv) costs about 600 instructions
-     * an argument, and a trace entry has 24 of them for every attempt. */
-    eb_buf_reset(&resp);
-    ebd_conn_resp_len(&resp, '*', (size_t) argc);
-    for (i = 0; i < argc; i++) {
-        len = argvlen ? argvlen[i] : strlen(argv[i]);
-        ebd_conn_resp_len(&resp, '$', len);
-        eb_buf_append(&resp, argv[i], len);
-        eb_buf_append(&resp, "\r\n", 2);
-    }
-
-    if (resp.failed
-        || redisAsyncFormattedCommand(c->ac, ebd_conn_reply, cmd,
-                                      (const char *) resp.data, resp.len)
-           != REDIS_OK)
+    if (redisAsyncFormattedCommand(c->ac, ebd_conn_reply, cmd, resp, len)
+        != REDIS_OK)
     {
         free(cmd);
-        if (resp.failed) {
-            eb_buf_free(&resp);
-            eb_buf_init(&resp);
-        }
         return -1;
     }
 
@@ -577,6 +571,38 @@ ebd_conn_command(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
     }
 
     return 0;
+}
+
+
+int
+ebd_conn_command(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    int              i;
+    static eb_buf_t  resp;
+
+    if (c->ac == NULL || !c->ready) {
+        return -1;
+    }
+
+    /* The command in the protocol's own form, handed to hiredis whole:
+     * its formatter (redisAsyncCommandArgv) costs about 600 instructions
+     * an argument, and a trace entry has 24 of them for every attempt. */
+    eb_buf_reset(&resp);
+    ebd_resp_arg(&resp, '*', NULL, (size_t) argc);
+    for (i = 0; i < argc; i++) {
+        ebd_resp_arg(&resp, '$', argv[i],
+                     argvlen ? argvlen[i] : strlen(argv[i]));
+    }
+
+    if (resp.failed) {
+        eb_buf_free(&resp);
+        eb_buf_init(&resp);
+        return -1;
+    }
+
+    return ebd_conn_formatted(c, cb, privdata, argv[0],
+                              (const char *) resp.data, resp.len);
 }
 
 

@@ -858,6 +858,7 @@ ebd_route_free(ebd_route_t *r)
 
     event_free(r->retry_ev);
     free(r->acks);
+    eb_buf_free(&r->tr);
     free(r->gone);
     free(r->stream);
     free(r->dlq);

@@ -8,6 +8,7 @@
 #ifndef EBD_CORE_H
 #define EBD_CORE_H
 
+#include "eb_buf.h"
 #include "eb_event_scan.h"
 #include "ebd.h"
 #include "ebd_topology.h"
@@ -108,6 +109,10 @@ struct ebd_route_s {
     char                 claim_cursor[EBD_ID_MAX];
     uint64_t             idx_ttl_s;     /* of eb:{BUS}:idx:H */
     char               (*acks)[EBD_ID_MAX];    /* XACKs not sent yet */
+    eb_buf_t             tr;            /* trace records not sent yet */
+    unsigned             tr_n;          /* (ebd_index_flush) */
+    size_t               tr_args;
+    uint64_t             tr_hour;       /* their index bucket */
     size_t               nacks;
     size_t               acks_cap;
     size_t               nheld;
@@ -301,6 +306,8 @@ void ebd_index_attempt(ebd_route_t *r, const char *event_id,
     uint64_t entered_ms, const char *stat, int nfields, const char **fields);
 void ebd_index_attempt_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
+/* Sends r's trace records: with the acknowledgements, once a loop turn. */
+void ebd_index_flush(ebd_route_t *r);
 
 /* ebd_replay_runner.c: the replays the console requests, in a thread
  * of worker 0; stop asks it to end after the batch in flight, join

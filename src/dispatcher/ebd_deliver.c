@@ -530,6 +530,10 @@ ebd_flush_acks(ebd_disp_t *dp)
     for (i = 0; i < dp->nroutes; i++) {
         r = dp->routes[i];
 
+        if (r->tr_n) {
+            ebd_index_flush(r);
+        }
+
         for (j = 0; j < r->nacks; j = k) {
             argv[0] = "XACK";
             argv[1] = r->stream;

@@ -42,36 +42,45 @@
 #define EBD_INDEX_ERROR_MS  1000
 
 
-/* KEYS: trace, index bucket, stats minute, stats hour; ARGV: MAXLEN,
- * event id ("": not indexed), index TTL, most t: tokens, counter field
- * ("": none), then the trace entry's fields. Returns the entry id. A
+/* The attempts of a loop turn on one route, in one call. KEYS: trace,
+ * index bucket, stats minute, stats hour; ARGV: MAXLEN, index TTL, most
+ * t: tokens, then per attempt: event id ("": not indexed), counter
+ * field ("": none), the number of trace fields, those fields. A
  * counter's bucket gets its TTL when the field is made (its time span is
- * fixed), which spares two EXPIREs on most attempts; Redis' CPU per
- * attempt is what this script costs (docs/performance.md). */
+ * fixed); the index bucket once per call. Redis' CPU per attempt is what
+ * this script costs (docs/performance.md). */
 static const char  ebd_attempt_script[] =
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',"
-    " unpack(ARGV, 6))\n"
-    "if ARGV[2] ~= '' then\n"
-    "  local v = redis.call('HGET', KEYS[2], ARGV[2])\n"
-    "  if not v then\n"
-    "    redis.call('HSET', KEYS[2], ARGV[2], 't:' .. id)\n"
-    "  else\n"
-    "    local _, n = string.gsub(v, 't:', '')\n"
-    "    if n < tonumber(ARGV[4]) then\n"
-    "      redis.call('HSET', KEYS[2], ARGV[2], v .. ' t:' .. id)\n"
+    "local maxlen, cap = ARGV[1], tonumber(ARGV[3])\n"
+    "local counts, indexed, i = {}, false, 4\n"
+    "while i <= #ARGV do\n"
+    "  local ev, stat, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])\n"
+    "  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*',"
+    " unpack(ARGV, i + 3, i + 2 + n))\n"
+    "  if ev ~= '' then\n"
+    "    local v = redis.call('HGET', KEYS[2], ev)\n"
+    "    if not v then\n"
+    "      redis.call('HSET', KEYS[2], ev, 't:' .. id)\n"
+    "    else\n"
+    "      local _, c = string.gsub(v, 't:', '')\n"
+    "      if c < cap then\n"
+    "        redis.call('HSET', KEYS[2], ev, v .. ' t:' .. id)\n"
+    "      end\n"
     "    end\n"
+    "    indexed = true\n"
     "  end\n"
-    "  redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "  if stat ~= '' then counts[stat] = (counts[stat] or 0) + 1 end\n"
+    "  i = i + 3 + n\n"
     "end\n"
-    "if ARGV[5] ~= '' then\n"
-    "  if redis.call('HINCRBY', KEYS[3], ARGV[5], 1) == 1 then\n"
+    "if indexed then redis.call('EXPIRE', KEYS[2], ARGV[2]) end\n"
+    "for f, c in pairs(counts) do\n"
+    "  if redis.call('HINCRBY', KEYS[3], f, c) == c then\n"
     "    redis.call('EXPIRE', KEYS[3], " EBD_STATS_M_TTL ")\n"
     "  end\n"
-    "  if redis.call('HINCRBY', KEYS[4], ARGV[5], 1) == 1 then\n"
+    "  if redis.call('HINCRBY', KEYS[4], f, c) == c then\n"
     "    redis.call('EXPIRE', KEYS[4], " EBD_STATS_H_TTL ")\n"
     "  end\n"
     "end\n"
-    "return id\n";
+    "return 1\n";
 
 
 /* KEYS: the cursor; ARGV: the cursor read ("": none), the new one, the
@@ -225,52 +234,119 @@ ebd_index_setup(ebd_disp_t *dp)
 
 /* ---- the attempts ------------------------------------------------ */
 
+/* records per call, and bytes: a call is one Redis command */
+#define EBD_INDEX_BATCH      256
+#define EBD_INDEX_BATCH_MAX  (512 * 1024)
+
+
 void
 ebd_index_attempt(ebd_route_t *r, const char *event_id, uint64_t entered_ms,
     const char *stat, int nfields, const char **fields)
 {
-    int           argc, i;
-    char          maxlen[32], ttl[32], cap[16], field[600];
-    char          idx[600], min[600], hour[600];
-    uint64_t      now;
-    const char   *argv[16 + 32];
+    int          i;
+    char         n[16], field[160];
+    uint64_t     hour = entered_ms / 3600000;
+    ebd_disp_t  *dp = r->dp;
+
+    /* a call holds one index bucket */
+    if (r->tr_n && (r->tr_hour != hour || r->tr_n >= EBD_INDEX_BATCH
+                    || r->tr.len >= EBD_INDEX_BATCH_MAX))
+    {
+        ebd_index_flush(r);
+    }
+
+    if (nfields > 32) {
+        nfields = 32;
+    }
+
+    /* the record's arguments in the protocol's form at once: the flush
+     * puts the command's head before them */
+    r->tr_hour = hour;
+    ebd_resp_arg(&r->tr, '$', event_id, strlen(event_id));
+    if (stat != NULL) {
+        /* the counter's field: "delivered:TARGET" */
+        ebd_resp_arg(&r->tr, '$', field,
+                     (size_t) snprintf(field, sizeof(field), "%s:%s", stat,
+                                       r->target->name));
+    } else {
+        ebd_resp_arg(&r->tr, '$', "", 0);
+    }
+    ebd_resp_arg(&r->tr, '$', n,
+                 (size_t) snprintf(n, sizeof(n), "%d", nfields));
+    for (i = 0; i < nfields; i++) {
+        ebd_resp_arg(&r->tr, '$', fields[i], strlen(fields[i]));
+    }
+    r->tr_args += 3 + (size_t) nfields;
+    r->tr_n++;
+
+    if (!dp->flush_armed) {
+        dp->flush_armed = 1;
+        event_active(dp->flush, EV_TIMEOUT, 0);
+    }
+}
+
+
+void
+ebd_index_flush(ebd_route_t *r)
+{
+    size_t           i;
+    char             maxlen[32], ttl[32], cap[16], idx[600], min[600],
+                     hour[600];
+    uint64_t         now;
+    const char      *head[10];
+    static eb_buf_t  cmd;
+
+    if (r->tr.failed || r->cmd == NULL) {
+        /* the trace is a record: its loss does not touch a delivery */
+        ebd_log_debug("route %s: %u trace entries lost (out of memory or "
+                      "no connection)", r->stream, r->tr_n);
+        goto done;
+    }
 
     now = ebd_now_ms();
-
     snprintf(maxlen, sizeof(maxlen), "%lld", r->dp->opts->trace_maxlen);
     snprintf(ttl, sizeof(ttl), "%" PRIu64,
              r->idx_ttl_s ? r->idx_ttl_s : EBD_INDEX_DEFAULT_S + 3600);
     snprintf(cap, sizeof(cap), "%d", EBD_INDEX_ATTEMPTS);
-    if (stat) {
-        snprintf(field, sizeof(field), "%s:%s", stat, r->target->name);
-    }
-    snprintf(idx, sizeof(idx), "eb:{%s}:idx:%" PRIu64, r->bus,
-             entered_ms / 3600000);
+    snprintf(idx, sizeof(idx), "eb:{%s}:idx:%" PRIu64, r->bus, r->tr_hour);
     snprintf(min, sizeof(min), "eb:{%s}:stats:m:%" PRIu64, r->bus,
              now / 60000);
     snprintf(hour, sizeof(hour), "eb:{%s}:stats:h:%" PRIu64, r->bus,
              now / 3600000);
 
-    argc = 0;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = ebd_attempt_sha;
-    argv[argc++] = "4";
-    argv[argc++] = r->trace;
-    argv[argc++] = idx;
-    argv[argc++] = min;
-    argv[argc++] = hour;
-    argv[argc++] = maxlen;
-    argv[argc++] = event_id;
-    argv[argc++] = ttl;
-    argv[argc++] = cap;
-    argv[argc++] = stat ? field : "";
+    head[0] = "EVALSHA";
+    head[1] = ebd_attempt_sha;
+    head[2] = "4";
+    head[3] = r->trace;
+    head[4] = idx;
+    head[5] = min;
+    head[6] = hour;
+    head[7] = maxlen;
+    head[8] = ttl;
+    head[9] = cap;
 
-    for (i = 0; i < nfields && i < 32; i++) {
-        argv[argc++] = fields[i];
+    eb_buf_reset(&cmd);
+    ebd_resp_arg(&cmd, '*', NULL, 10 + r->tr_args);
+    for (i = 0; i < 10; i++) {
+        ebd_resp_arg(&cmd, '$', head[i], strlen(head[i]));
+    }
+    eb_buf_append(&cmd, r->tr.data, r->tr.len);
+
+    if (!cmd.failed) {
+        (void) ebd_conn_formatted(r->cmd, ebd_index_attempt_reply, r->cmd,
+                                  "EVALSHA", (const char *) cmd.data,
+                                  cmd.len);
     }
 
-    (void) ebd_conn_command(r->cmd, ebd_index_attempt_reply, r->cmd, argc,
-                            argv, NULL);
+    if (cmd.failed || cmd.cap > 4 * EBD_INDEX_BATCH_MAX) {
+        eb_buf_free(&cmd);
+    }
+
+done:
+
+    eb_buf_reset(&r->tr);
+    r->tr_n = 0;
+    r->tr_args = 0;
 }
 
 
