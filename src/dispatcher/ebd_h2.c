@@ -316,6 +316,11 @@ ebd_h2_flush(ebd_h2_conn_t *c)
     const uint8_t    *data;
     struct evbuffer  *out = bufferevent_get_output(c->bev);
 
+    if (c->h2->closing) {
+        /* being freed: its caller's fields (not copied) may be gone */
+        return 0;
+    }
+
     while (evbuffer_get_length(out) < EBD_H2_OUT_MAX) {
         n = nghttp2_session_mem_send(c->ss, &data);
         if (n < 0) {

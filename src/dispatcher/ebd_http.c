@@ -1141,11 +1141,16 @@ ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
  * HTTP/2 (ebd_h2.c): the same header lines as fields
  */
 
+#define EBD_H2_KEEP  (NGHTTP2_NV_FLAG_NO_COPY_NAME                        \
+                      | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+
+
 /* A header line ("Name: value", "Name;" for an empty value, "Name:" to
  * leave one out, libcurl's ways) as a field, its name lowercased into
  * names; 0 when it is not sent. */
 static int
-ebd_http_h2_field(const char *line, char *names, nghttp2_nv *nv)
+ebd_http_h2_field(const char *line, char *names, nghttp2_nv *nv,
+    uint8_t flags)
 {
     size_t       i, len;
     const char  *v;
@@ -1182,9 +1187,34 @@ ebd_http_h2_field(const char *line, char *names, nghttp2_nv *nv)
     nv->namelen = len;
     nv->value = (uint8_t *) v;
     nv->valuelen = strlen(v);
-    nv->flags = NGHTTP2_NV_FLAG_NONE;
+    nv->flags = flags;
 
     return 1;
+}
+
+
+/* Whether an event's own field is worth HPACK's table: the same for
+ * many requests. The others (ce-id, ce-time, Idempotency-Key, trace
+ * context, signatures, tokens) are sent literally, not indexed: they
+ * would only push the others out of the table. */
+static uint8_t
+ebd_http_h2_index(const nghttp2_nv *nv)
+{
+    static const char *const  same[] = {
+        "content-type", "ce-specversion", "ce-source", "ce-type",
+        "ce-subject", "ce-dataschema", "prefer", "ce-replay", NULL
+    };
+    size_t                    i;
+
+    for (i = 0; same[i] != NULL; i++) {
+        if (strlen(same[i]) == nv->namelen
+            && memcmp(same[i], nv->name, nv->namelen) == 0)
+        {
+            return NGHTTP2_NV_FLAG_NONE;
+        }
+    }
+
+    return NGHTTP2_NV_FLAG_NO_INDEX;
 }
 
 
@@ -1239,20 +1269,26 @@ ebd_http_h2_fields(ebd_http_target_t *ht)
     names = (char *) (ht->h2_nv + n);
     n = 0;
 
+    /* these live as long as the target: nghttp2 need not copy them;
+     * credentials are never indexed (RFC 7541 7.1.3) */
     for (l = ht->headers; l != NULL; l = l->next) {
-        if (ebd_http_h2_field(l->data, names, &ht->h2_nv[n])) {
+        if (ebd_http_h2_field(l->data, names, &ht->h2_nv[n], EBD_H2_KEEP)) {
             names += ht->h2_nv[n++].namelen;
         }
     }
-    if (key != NULL && ebd_http_h2_field(key->data, names, &ht->h2_nv[n])) {
-        names += ht->h2_nv[n++].namelen;
-    }
-    if (ht->h2_basic != NULL
-        && ebd_http_h2_field(ht->h2_basic, names, &ht->h2_nv[n]))
+    if (key != NULL
+        && ebd_http_h2_field(key->data, names, &ht->h2_nv[n],
+                             EBD_H2_KEEP | NGHTTP2_NV_FLAG_NO_INDEX))
     {
         names += ht->h2_nv[n++].namelen;
     }
-    if (ebd_http_h2_field(ua, names, &ht->h2_nv[n])) {
+    if (ht->h2_basic != NULL
+        && ebd_http_h2_field(ht->h2_basic, names, &ht->h2_nv[n],
+                             EBD_H2_KEEP | NGHTTP2_NV_FLAG_NO_INDEX))
+    {
+        names += ht->h2_nv[n++].namelen;
+    }
+    if (ebd_http_h2_field(ua, names, &ht->h2_nv[n], EBD_H2_KEEP)) {
         n++;
     }
 
@@ -1335,7 +1371,8 @@ ebd_http_h2_start(ebd_http_req_t *r)
     for (p = (const char *) r->hdr.data, k = 0; k < r->nhdr;
          p += strlen(p) + 1, k++)
     {
-        if (ebd_http_h2_field(p, names, &nv[i])) {
+        if (ebd_http_h2_field(p, names, &nv[i], NGHTTP2_NV_FLAG_NONE)) {
+            nv[i].flags = ebd_http_h2_index(&nv[i]);
             names += nv[i++].namelen;
         }
     }
