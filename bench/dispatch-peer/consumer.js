@@ -11,7 +11,9 @@
  *
  * Environment: PEER_REDIS host:port, PEER_STREAM the target stream,
  * PEER_URL the sink; PEER_WORKERS (2), PEER_CONCURRENCY (64, per worker),
- * PEER_CONNECTIONS (64, per worker), PEER_BLOCK_MS (2000).
+ * PEER_CONNECTIONS (64, per worker), PEER_BLOCK_MS (2000); PEER_HTTP2=1:
+ * HTTP/2 with prior knowledge instead, one session per worker through
+ * Node's own http2 module (the requests as streams of it).
  * SIGTERM: stop reading, finish what is in flight, send the last XACKs,
  * exit; what was read but not delivered stays pending.
  */
@@ -57,10 +59,12 @@ function worker() {
     const concurrency = Number(env.PEER_CONCURRENCY || 64);
     const blockMs = Number(env.PEER_BLOCK_MS || 2000);
     const url = new URL(env.PEER_URL);
-    const pool = new Pool(url.origin, {
+    const pool = env.PEER_HTTP2 === '1' ? null : new Pool(url.origin, {
         connections: Number(env.PEER_CONNECTIONS || 64),
         pipelining: 1, keepAliveTimeout: 60000,
     });
+    const h2 = pool ? null : require('node:http2');
+    let session = null;                         // HTTP/2: made again once closed
     const reader = new Redis({ host, port });  // a blocked read holds its connection
     const cmd = new Redis({ host, port });     // XGROUP, XACK
 
@@ -103,8 +107,7 @@ function worker() {
         inFlight++;
         let ok = false, final = false;
         try {
-            const { statusCode, body } = await pool.request(request(item.fields));
-            await body.dump();
+            const statusCode = await send(request(item.fields));
             ok = statusCode >= 200 && statusCode < 300;
             final = !ok && statusCode !== 408 && statusCode !== 429 && statusCode < 500;
             if (!ok) console.error(`peer: ${item.id}: HTTP ${statusCode}`);
@@ -120,6 +123,29 @@ function worker() {
         }                                       // else it stays pending
         pump();
         read();
+    }
+
+    // the request's status, its body read and thrown away
+    async function send(req) {
+        if (pool) {
+            const { statusCode, body } = await pool.request(req);
+            await body.dump();
+            return statusCode;
+        }
+        if (!session || session.closed || session.destroyed) {
+            session = h2.connect(url.origin);
+            session.on('error', (e) => console.error(`peer: http2: ${e.message}`));
+        }
+        return new Promise((resolve, reject) => {
+            const s = session.request({ ':method': req.method, ':path': req.path,
+                                        ...req.headers });
+            let status = 0;
+            s.on('response', (h) => { status = h[':status']; });
+            s.on('error', reject);
+            s.on('data', () => {});
+            s.on('end', () => resolve(status));
+            s.end(req.body);
+        });
     }
 
     // binary mode: the attributes as ce-* headers, data as the body
@@ -175,7 +201,8 @@ function worker() {
             await new Promise((r) => setTimeout(r, 10));
         }
         await cmd.quit();
-        await pool.close();
+        if (pool) await pool.close();
+        if (session) session.close();
         process.exit(0);
     }
 
