@@ -176,6 +176,10 @@ void ebd_conn_free(ebd_conn_t *c);
 
 
 uint64_t ebd_now_ms(void);
+/* v in decimal, NUL-terminated, into buf (at least 21 bytes); returns its
+ * length. snprintf costs about 900 instructions a number, on every
+ * attempt's trace entry. */
+size_t ebd_u64_text(char *buf, uint64_t v);
 
 /* The configuration as ebd takes it: eb_config_load() and what only ebd
  * checks (the signing secrets, ebd_sign.c). NULL with err on failure. */

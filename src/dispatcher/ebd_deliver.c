@@ -492,7 +492,7 @@ ebd_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
 void
 ebd_ack(ebd_route_t *r, const char *id)
 {
-    size_t       cap;
+    size_t       cap, len;
     ebd_disp_t  *dp = r->dp;
     char       (*a)[EBD_ID_MAX];
 
@@ -508,7 +508,10 @@ ebd_ack(ebd_route_t *r, const char *id)
         r->acks_cap = cap;
     }
 
-    snprintf(r->acks[r->nacks++], EBD_ID_MAX, "%s", id);
+    /* ids come from Redis' replies: shorter than EBD_ID_MAX */
+    len = strnlen(id, EBD_ID_MAX - 1);
+    memcpy(r->acks[r->nacks], id, len);
+    r->acks[r->nacks++][len] = '\0';
 
     if (!dp->flush_armed) {
         dp->flush_armed = 1;
@@ -566,14 +569,17 @@ ebd_trace(ebd_item_t *it, const char *outcome, const char *stat,
     uint64_t latency_us)
 {
     int            n;
-    char           attempt[16], status[16], latency[32];
+    char           attempt[24], status[24], latency[24];
     const char    *f[22];
     ebd_route_t   *r = it->route;
 
-    snprintf(attempt, sizeof(attempt), "%u", it->d.attempt);
-    snprintf(status, sizeof(status), "%d", it->last.status);
-    snprintf(latency, sizeof(latency), "%llu",
-             (unsigned long long) latency_us);
+    (void) ebd_u64_text(attempt, it->d.attempt);
+    if (it->last.status >= 0) {
+        (void) ebd_u64_text(status, (uint64_t) it->last.status);
+    } else {
+        snprintf(status, sizeof(status), "%d", it->last.status);
+    }
+    (void) ebd_u64_text(latency, latency_us);
 
     n = 0;
     f[n++] = "event";

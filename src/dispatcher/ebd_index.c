@@ -244,7 +244,8 @@ ebd_index_attempt(ebd_route_t *r, const char *event_id, uint64_t entered_ms,
     const char *stat, int nfields, const char **fields)
 {
     int          i;
-    char         n[16], field[160];
+    char         n[24], field[160];
+    size_t       len, tlen;
     uint64_t     hour = entered_ms / 3600000;
     ebd_disp_t  *dp = r->dp;
 
@@ -263,16 +264,18 @@ ebd_index_attempt(ebd_route_t *r, const char *event_id, uint64_t entered_ms,
      * puts the command's head before them */
     r->tr_hour = hour;
     ebd_resp_arg(&r->tr, '$', event_id, strlen(event_id));
-    if (stat != NULL) {
+    len = stat != NULL ? strlen(stat) : 0;
+    tlen = strlen(r->target->name);
+    if (stat != NULL && len + 1 + tlen < sizeof(field)) {
         /* the counter's field: "delivered:TARGET" */
-        ebd_resp_arg(&r->tr, '$', field,
-                     (size_t) snprintf(field, sizeof(field), "%s:%s", stat,
-                                       r->target->name));
+        memcpy(field, stat, len);
+        field[len] = ':';
+        memcpy(field + len + 1, r->target->name, tlen);
+        ebd_resp_arg(&r->tr, '$', field, len + 1 + tlen);
     } else {
         ebd_resp_arg(&r->tr, '$', "", 0);
     }
-    ebd_resp_arg(&r->tr, '$', n,
-                 (size_t) snprintf(n, sizeof(n), "%d", nfields));
+    ebd_resp_arg(&r->tr, '$', n, ebd_u64_text(n, (uint64_t) nfields));
     for (i = 0; i < nfields; i++) {
         ebd_resp_arg(&r->tr, '$', fields[i], strlen(fields[i]));
     }

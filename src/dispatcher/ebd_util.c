@@ -34,6 +34,25 @@ ebd_now_ms(void)
 }
 
 
+size_t
+ebd_u64_text(char *buf, uint64_t v)
+{
+    char    d[20];
+    size_t  i = sizeof(d), n;
+
+    do {
+        d[--i] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    n = sizeof(d) - i;
+    memcpy(buf, d + i, n);
+    buf[n] = '\0';
+
+    return n;
+}
+
+
 void
 ebd_time_format(uint64_t ms, char *buf, size_t len)
 {
