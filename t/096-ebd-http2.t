@@ -33,6 +33,7 @@ use lib "$FindBin::Bin/lib";
 use EBTest qw(wait_for);
 use EBTest::Peer;
 use EBTest::TLS;
+use EBTest::Blackhole;
 
 my $NODE_DIR = "$FindBin::Bin/node";
 
@@ -80,6 +81,9 @@ my $mcs = H2Peer->start(maxConcurrentStreams => 4,
 my $tpeer = H2Peer->start(tls => { key => $tls->{server_key}, cert => $tls->{server_cert} });
 my $wrong = H2Peer->start(tls => { key => "$tmp/other.key", cert => "$tmp/other.pem" });
 my $h1 = EBTest::Peer->start(control => {});
+# a server that accepts and then says nothing (no SETTINGS, no answer)
+my $silent = EBTest::Blackhole->start(to => '127.0.0.1:' . $h1->port);
+$silent->blackhole(new => 1);
 
 # --- the configuration -------------------------------------------------------
 
@@ -119,6 +123,8 @@ my $cfg = {
                     retry => $retry },
         h1     => { type => 'http', H2, url => $h1->url('/h1'),
                     retry => { %$retry, attempts => 2 } },
+        silent => { type => 'http', H2, url => 'http://' . $silent->addr . '/s',
+                    timeout => '500ms', retry => { %$retry, attempts => 2 } },
         tls    => { type => 'http', H2, url => 'https://127.0.0.1:' . $tpeer->port . '/tls',
                     retry => $retry },
         tlsbad => { type => 'http', H2, url => 'https://127.0.0.1:' . $wrong->port . '/tls',
@@ -139,6 +145,7 @@ my $cfg = {
             ga     => rule('t.ga', 'ga'),
             mcs    => rule('t.mcs', 'mcs'),
             h1     => rule('t.h1', 'h1'),
+            silent => rule('t.silent', 'silent'),
             tls    => rule('t.tls', 'tls'),
             tlsbad => rule('t.tlsbad', 'tlsbad'),
         } },
@@ -555,6 +562,20 @@ sub max_of { my $m = 0; $_ > $m and $m = $_ for @_; $m }
     is(scalar(grep { $_->{outcome} eq 'retry' } @{ trace('h1') }), 2, 'HTTP/1.1 server: retried twice');
 }
 
+# a server that never sends its SETTINGS: each attempt times out, and
+# the connection is given up (its connect timeout runs until SETTINGS
+# come), so the next attempt makes a new one
+{
+    put_events({ type => 't.silent', data => { x => 1 } });
+    ok(wait_for(sub { @{ dlq('silent') } }, 10), 'silent server: dead-lettered after the retries');
+    my $d = dlq('silent')->[0][1] // {};
+    like($d->{error} // '', qr/timed out|sent no HTTP\/2 SETTINGS/, 'silent server: a timeout');
+    note "silent server: $d->{error}";
+    is($d->{attempts}, 3, 'silent server: 3 attempts');
+    cmp_ok($silent->accepted, '>=', 2, 'silent server: a connection that never became HTTP/2 was given up ('
+           . $silent->accepted . ' made)');
+}
+
 # =============================================================================
 # 8. TLS: ALPN h2, the certificate checked
 # =============================================================================
@@ -634,6 +655,7 @@ $ngx->finish;
 for my $p ($h2, $ga, $mcs, $tpeer, $wrong) {
     ok(!$p->errors, "h2 peer $p->{name}: no session error") or diag join "\n", $p->errors;
 }
+$silent->stop;
 EBTest::cleanup_all();
 note sprintf('t/096-ebd-http2.t: %.1f s', time - $T0);
 done_testing;

@@ -228,6 +228,16 @@ ebd_h2_stream_unlink(ebd_h2_stream_t *s)
 }
 
 
+/* why c failed: what it says, unless the server never spoke HTTP/2 */
+static const char *
+ebd_h2_why(ebd_h2_conn_t *c, const char *err)
+{
+    /* an HTTP/1 server, most likely: it answered the preface and left */
+    return c->ready && !c->settings ? "the server did not answer in HTTP/2"
+                                    : err;
+}
+
+
 /* Closes c: its requests whose HEADERS never left are sent again, the
  * others fail with err. */
 static void
@@ -238,11 +248,6 @@ ebd_h2_conn_close(ebd_h2_conn_t *c, const char *err)
     ebd_h2_req_t     *q;
     ebd_h2_conn_t    *o;
     ebd_h2_stream_t  *s, *next;
-
-    if (c->ready && !c->settings) {
-        /* an HTTP/1 server, most likely */
-        err = "the server did not answer in HTTP/2";
-    }
 
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -324,7 +329,7 @@ ebd_h2_flush(ebd_h2_conn_t *c)
     while (evbuffer_get_length(out) < EBD_H2_OUT_MAX) {
         n = nghttp2_session_mem_send(c->ss, &data);
         if (n < 0) {
-            ebd_h2_conn_close(c, nghttp2_strerror((int) n));
+            ebd_h2_conn_close(c, ebd_h2_why(c, nghttp2_strerror((int) n)));
             return -1;
         }
         if (n == 0) {
@@ -341,7 +346,7 @@ ebd_h2_flush(ebd_h2_conn_t *c)
         && evbuffer_get_length(out) == 0)
     {
         /* after a GOAWAY, with every stream closed */
-        ebd_h2_conn_close(c, "the connection was closed");
+        ebd_h2_conn_close(c, ebd_h2_why(c, "the connection was closed"));
         return -1;
     }
 
@@ -365,7 +370,7 @@ ebd_h2_read(struct bufferevent *bev, void *arg)
         data = evbuffer_pullup(in, (ssize_t) len);
         n = nghttp2_session_mem_recv(c->ss, data, len);
         if (n < 0) {
-            ebd_h2_conn_close(c, nghttp2_strerror((int) n));
+            ebd_h2_conn_close(c, ebd_h2_why(c, nghttp2_strerror((int) n)));
             goto leave;
         }
         evbuffer_drain(in, (size_t) n);
@@ -427,9 +432,9 @@ ebd_h2_connected(ebd_h2_conn_t *c)
         return;
     }
 
-    /* still h2->connecting until the peer's SETTINGS come */
+    /* still h2->connecting, and the connect timeout still on, until the
+     * peer's SETTINGS come: a server that never answers is given up */
     c->ready = 1;
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
 
     /* the preface and SETTINGS, then what waits */
     if (ebd_h2_flush(c) == 0) {
@@ -458,7 +463,8 @@ ebd_h2_event(struct bufferevent *bev, short what, void *arg)
     e = h2->tls ? bufferevent_get_openssl_error(bev) : 0;
 
     if (what & BEV_EVENT_TIMEOUT) {
-        snprintf(msg, sizeof(msg), "connecting to %s:%d timed out",
+        snprintf(msg, sizeof(msg), c->ready ? "%s:%d sent no HTTP/2 "
+                 "SETTINGS in time" : "connecting to %s:%d timed out",
                  h2->host, h2->port);
 
     } else if (dns != 0) {
@@ -485,7 +491,8 @@ ebd_h2_event(struct bufferevent *bev, short what, void *arg)
 
     /* what waits fails if no other connection can carry it: the caller
      * retries later */
-    ebd_h2_conn_close(c, msg);
+    ebd_h2_conn_close(c, (what & BEV_EVENT_TIMEOUT) ? msg
+                                                    : ebd_h2_why(c, msg));
 
 leave:
 
@@ -900,7 +907,10 @@ ebd_h2_on_frame_recv(nghttp2_session *ss, const nghttp2_frame *frame,
 
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
-            c->settings = 1;
+            if (!c->settings) {
+                c->settings = 1;
+                bufferevent_set_timeouts(c->bev, NULL, NULL);
+            }
             if (c->h2->connecting == c) {
                 c->h2->connecting = NULL;
             }
