@@ -194,7 +194,7 @@ NEWEST_REUSE = TEST_EB_EBD=$(abspath build/ebd) \
 # test against this nginx.
 EBD_ONLY_TESTS = t/000-unit.t t/065-ebd-console-feed.t $(wildcard t/07*.t) \
                  t/084-ebd-cluster.t t/089-ebd-shared-limits.t \
-                 t/091-ebd-ordering.t \
+                 t/091-ebd-ordering.t t/096-ebd-http2.t \
                  t/085-ebd-sentinel.t t/086-ebd-redis-recovery.t
 MODULE_TESTS   = $(filter-out $(EBD_ONLY_TESTS),$(sort $(wildcard t/*.t)))
 
