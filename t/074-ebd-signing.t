@@ -28,6 +28,7 @@ use File::Temp qw(tempdir);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use EBTest qw(wait_for);
+use EBTest::NodePeer;
 
 my $NODE_DIR = "$FindBin::Bin/node";
 
@@ -104,7 +105,7 @@ my %paths = (
     '/ts'    => {},
 );
 
-my $recv = Receiver->start(\%paths);
+my $recv = EBTest::NodePeer->start('receive.mjs', paths => \%paths);
 
 # --- the configuration -----------------------------------------------------------
 
@@ -459,50 +460,3 @@ done_testing;
 
 
 # The Node.js receiver: t/node/receive.mjs in a process of its own
-package Receiver;
-
-use JSON::PP;
-use POSIX qw(:sys_wait_h);
-use Time::HiRes qw(sleep time);
-use File::Temp qw(tempdir);
-
-sub start {
-    my ($class, $paths) = @_;
-    my $self = bless { dir => tempdir('eb-recv-XXXXXX', TMPDIR => 1, CLEANUP => 1) }, $class;
-    my $dir = $self->{dir};
-    EBTest::write_file("$dir/conf.json",
-                       JSON::PP->new->utf8->encode({ dir => $dir, paths => $paths }));
-    EBTest::write_file("$dir/requests.jsonl", '');
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$dir/node.log";
-        open STDERR, '>>', "$dir/node.log";
-        exec 'node', "$NODE_DIR/receive.mjs", "$dir/conf.json" or POSIX::_exit(127);
-    }
-    $self->{pid} = $pid;
-    EBTest::register($self);
-    EBTest::wait_for(sub { -s "$dir/port" }, 10)
-        or die "receive.mjs did not start: " . (eval { EBTest::slurp("$dir/node.log") } // '');
-    $self->{port} = EBTest::slurp("$dir/port");
-    return $self;
-}
-
-sub url { "http://127.0.0.1:$_[0]{port}$_[1]" }
-
-sub requests {
-    my ($self, $path) = @_;
-    open my $fh, '<:raw', "$self->{dir}/requests.jsonl" or return [];
-    # a line node is still writing is left for the next look
-    my @r = grep { $_->{path} eq $path }
-            map { eval { JSON::PP->new->utf8->decode($_) } // () } grep { /\n$/ } <$fh>;
-    return \@r;
-}
-
-sub stop {
-    my ($self) = @_;
-    my $pid = delete $self->{pid} or return;
-    kill 'TERM', $pid;
-    EBTest::wait_for(sub { waitpid($pid, WNOHANG) != 0 }, 5)
-        or do { kill 'KILL', $pid; waitpid $pid, 0 };
-}

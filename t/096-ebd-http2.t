@@ -34,6 +34,7 @@ use EBTest qw(wait_for);
 use EBTest::Peer;
 use EBTest::TLS;
 use EBTest::Blackhole;
+use EBTest::NodePeer;
 
 my $NODE_DIR = "$FindBin::Bin/node";
 
@@ -664,61 +665,22 @@ done_testing;
 # The HTTP/2 peer: t/node/h2-peer.mjs in a process of its own
 package H2Peer;
 
-use JSON::PP;
-use POSIX qw(:sys_wait_h);
-use Time::HiRes qw(sleep time);
-use File::Temp qw(tempdir);
-
-my $n_peers = 0;
+use parent -norequire, 'EBTest::NodePeer';
 
 sub start {
     my ($class, %conf) = @_;
-    my $self = bless { dir => tempdir('eb-h2peer-XXXXXX', TMPDIR => 1, CLEANUP => 1),
-                       name => ++$n_peers }, $class;
-    my $dir = $self->{dir};
-    EBTest::write_file("$dir/conf.json",
-                       JSON::PP->new->utf8->encode({ %conf, dir => $dir }));
-    EBTest::write_file("$dir/requests.jsonl", '');
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$dir/node.log";
-        open STDERR, '>>', "$dir/node.log";
-        exec 'node', "$NODE_DIR/h2-peer.mjs", "$dir/conf.json" or POSIX::_exit(127);
-    }
-    $self->{pid} = $pid;
-    EBTest::register($self);
-    EBTest::wait_for(sub { -s "$dir/port" }, 10)
-        or die "h2-peer.mjs did not start: " . (eval { EBTest::slurp("$dir/node.log") } // '');
-    $self->{port} = EBTest::slurp("$dir/port");
-    return $self;
-}
-
-sub port { $_[0]{port} }
-sub url { "http://127.0.0.1:$_[0]{port}$_[1]" }
-
-# the logged requests to a path (all paths without one), oldest answer first
-sub requests {
-    my ($self, $path) = @_;
-    open my $fh, '<:raw', "$self->{dir}/requests.jsonl" or return [];
-    # a line node is still writing is left for the next look
-    return [ grep { !defined $path || $_->{path} eq $path }
-             map { eval { JSON::PP->new->utf8->decode($_) } // () } grep { /\n$/ } <$fh> ];
+    return $class->SUPER::start('h2-peer.mjs', %conf);
 }
 
 # the sessions that ended: [ { session, alpn, requests, maxOpen, goaway, error } ]
-sub sessions {
-    my ($self) = @_;
-    open my $fh, '<:raw', "$self->{dir}/sessions.jsonl" or return [];
-    return [ map { eval { JSON::PP->new->utf8->decode($_) } // () } grep { /\n$/ } <$fh> ];
-}
+sub sessions { $_[0]->jsonl('sessions') }
 
 # session errors and what node wrote to its stderr
 sub errors {
     my ($self) = @_;
     my @e = map { "session $_->{session}: $_->{error}" } grep { $_->{error} }
             @{ $self->sessions };
-    my $log = eval { EBTest::slurp("$self->{dir}/node.log") } // '';
+    my $log = $self->log;
     push @e, $log if length $log;
     return @e;
 }
@@ -728,12 +690,4 @@ sub pct_decode {
     $s =~ tr/+/ /;
     $s =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
     return $s;
-}
-
-sub stop {
-    my ($self) = @_;
-    my $pid = delete $self->{pid} or return;
-    kill 'TERM', $pid;
-    EBTest::wait_for(sub { waitpid($pid, WNOHANG) != 0 }, 5)
-        or do { kill 'KILL', $pid; waitpid $pid, 0 };
 }
