@@ -119,6 +119,7 @@ my $cfg = {
         tmo    => { type => 'http', H2, url => $h2->url('/tmo'), timeout => '300ms',
                     retry => { %$retry, attempts => 2 } },
         fast   => { type => 'http', H2, url => $h2->url('/fast') },
+        named  => { type => 'http', H2, url => 'http://localhost:' . $h2->port . '/named' },
         ga     => { type => 'http', H2, url => $ga->url('/ga'), retry => $retry },
         mcs    => { type => 'http', H2, url => $mcs->url('/mcs'), concurrency => 32,
                     retry => $retry },
@@ -143,6 +144,7 @@ my $cfg = {
             t408   => rule('t.t408', 't408'),
             tmo    => rule('t.tmo', 'tmo'),
             fast   => rule('t.fast', 'fast'),
+            named  => rule('t.named', 'named'),
             ga     => rule('t.ga', 'ga'),
             mcs    => rule('t.mcs', 'mcs'),
             h1     => rule('t.h1', 'h1'),
@@ -561,6 +563,21 @@ sub max_of { my $m = 0; $_ > $m and $m = $_ for @_; $m }
     is($d->{attempts}, 3, 'HTTP/1.1 server: 3 attempts');
     is((EBTest::json_decode($d->{event} // '') // {})->{id}, $id, 'HTTP/1.1 server: the event');
     is(scalar(grep { $_->{outcome} eq 'retry' } @{ trace('h1') }), 2, 'HTTP/1.1 server: retried twice');
+}
+
+# a host name, not an address: resolved on the loop (evdns, /etc/hosts).
+# ebd connects to the first address it gets and the peer listens on
+# 127.0.0.1 only: not run where /etc/hosts gives localhost an IPv6
+# address too
+SKIP: {
+    my $hosts = eval { EBTest::slurp('/etc/hosts') } // '';
+    skip 'localhost has an IPv6 address in /etc/hosts', 2
+        if $hosts =~ /^\s*[0-9a-fA-F:]*:[0-9a-fA-F:]*\s.*\blocalhost\b/m
+           || $hosts !~ /^\s*127\.0\.0\.1\s.*\blocalhost\b/m;
+    put_events({ type => 't.named', data => { x => 1 } });
+    my $r = wait_ok($h2, '/named', 1, 10);
+    is(scalar @$r, 1, 'a host name: resolved, delivered');
+    like($r->[0]{headers}{':authority'} // '', qr/^localhost:\d+$/, 'a host name: :authority localhost:PORT');
 }
 
 # a server that never sends its SETTINGS: each attempt times out, and

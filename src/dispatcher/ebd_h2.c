@@ -83,6 +83,8 @@ struct ebd_h2_s {
     struct event_base   *base;
     char                *host;          /* to connect to, no brackets */
     int                  port;
+    struct sockaddr_storage addr;       /* host, when it is an address */
+    int                  addrlen;       /* 0: a name, resolved by evdns */
     int                  tls;
     nghttp2_nv           pseudo[4];     /* :method :scheme :authority :path */
     char                *authority;
@@ -533,10 +535,6 @@ ebd_h2_connect(ebd_h2_t *h2)
     SSL                  *ssl;
     ebd_h2_conn_t        *c;
     struct timeval        tv;
-    struct sockaddr_in    sin;
-    struct sockaddr_in6   sin6;
-    struct sockaddr      *sa = NULL;
-    int                   salen = 0;
 
     c = calloc(1, sizeof(ebd_h2_conn_t));
     if (c == NULL) {
@@ -554,10 +552,7 @@ ebd_h2_connect(ebd_h2_t *h2)
             return;
         }
 
-        memset(&sin6, 0, sizeof(sin6));
-        if (evutil_inet_pton(AF_INET, h2->host, &sin.sin_addr) == 1
-            || evutil_inet_pton(AF_INET6, h2->host, &sin6.sin6_addr) == 1)
-        {
+        if (h2->addrlen) {
             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h2->host);
         } else {
             SSL_set_tlsext_host_name(ssl, h2->host);
@@ -600,24 +595,10 @@ ebd_h2_connect(ebd_h2_t *h2)
     h2->nconns++;
     h2->connecting = c;
 
-    memset(&sin, 0, sizeof(sin));
-    memset(&sin6, 0, sizeof(sin6));
-
-    if (evutil_inet_pton(AF_INET, h2->host, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((uint16_t) h2->port);
-        sa = (struct sockaddr *) &sin;
-        salen = sizeof(sin);
-
-    } else if (evutil_inet_pton(AF_INET6, h2->host, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons((uint16_t) h2->port);
-        sa = (struct sockaddr *) &sin6;
-        salen = sizeof(sin6);
-    }
-
-    if (sa != NULL) {
-        rc = bufferevent_socket_connect(c->bev, sa, salen);
+    if (h2->addrlen) {
+        rc = bufferevent_socket_connect(c->bev,
+                                        (struct sockaddr *) &h2->addr,
+                                        h2->addrlen);
 
     } else {
         rc = bufferevent_socket_connect_hostname(c->bev, ebd_h2_dns.dns,
@@ -1106,7 +1087,22 @@ ebd_h2_open(struct event_base *base, const char *url, const char *method,
     nghttp2_session_callbacks_set_on_stream_close_callback(h2->cbs,
                                                      ebd_h2_on_stream_close);
 
-    if (ebd_h2_dns_ref(base) != 0) {
+    /* an address literal is connected to as it is; a name is resolved
+     * on the loop (evdns), at each new connection */
+    h2->addrlen = sizeof(h2->addr);
+    if (evutil_parse_sockaddr_port(h2->host, (struct sockaddr *) &h2->addr,
+                                   &h2->addrlen) != 0)
+    {
+        h2->addrlen = 0;
+    } else if (h2->addr.ss_family == AF_INET) {
+        ((struct sockaddr_in *) &h2->addr)->sin_port =
+                                               htons((uint16_t) h2->port);
+    } else {
+        ((struct sockaddr_in6 *) &h2->addr)->sin6_port =
+                                               htons((uint16_t) h2->port);
+    }
+
+    if (h2->addrlen == 0 && ebd_h2_dns_ref(base) != 0) {
         nghttp2_session_callbacks_del(h2->cbs);
         h2->cbs = NULL;
         snprintf(err, errlen, "the resolver could not be set up");
@@ -1188,7 +1184,9 @@ ebd_h2_free(ebd_h2_t *h2)
         SSL_CTX_free(h2->ssl_ctx);
     }
     nghttp2_session_callbacks_del(h2->cbs);
-    ebd_h2_dns_unref();
+    if (h2->addrlen == 0) {
+        ebd_h2_dns_unref();
+    }
     free(h2->host);
     free(h2->authority);
     free(h2->path);

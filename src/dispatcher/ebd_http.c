@@ -1001,6 +1001,26 @@ ebd_http_status(ebd_http_req_t *r, ebd_result_t *res, long status)
 }
 
 
+/* A 401 to an oauth2 target: the token may have been revoked or have
+ * expired early, so the attempt goes once more with a new one. 1 when
+ * it was sent again. */
+static int
+ebd_http_reauth(ebd_http_req_t *r, long status)
+{
+    ebd_http_target_t  *ht = r->ht;
+
+    if (status != 401 || ht->oauth == NULL || r->reauth) {
+        return 0;
+    }
+
+    r->reauth = 1;
+    ebd_oauth_invalidate(ht->oauth, r->generation);
+    ebd_http_send(r);
+
+    return 1;
+}
+
+
 static void
 ebd_http_done(ebd_http_xfer_t *x, CURLcode rc)
 {
@@ -1019,12 +1039,7 @@ ebd_http_done(ebd_http_xfer_t *x, CURLcode rc)
                   (unsigned long long) ((ebd_mono_us() / 1000) - r->start_ms),
                   r->d->event_id, r->d->attempt);
 
-    if (rc == CURLE_OK && status == 401 && ht->oauth != NULL && !r->reauth) {
-        /* the token may have been revoked or expired early: once more
-         * with a new one */
-        r->reauth = 1;
-        ebd_oauth_invalidate(ht->oauth, r->generation);
-        ebd_http_send(r);
+    if (rc == CURLE_OK && ebd_http_reauth(r, status)) {
         return;
     }
 
@@ -1329,10 +1344,7 @@ ebd_http_h2_done(ebd_h2_req_t *q, int status, const char *err)
                   (unsigned long long) ((ebd_mono_us() / 1000) - r->start_ms),
                   r->d->event_id, r->d->attempt);
 
-    if (status == 401 && ht->oauth != NULL && !r->reauth) {
-        r->reauth = 1;
-        ebd_oauth_invalidate(ht->oauth, r->generation);
-        ebd_http_send(r);
+    if (err == NULL && ebd_http_reauth(r, status)) {
         return;
     }
 
