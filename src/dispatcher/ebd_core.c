@@ -396,6 +396,13 @@ ebd_route_read(ebd_route_t *r)
         return;
     }
 
+    if (r->history && (r->cmd == NULL || !r->cmd->ready)) {
+        /* what our own pending list gives back waits for its saved
+         * attempts, asked on the command connection: without it they
+         * would wait for the restore's fallback (the tick reads again) */
+        return;
+    }
+
     room = ebd_target_room(tc);
     if (room == 0) {
         return;
@@ -428,9 +435,6 @@ ebd_route_read(ebd_route_t *r)
          * first, on the command connection, and the read after them on
          * the same connection (it does not block); what leaves memory
          * while it is out is skipped in its answer (ebd_order.c) */
-        if (r->cmd == NULL || !r->cmd->ready) {
-            return;
-        }
         ebd_flush_acks(dp);
         c = r->cmd;
     }
