@@ -79,6 +79,10 @@ my %odd_cols = (k => '$.data.body.k', $ODD_COL => '$.data.body.v',
                 nul => '$.data.body.nul', num => '$.data.body.num',
                 t => '$.data.body.t', obj => '$.data.body.obj',
                 arr => '$.data.body.list[*]', deep => '$.data.body.a.b.c');
+# the same with names and indexes only: ebd finds them while it scans the
+# event, no tree per row (an object or array is written from a tree)
+my %scan_cols = ((map { $_ => $odd_cols{$_} } grep { $_ ne 'arr' } keys %odd_cols),
+                 list => '$.data.body.list', first => '$.data.body.list[2].y');
 
 for my $kind (qw(mysql postgresql)) {
     my $text = 'text';
@@ -86,6 +90,9 @@ for my $kind (qw(mysql postgresql)) {
     $db{$kind}->sql(
         'CREATE TABLE ' . qi($kind, $ODD_TABLE) . ' ('
         . join(', ', map { qi($kind, $_) . " $text NULL" } sort keys %odd_cols)
+        . ")$cs",
+        'CREATE TABLE odd_scan ('
+        . join(', ', map { qi($kind, $_) . " $text NULL" } sort keys %scan_cols)
         . ")$cs",
         "CREATE TABLE strict_t (eid varchar(64), short varchar(8) NULL, "
         . "req varchar(20) NOT NULL)$cs",
@@ -113,6 +120,7 @@ for my $kind (qw(mysql postgresql)) {
     my $k = $kind eq 'mysql' ? 'mysql' : 'pg';
     $targets{"users-$k"}  = sql_target($kind, table => 'user_info', columns => \%seed_cols);
     $targets{"odd-$k"}    = sql_target($kind, table => $ODD_TABLE, columns => \%odd_cols);
+    $targets{"odds-$k"}   = sql_target($kind, table => 'odd_scan', columns => \%scan_cols);
     $targets{"strict-$k"} = sql_target($kind, table => 'strict_t',
                                        columns => { eid => '$.id', short => '$.data.body.short',
                                                     req => '$.data.body.req' },
@@ -157,7 +165,7 @@ my $cfg = {
             'odd' => {
                 pattern => { source => ['my.dingtalk'],
                              data => { body => { syncAction => ['odd'] } } },
-                targets => [ { target => 'odd-mysql' }, { target => 'odd-pg' } ] },
+                targets => [ map { { target => $_ } } qw(odd-mysql odd-pg odds-mysql odds-pg) ] },
         } },
         strict => { rules => { all => { pattern => { source => ['strict.src'] },
             targets => [ { target => 'strict-mysql' }, { target => 'strict-pg' } ] } } },
@@ -338,6 +346,22 @@ for my $kind (qw(mysql postgresql)) {
     is($r->{obj}, '{"a":null,"b":[1,"two"]}', "odd ($kind): an object is its compact JSON");
     is($r->{arr}, '[3,"x",{"y":1}]', "odd ($kind): a non-definite path is the JSON array of its matches");
     is($r->{deep}, 'deep', "odd ($kind): a nested value");
+
+    # the values found while scanning are those read from a tree
+    my @sc = sort keys %scan_cols;
+    my $st = 'SELECT ' . join(', ', map { qi($kind, $_) } @sc) . ' FROM odd_scan';
+    my $srows;
+    wait_for(sub { $srows = eval { $db{$kind}->sql($st) } // []; @$srows >= @odd }, 30);
+    my %sby = map { my %r; @r{@sc} = @$_; ($r{k} // '?') => \%r } @$srows;
+    my $same = grep {
+        my ($a, $b) = ($by{"k$_"} // {}, $sby{"k$_"} // {});
+        !grep { ($a->{$_} // "\0NULL") ne ($b->{$_} // "\0NULL") } grep { $_ ne 'arr' } @c
+    } 0 .. $#odd;
+    is($same, scalar @odd, "odd ($kind): columns of names and indexes only: the same "
+       . "$same rows of " . @odd);
+    is($sby{k0}{list}, '[3,"x",{"y":1}]', "odd ($kind): there, an array is its compact JSON");
+    is($sby{k0}{first}, '1', "odd ($kind): there, an index into it");
+    ok(!defined $sby{k1}{list}, "odd ($kind): there, a missing array is NULL");
     is(count1($kind, 'SELECT count(*) FROM user_info'), 1,
        "odd ($kind): user_info is still there, with its row");
 }

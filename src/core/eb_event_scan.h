@@ -43,6 +43,9 @@ typedef struct {
     eb_event_member_t  *members;  /* in the order of the text */
     size_t              n;
     char               *buf;      /* where names and texts live */
+    eb_event_member_t  *found;    /* [npaths] of eb_event_scan_paths() */
+    size_t              nfound;
+    char               *fbuf;     /* where their texts live */
 } eb_event_scan_t;
 
 
@@ -51,6 +54,21 @@ typedef struct {
  * caller frees s with eb_event_scan_free(); on -1 s holds nothing. */
 int eb_event_scan(const unsigned char *event, size_t len, eb_event_scan_t *s,
     char *err, size_t errlen);
+
+/* The same, and the values at paths[0..npaths), simple JSONPaths
+ * (eb_jsonpath_is_simple()), found in the same pass: what a tree would
+ * give (of repeated names the last; a string's escapes decoded the same
+ * way), without one. */
+struct eb_jsonpath_s;
+int eb_event_scan_paths(const unsigned char *event, size_t len,
+    eb_event_scan_t *s, const struct eb_jsonpath_s *const *paths,
+    size_t npaths, char *err, size_t errlen);
+
+/* The value at paths[i]: NULL when the event has none. Its name is NULL;
+ * a string, number or literal has its text; an object or array only
+ * start and end. */
+const eb_event_member_t *eb_event_scan_found(const eb_event_scan_t *s,
+    size_t i);
 
 /* The last member named name (as a JSON object's reader takes the last
  * of repeated keys), or NULL. */

@@ -687,6 +687,57 @@ eb_jsonpath_is_definite(const eb_jsonpath_t *p)
 }
 
 
+int
+eb_jsonpath_is_simple(const eb_jsonpath_t *p)
+{
+    size_t              i;
+    const eb_jp_seg_t  *seg;
+    const eb_jp_sel_t  *sel;
+
+    if (!p->definite || p->nsegs == 0 || p->nsegs > EB_JSONPATH_STEPS_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < p->nsegs; i++) {
+        seg = &p->segs[i];
+        sel = &p->sels[seg->first];
+
+        if (seg->descendant || seg->n != 1
+            || (sel->kind != EB_JP_NAME
+                && (sel->kind != EB_JP_INDEX || sel->index < 0)))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+size_t
+eb_jsonpath_steps(const eb_jsonpath_t *p)
+{
+    return p->nsegs;
+}
+
+
+int
+eb_jsonpath_step(const eb_jsonpath_t *p, size_t i, const char **name,
+    size_t *len, size_t *index)
+{
+    const eb_jp_sel_t  *sel = &p->sels[p->segs[i].first];
+
+    if (sel->kind == EB_JP_NAME) {
+        *name = sel->name;
+        *len = sel->len;
+        return 1;
+    }
+
+    *index = (size_t) sel->index;
+    return 0;
+}
+
+
 /* evaluation: a depth-first walk that yields the matches in the order of
  * RFC 9535's segment-by-segment node lists */
 

@@ -74,6 +74,19 @@ const char *eb_jsonpath_expr(const eb_jsonpath_t *p);
 /* Whether the path can select at most one value (see above). */
 int eb_jsonpath_is_definite(const eb_jsonpath_t *p);
 
+/* A path of 1 to EB_JSONPATH_STEPS_MAX steps, each one member name or
+ * one index from the front ($.data.body.name, $.a[0]): what
+ * eb_event_scan_paths() finds in the event's text without a tree. */
+#define EB_JSONPATH_STEPS_MAX  32
+
+int eb_jsonpath_is_simple(const eb_jsonpath_t *p);
+
+/* Such a path's number of steps, and step i: a name (*name, *len; returns
+ * 1) or an index (*index; returns 0). */
+size_t eb_jsonpath_steps(const eb_jsonpath_t *p);
+int eb_jsonpath_step(const eb_jsonpath_t *p, size_t i, const char **name,
+    size_t *len, size_t *index);
+
 
 /* Called for each match, in order; a non-zero return stops the walk. */
 typedef int (*eb_jsonpath_cb_pt)(void *ctx, yajl_val v);

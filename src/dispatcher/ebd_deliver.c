@@ -138,6 +138,7 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
 {
     size_t                          i;
     char                            err[256];
+    unsigned                        wants_tree;
     size_t                          evidlen;
     const char                     *evid;
     yajl_val                        v;
@@ -219,9 +220,13 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
     evid = "";
     evidlen = 0;
 
-    if (!r->target->driver->wants_tree) {
-        if (eb_event_scan(it->event, it->event_len, &it->scan, err,
-                          sizeof(err)) != 0)
+    wants_tree = r->target->driver->wants_tree || r->target->wants_tree;
+
+    if (!wants_tree) {
+        if (eb_event_scan_paths(it->event, it->event_len, &it->scan,
+                                r->target->scan_paths,
+                                r->target->nscan_paths, err, sizeof(err))
+            != 0)
         {
             it->undeliverable = 1;
             ebd_result_set(&it->last, EBD_REJECTED, 0,
@@ -237,9 +242,7 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
         it->d.scan = &it->scan;
     }
 
-    if ((rt != NULL && rt->transform != NULL)
-        || r->target->driver->wants_tree)
-    {
+    if ((rt != NULL && rt->transform != NULL) || wants_tree) {
         it->tree = eb_transform_parse_event(it->event, it->event_len, err,
                                             sizeof(err));
         if (it->tree == NULL) {

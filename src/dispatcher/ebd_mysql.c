@@ -368,5 +368,5 @@ const ebd_driver_t  ebd_mysql_driver = {
     ebd_mysql_open,
     ebd_sql_deliver,
     ebd_sql_close,
-    1
+    0                           /* t->wants_tree: ebd_sql.c */
 };

@@ -288,5 +288,5 @@ const ebd_driver_t  ebd_postgresql_driver = {
     ebd_pgsql_open,
     ebd_sql_deliver,
     ebd_sql_close,
-    1
+    0                           /* t->wants_tree: ebd_sql.c */
 };

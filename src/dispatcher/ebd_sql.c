@@ -17,6 +17,7 @@
 
 #include "eb_buf.h"
 #include "eb_jsonpath.h"
+#include "eb_transform.h"
 #include "ebd_log.h"
 #include "ebd_secret.h"
 #include "ebd_sql.h"
@@ -202,22 +203,69 @@ ebd_sql_note(ebd_sql_ctx_t *ctx, ebd_log_level_t level, const char *fmt, ...)
 }
 
 
+/* Column i's value as the scan found it (ebd_target.h: scan_paths), as
+ * eb_jsonpath_text() writes it from a tree; EB_JSONPATH_ERROR with
+ * b->failed unset: an object or array, which the tree writes. */
+static eb_jsonpath_rc_t
+ebd_sql_scanned(const ebd_delivery_t *d, size_t i, eb_buf_t *b)
+{
+    const eb_event_member_t  *m;
+
+    m = d->scan ? eb_event_scan_found(d->scan, i) : NULL;
+
+    if (m == NULL) {
+        return EB_JSONPATH_MISSING;
+    }
+
+    switch (m->kind) {
+    case EB_EV_NULL:
+        return eb_buf_append(b, "null", 4) == 0 ? EB_JSONPATH_NULL
+                                                : EB_JSONPATH_ERROR;
+    case EB_EV_OBJECT:
+    case EB_EV_ARRAY:
+        return EB_JSONPATH_ERROR;
+    default:
+        /* a tree's strings are C strings: the text ends at a NUL */
+        return eb_buf_append_str(b, m->text) == 0 ? EB_JSONPATH_FOUND
+                                                  : EB_JSONPATH_ERROR;
+    }
+}
+
+
 /* The row of a delivery: every column's value as text, in one block. */
 static ebd_sql_row_t *
 ebd_sql_make_row(ebd_sql_ctx_t *ctx, ebd_delivery_t *d)
 {
     size_t             i, n, size;
     char              *p;
+    yajl_val           tree, own = NULL;
     eb_buf_t          *b = &ctx->vals;
     ebd_sql_row_t     *row;
     eb_jsonpath_rc_t   rc;
 
     n = ctx->s.ncolumns;
     eb_buf_reset(b);
+    tree = d->tree;
 
     for (i = 0; i < n; i++) {
         ctx->offs[i] = b->len;
-        rc = eb_jsonpath_text(ctx->paths[i], d->tree, b);
+
+        if (tree == NULL) {
+            rc = ebd_sql_scanned(d, i, b);
+            if (rc == EB_JSONPATH_ERROR && !b->failed) {
+                /* an object or array: as the tree writes it */
+                tree = eb_transform_parse_event(d->event, d->event_len,
+                                                NULL, 0);
+                if (tree == NULL) {
+                    goto failed;
+                }
+                own = tree;
+                rc = eb_jsonpath_text(ctx->paths[i], tree, b);
+            }
+
+        } else {
+            rc = eb_jsonpath_text(ctx->paths[i], tree, b);
+        }
 
         switch (rc) {
         case EB_JSONPATH_FOUND:
@@ -234,8 +282,12 @@ ebd_sql_make_row(ebd_sql_ctx_t *ctx, ebd_delivery_t *d)
             break;
 
         default:
-            return NULL;
+            goto failed;
         }
+    }
+
+    if (own) {
+        yajl_tree_free(own);
     }
 
     if (b->failed) {
@@ -271,6 +323,14 @@ ebd_sql_make_row(ebd_sql_ctx_t *ctx, ebd_delivery_t *d)
     }
 
     return row;
+
+failed:
+
+    if (own) {
+        yajl_tree_free(own);
+    }
+
+    return NULL;
 }
 
 
@@ -720,6 +780,17 @@ ebd_sql_open(ebd_target_t *t, const ebd_sql_ops_t *ops, char *err,
                      cols->u.object.keys[i], perr);
             goto failed;
         }
+
+        if (!eb_jsonpath_is_simple(ctx->paths[i])) {
+            t->wants_tree = 1;
+        }
+    }
+
+    /* names and indexes only (the usual columns): found while the event
+     * is scanned, no tree per row */
+    if (!t->wants_tree) {
+        t->scan_paths = (const eb_jsonpath_t *const *) ctx->paths;
+        t->nscan_paths = n;
     }
 
     /* INSERT INTO `db`.`t` (`a`,`b`) VALUES */
@@ -908,6 +979,9 @@ ebd_sql_close(ebd_target_t *t)
     if (ctx == NULL) {
         return;
     }
+
+    t->scan_paths = NULL;       /* ctx->paths */
+    t->nscan_paths = 0;
 
     pthread_mutex_lock(&ctx->lock);
     ctx->stopping = 1;

@@ -20,6 +20,7 @@
 
 #include "eb_config.h"
 #include "eb_event_scan.h"
+#include "eb_jsonpath.h"
 
 
 typedef enum {
@@ -115,8 +116,8 @@ typedef struct {
     /* Called once no attempt is in flight any more: releases t->data. */
     void  (*close)(ebd_target_t *t);
 
-    /* deliver() reads d->tree (JSONPath columns); others get d->scan
-     * unless the rule has a transform */
+    /* deliver() reads d->tree; others get d->scan unless the rule has a
+     * transform (a target may want the tree too: t->wants_tree) */
     unsigned  wants_tree;
 } ebd_driver_t;
 
@@ -132,6 +133,12 @@ struct ebd_target_s {
                                                   * 16 (1 for fault
                                                   * tolerance NONE) */
     const ebd_driver_t             *driver;
+    /* set by open(): the simple JSONPaths (eb_jsonpath_is_simple()) that
+     * d->scan finds too (eb_event_scan_found(d->scan, i)), or that the
+     * target's deliver() wants d->tree after all */
+    const eb_jsonpath_t *const     *scan_paths;
+    size_t                          nscan_paths;
+    unsigned                        wants_tree;
     void                           *data;        /* the driver's */
     void                           *core;        /* the core's */
 };

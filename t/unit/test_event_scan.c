@@ -1,7 +1,9 @@
 /*
  * eb_event_scan: names, kinds, scalar texts and raw spans of an event's
  * top-level members, checked by hand and against yajl's tree reader
- * (each span, parsed alone, must equal the tree's value).
+ * (each span, parsed alone, must equal the tree's value); the values
+ * eb_event_scan_paths() finds at simple JSONPaths, by hand (fuzz/
+ * fuzz_event_scan.c compares them with the tree).
  */
 
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "tap.h"
 #include "eb_event_scan.h"
+#include "eb_jsonpath.h"
 
 
 static const char *
@@ -240,6 +243,146 @@ test_against_tree(void)
 }
 
 
+/* what eb_event_scan_paths() found at each of exprs, as one line:
+ * "kind:text" (a container: "kind:span"), "-" when none */
+static const char *
+found(const char *ev, const char **exprs, size_t n, size_t want)
+{
+    static char               line[4096];
+    char                      err[256];
+    size_t                    i, used = 0;
+    eb_jsonpath_t            *p[40];
+    eb_event_scan_t           s;
+    const eb_event_member_t  *m;
+
+    for (i = 0; i < n; i++) {
+        p[i] = eb_jsonpath_compile(exprs[i], strlen(exprs[i]), err,
+                                   sizeof(err));
+        if (p[i] == NULL || !eb_jsonpath_is_simple(p[i])) {
+            printf("# %s: not simple\n", exprs[i]);
+            return "bad path";
+        }
+    }
+
+    if (eb_event_scan_paths((const unsigned char *) ev, strlen(ev), &s,
+                            (const eb_jsonpath_t *const *) p, n, err,
+                            sizeof(err)) != 0)
+    {
+        snprintf(line, sizeof(line), "error: %s", err);
+        goto done;
+    }
+
+    line[0] = '\0';
+    for (i = 0; i < n && i < want; i++) {
+        m = eb_event_scan_found(&s, i);
+        used += snprintf(line + used, sizeof(line) - used, "%s", i ? " " : "");
+        if (m == NULL) {
+            used += snprintf(line + used, sizeof(line) - used, "-");
+        } else if (m->kind == EB_EV_OBJECT || m->kind == EB_EV_ARRAY) {
+            used += snprintf(line + used, sizeof(line) - used, "%d:%.*s",
+                             (int) m->kind, (int) (m->end - m->start),
+                             ev + m->start);
+        } else {
+            used += snprintf(line + used, sizeof(line) - used, "%d:%s",
+                             (int) m->kind, m->text ? m->text : "(null)");
+        }
+    }
+    eb_event_scan_free(&s);
+
+done:
+    for (i = 0; i < n; i++) {
+        eb_jsonpath_free(p[i]);
+    }
+    return line;
+}
+
+
+static void
+test_paths(void)
+{
+    size_t       i;
+    const char  *ev, *many[40];
+    char         names[40][16];
+
+    {
+        const char *x[] = { "$.id", "$.data.body.name", "$.data.body.n",
+                            "$.data.list[1]", "$.data.list[2].k",
+                            "$.data.list[9]", "$.data.t", "$.data.z",
+                            "$.data.body", "$.data.list" };
+        ev = "{\"id\":\"e1\",\"data\":{\"body\":{\"name\":\"A \\u00e9\","
+             "\"n\":-1.5e3},\"list\":[true,false,{\"k\":null}],"
+             "\"t\":\"x\\ud800y\"}}";
+        is_str(found(ev, x, 10, 10),
+               "0:e1 0:A \xc3\xa9 1:-1.5e3 3:false 4:(null) - 0:x\xef\xbf\xbdy"
+               " - 5:{\"name\":\"A \\u00e9\",\"n\":-1.5e3}"
+               " 6:[true,false,{\"k\":null}]",
+               "names, indexes, kinds; escapes decoded, an unpaired "
+               "surrogate as U+FFFD; containers as their spans");
+    }
+
+    {
+        /* of repeated names the last wins, as in a tree: a later "a"
+         * that is not an object forgets what the first one had */
+        const char *x[] = { "$.a.b", "$.c.d", "$.e", "$.f[0]" };
+        ev = "{\"a\":{\"b\":1},\"a\":2,\"c\":{\"d\":1,\"d\":2},"
+             "\"c\":{\"d\":3},\"e\":1,\"e\":{},\"f\":[9],\"f\":[]}";
+        is_str(found(ev, x, 4, 4), "- 1:3 5:{} -",
+               "repeated names: the last one's value, or none");
+    }
+
+    {
+        /* names compared as decoded; a tree's keys end at a NUL */
+        const char *x[] = { "$['\\u00e9']", "$['a\"b']", "$['x']",
+                            "$['k\\\\']" };
+        ev = "{\"\\u00e9\":1,\"a\\\"b\":2,\"x\\u0000y\":3,\"k\\\\\":4}";
+        is_str(found(ev, x, 4, 4), "1:1 1:2 1:3 1:4",
+               "escaped names; a name with a NUL as the tree reads it");
+    }
+
+    {
+        /* arrays of arrays; an index past the end; depth */
+        const char *x[] = { "$.a[0][1]", "$.a[1][0][0]", "$.a[2]",
+                            "$.b.c.d.e.f.g", "$.a[0]" };
+        ev = "{\"a\":[[1,[2]],[[\"x\"]]],\"b\":{\"c\":{\"d\":{\"e\":{"
+             "\"f\":{\"g\":\"deep\"}}}}}}";
+        is_str(found(ev, x, 5, 5),
+               "6:[2] 0:x - 0:deep 6:[1,[2]]",
+               "nested arrays, deep objects");
+    }
+
+    /* more paths than are followed without an allocation */
+    for (i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "$.k%zu", i % 20);
+        many[i] = names[i];
+    }
+    ev = "{\"k0\":0,\"k5\":5,\"k19\":19}";
+    is_str(found(ev, many, 40, 40),
+           "1:0 - - - - 1:5 - - - - - - - - - - - - - 1:19 "
+           "1:0 - - - - 1:5 - - - - - - - - - - - - - 1:19",
+           "40 paths");
+
+    {
+        const char *x[] = { "$.a" };
+        is_str(found("{\"a\":1", x, 1, 1),
+               "error: the event is not JSON: parse error: premature EOF",
+               "a text that is not JSON: an error, nothing found");
+    }
+
+    {
+        eb_jsonpath_t  *p;
+        const char     *no[] = { "$.a[-1]", "$..a", "$.a[*]", "$['a','b']",
+                                 "$" };
+
+        for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+            p = eb_jsonpath_compile(no[i], strlen(no[i]), NULL, 0);
+            ok(p != NULL && !eb_jsonpath_is_simple(p),
+               "%s is not simple: a tree reads it", no[i]);
+            eb_jsonpath_free(p);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -248,6 +391,7 @@ main(void)
     test_vf_whitespace();
     test_refused();
     test_against_tree();
+    test_paths();
 
     return tap_done();
 }
