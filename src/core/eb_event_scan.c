@@ -428,7 +428,10 @@ eb_event_scan_value(eb_event_scan_ctx_t *c, eb_event_kind_t kind,
     }
 
     rc = eb_event_scan_member(c, kind, text, len);
-    c->last = yajl_get_bytes_consumed(c->h);
+
+    if (c->npaths) {
+        c->last = yajl_get_bytes_consumed(c->h);
+    }
 
     return rc;
 }
@@ -497,9 +500,9 @@ eb_event_scan_close(void *ctx)
 
     if (c->npaths) {
         eb_event_scan_path_close(c);
+        c->last = yajl_get_bytes_consumed(c->h);
     }
 
-    c->last = yajl_get_bytes_consumed(c->h);
     return 1;
 }
 
@@ -528,10 +531,10 @@ eb_event_scan_key(void *ctx, const unsigned char *p, size_t len)
 
     if (c->npaths) {
         eb_event_scan_path_key(c, p, len);
+        c->last = yajl_get_bytes_consumed(c->h);
     }
 
     if (c->depth != 1) {
-        c->last = yajl_get_bytes_consumed(c->h);
         return 1;
     }
 
@@ -551,7 +554,6 @@ eb_event_scan_key(void *ctx, const unsigned char *p, size_t len)
     m->name = eb_event_scan_copy(c, p, len);
     m->name_len = len;
     c->key_end = yajl_get_bytes_consumed(c->h);
-    c->last = c->key_end;
     return 1;
 }
 
