@@ -1,7 +1,9 @@
 /*
  * libFuzzer harness: transforms (eb_transform.h). The first byte picks
  * the form; then three lines: the value, the template, and the event
- * the compiled transform is applied to, from text and from a tree.
+ * the compiled transform is applied to, from text and from a tree. A
+ * TEMPLATE of names and indexes applied to what the event's scan found
+ * (eb_transform_apply_found) must give the tree's output byte for byte.
  */
 
 #include <stdint.h>
@@ -30,8 +32,11 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char             err[256];
-    size_t           vlen, tlen;
-    eb_buf_t         out;
+    size_t           vlen, tlen, n;
+    eb_buf_t         out, found;
+    eb_event_scan_t  s;
+    eb_transform_rc_t  rc;
+    const eb_jsonpath_t *const  *paths;
     yajl_val         root;
     const uint8_t   *p, *end, *value, *tmpl;
     eb_transform_t  *t;
@@ -67,8 +72,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     root = eb_transform_parse_event(p, (size_t) (end - p), err, sizeof(err));
     if (root) {
-        (void) eb_transform_apply_tree(t, root, NULL, 0, &out, err,
-                                       sizeof(err));
+        eb_buf_reset(&out);
+        rc = eb_transform_apply_tree(t, root, NULL, 0, &out, err,
+                                     sizeof(err));
+        n = eb_transform_scan_paths(t, &paths);
+
+        if (n && rc == EB_TRANSFORM_OK
+            && eb_event_scan_paths(p, (size_t) (end - p), &s, paths, n, err,
+                                   sizeof(err)) == 0)
+        {
+            eb_buf_init(&found);
+            rc = eb_transform_apply_found(t, &s, 0, &found, err, sizeof(err));
+            if (rc == EB_TRANSFORM_OK
+                && (found.len != out.len
+                    || (out.len && memcmp(found.data, out.data, out.len))))
+            {
+                abort();
+            }
+            if (rc != EB_TRANSFORM_OK && rc != EB_TRANSFORM_TREE) {
+                abort();
+            }
+            eb_buf_free(&found);
+            eb_event_scan_free(&s);
+        }
         yajl_tree_free(root);
     }
 

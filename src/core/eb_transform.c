@@ -8,6 +8,7 @@
 #include "eb_json.h"
 #include "eb_json_string.h"
 #include "eb_jsonpath.h"
+#include "eb_event_scan.h"
 #include "eb_transform.h"
 
 
@@ -50,6 +51,8 @@ struct eb_transform_s {
     size_t                nvars;
     eb_tpl_part_t        *parts;
     size_t                nparts;
+    const eb_jsonpath_t **scan;          /* TEMPLATE: the variables'
+                                          * paths, all simple; or NULL */
 };
 
 
@@ -117,6 +120,7 @@ eb_transform_free(eb_transform_t *t)
     }
 
     free(t->vars);
+    free(t->scan);
     free(t->parts);
     free(t->text);
     eb_jsonpath_free(t->path);
@@ -514,6 +518,26 @@ eb_transform_compile_template(eb_transform_t *t, const unsigned char *value,
         }
     }
 
+    /* variables of names and indexes only: found by a scan of the event
+     * (eb_transform_scan_paths()) */
+    for (i = 0; i < t->nvars; i++) {
+        if (!eb_jsonpath_is_simple(t->vars[i].path)) {
+            return 0;
+        }
+    }
+
+    if (t->nvars) {
+        t->scan = malloc(t->nvars * sizeof(eb_jsonpath_t *));
+        if (t->scan == NULL) {
+            eb_transform_err(err, errlen, "out of memory");
+            return -1;
+        }
+
+        for (i = 0; i < t->nvars; i++) {
+            t->scan[i] = t->vars[i].path;
+        }
+    }
+
     return 0;
 }
 
@@ -875,6 +899,103 @@ eb_transform_apply_tree(const eb_transform_t *t, yajl_val root,
         eb_buf_free(&scratch);
         break;
     }
+
+    if (rc != 0 || out->failed) {
+        out->len = was;
+        eb_transform_err(err, errlen, "out of memory");
+        return EB_TRANSFORM_ERROR;
+    }
+
+    return EB_TRANSFORM_OK;
+}
+
+
+size_t
+eb_transform_scan_paths(const eb_transform_t *t,
+    const eb_jsonpath_t *const **paths)
+{
+    if (t->scan == NULL) {
+        return 0;
+    }
+
+    *paths = t->scan;
+    return t->nvars;
+}
+
+
+/* A found value as eb_jsonpath_text() writes the tree's: a string's
+ * characters (to a NUL, as a tree's C string), the text of a number or
+ * literal, null as null; missing: nothing. As JSON (json): a string
+ * quoted and escaped; missing: null. */
+static int
+eb_transform_found_text(const eb_event_member_t *m, int json, eb_buf_t *b)
+{
+    if (m == NULL || m->kind == EB_EV_NULL) {
+        return m == NULL && !json ? 0 : eb_buf_append(b, "null", 4);
+    }
+
+    if (m->kind == EB_EV_STRING && json) {
+        return eb_buf_append(b, "\"", 1) != 0
+               || eb_jsonpath_write_escaped(b, (const unsigned char *) m->text,
+                                            strlen(m->text)) != 0
+               || eb_buf_append(b, "\"", 1) != 0 ? -1 : 0;
+    }
+
+    return eb_buf_append_str(b, m->text);
+}
+
+
+eb_transform_rc_t
+eb_transform_apply_found(const eb_transform_t *t, const eb_event_scan_t *s,
+    size_t first, eb_buf_t *out, char *err, size_t errlen)
+{
+    int                       rc;
+    size_t                    i, was;
+    eb_buf_t                  scratch;
+    eb_tpl_part_t            *part;
+    const eb_event_member_t  *m;
+
+    for (i = 0; i < t->nvars; i++) {
+        m = eb_event_scan_found(s, first + i);
+        if (m && (m->kind == EB_EV_OBJECT || m->kind == EB_EV_ARRAY)) {
+            return EB_TRANSFORM_TREE;
+        }
+    }
+
+    was = out->len;
+    rc = 0;
+    eb_buf_init(&scratch);
+
+    for (i = 0; rc == 0 && i < t->nparts; i++) {
+        part = &t->parts[i];
+
+        if (part->kind == EB_TPL_LITERAL) {
+            rc = eb_buf_append(out, t->text + part->off, part->len);
+            continue;
+        }
+
+        m = eb_event_scan_found(s, first + part->var);
+
+        switch (part->kind) {
+
+        case EB_TPL_JSON_VALUE:
+            rc = eb_transform_found_text(m, 1, out);
+            break;
+
+        case EB_TPL_JSON_STRING:
+            eb_buf_reset(&scratch);
+            rc = eb_transform_found_text(m, 0, &scratch) != 0
+                 || eb_jsonpath_write_escaped(out, scratch.data, scratch.len)
+                    != 0 ? -1 : 0;
+            break;
+
+        default:
+            rc = eb_transform_found_text(m, 0, out);
+        }
+    }
+
+    rc |= scratch.failed ? -1 : 0;
+    eb_buf_free(&scratch);
 
     if (rc != 0 || out->failed) {
         out->len = was;

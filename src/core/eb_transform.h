@@ -56,6 +56,8 @@
 #include <yajl/yajl_tree.h>
 
 #include "eb_buf.h"
+#include "eb_event_scan.h"
+#include "eb_jsonpath.h"
 
 
 typedef enum {
@@ -69,8 +71,11 @@ typedef enum {
 typedef enum {
     EB_TRANSFORM_ERROR = -1,     /* err says why; out is as it was */
     EB_TRANSFORM_OK = 0,
-    EB_TRANSFORM_NO_MATCH = 1    /* JSONPATH selected nothing; nothing
+    EB_TRANSFORM_NO_MATCH = 1,   /* JSONPATH selected nothing; nothing
                                   * appended; err names the path */
+    EB_TRANSFORM_TREE = 2        /* eb_transform_apply_found(): a value is
+                                  * an object or array; nothing appended:
+                                  * apply it to a tree */
 } eb_transform_rc_t;
 
 
@@ -124,6 +129,20 @@ eb_transform_rc_t eb_transform_apply_tree(const eb_transform_t *t,
 /* Parses an event for eb_transform_apply_tree() or eb_jsonpath_*():
  * event[0..len) need not be NUL-terminated. Returns NULL with a reason in
  * err when it is not JSON. Free with yajl_tree_free(). */
+/* A TEMPLATE whose variables are all names and indexes
+ * (eb_jsonpath_is_simple()): sets *paths to their paths and returns how
+ * many; else 0. eb_event_scan_paths() finds their values in the event's
+ * scan, and eb_transform_apply_found() applies the template to them: the
+ * output eb_transform_apply_tree() makes, without a tree. */
+size_t eb_transform_scan_paths(const eb_transform_t *t,
+    const eb_jsonpath_t *const **paths);
+
+/* s: a scan with those paths from index first. EB_TRANSFORM_OK,
+ * EB_TRANSFORM_ERROR (out of memory), or EB_TRANSFORM_TREE. */
+eb_transform_rc_t eb_transform_apply_found(const eb_transform_t *t,
+    const eb_event_scan_t *s, size_t first, eb_buf_t *out, char *err,
+    size_t errlen);
+
 yajl_val eb_transform_parse_event(const unsigned char *event, size_t len,
     char *err, size_t errlen);
 

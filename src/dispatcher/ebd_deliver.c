@@ -138,8 +138,9 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
 {
     size_t                          i;
     char                            err[256];
-    unsigned                        wants_tree;
-    size_t                          evidlen;
+    unsigned                        wants_tree, scanned;
+    size_t                          evidlen, npaths;
+    const eb_jsonpath_t *const     *paths;
     const char                     *evid;
     yajl_val                        v;
     ebd_item_t                     *it;
@@ -212,21 +213,29 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
     it->d.replay = it->replay;
 
     /* what cannot be delivered is decided now: the first attempt then
-     * fails at once and the entry is dead-lettered with the reason. A
-     * tree only for what reads the event by path (a transform, the SQL
-     * columns); the http drivers read its members, found in one pass
-     * without an allocation per node. */
+     * fails at once and the entry is dead-lettered with the reason. The
+     * http drivers read its members, found in one pass without an
+     * allocation per node; in the same pass the values of SQL columns
+     * and TEMPLATE variables of names and indexes. A tree only for
+     * other paths (a JSONPATH transform, "[*]", an object's JSON). */
     rt = ebd_rule_target(r, it->rule);
     evid = "";
     evidlen = 0;
 
     wants_tree = r->target->driver->wants_tree || r->target->wants_tree;
+    paths = r->target->scan_paths;
+    npaths = r->target->nscan_paths;
+    scanned = 0;
+
+    if (!wants_tree && npaths == 0 && rt != NULL && rt->transform != NULL) {
+        /* a TEMPLATE of names and indexes: its values in the scan too */
+        npaths = eb_transform_scan_paths(rt->transform, &paths);
+        scanned = npaths != 0;
+    }
 
     if (!wants_tree) {
         if (eb_event_scan_paths(it->event, it->event_len, &it->scan,
-                                r->target->scan_paths,
-                                r->target->nscan_paths, err, sizeof(err))
-            != 0)
+                                paths, npaths, err, sizeof(err)) != 0)
         {
             it->undeliverable = 1;
             ebd_result_set(&it->last, EBD_REJECTED, 0,
@@ -242,7 +251,7 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
         it->d.scan = &it->scan;
     }
 
-    if ((rt != NULL && rt->transform != NULL) || wants_tree) {
+    if ((rt != NULL && rt->transform != NULL && !scanned) || wants_tree) {
         it->tree = eb_transform_parse_event(it->event, it->event_len, err,
                                             sizeof(err));
         if (it->tree == NULL) {
@@ -287,9 +296,23 @@ ebd_item_new(ebd_route_t *r, const char *id, size_t idlen, redisReply *fields)
         goto done;
     }
 
-    rc = eb_transform_apply_tree(rt->transform, it->tree, it->event,
-                                 it->event_len, &it->payload, err,
-                                 sizeof(err));
+    rc = scanned ? eb_transform_apply_found(rt->transform, &it->scan, 0,
+                                            &it->payload, err, sizeof(err))
+                 : EB_TRANSFORM_TREE;
+
+    if (rc == EB_TRANSFORM_TREE) {
+        if (it->tree == NULL) {
+            /* a value is an object or array: written from a tree */
+            it->tree = eb_transform_parse_event(it->event, it->event_len,
+                                                err, sizeof(err));
+        }
+
+        rc = it->tree == NULL
+             ? EB_TRANSFORM_ERROR
+             : eb_transform_apply_tree(rt->transform, it->tree, it->event,
+                                       it->event_len, &it->payload, err,
+                                       sizeof(err));
+    }
     if (rc == EB_TRANSFORM_ERROR || it->payload.failed) {
         it->undeliverable = 1;
         ebd_result_set(&it->last, EBD_REJECTED, 0, "transform failed: %s",

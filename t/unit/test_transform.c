@@ -89,6 +89,51 @@ compile(const char *form, const char *value, const char *tmpl, char *err,
 }
 
 
+/* A TEMPLATE of names and indexes applied to what the event's scan
+ * found: the same output as from the tree (b), or the tree's turn
+ * (EB_TRANSFORM_TREE: an object or array). Counted in found_same. */
+static unsigned  found_same, found_tree;
+
+static int
+found_agrees(const eb_transform_t *t, const char *ev, const eb_buf_t *b)
+{
+    int                          same;
+    char                         err[256];
+    size_t                       n;
+    eb_buf_t                     f;
+    eb_event_scan_t              s;
+    eb_transform_rc_t            rc;
+    const eb_jsonpath_t *const  *paths;
+
+    n = eb_transform_scan_paths(t, &paths);
+    if (n == 0 || eb_event_scan_paths((const unsigned char *) ev, strlen(ev),
+                                      &s, paths, n, err, sizeof(err)) != 0)
+    {
+        return 1;
+    }
+
+    eb_buf_init(&f);
+    rc = eb_transform_apply_found(t, &s, 0, &f, err, sizeof(err));
+    same = rc == EB_TRANSFORM_TREE
+           || (rc == EB_TRANSFORM_OK && f.len == b->len
+               && (b->len == 0 || memcmp(f.data, b->data, b->len) == 0));
+
+    if (rc == EB_TRANSFORM_TREE) {
+        found_tree++;
+    } else if (same) {
+        found_same++;
+    } else {
+        printf("# scan: %.*s\n# tree: %.*s\n", (int) f.len,
+               f.data ? (char *) f.data : "", (int) b->len,
+               b->data ? (char *) b->data : "");
+    }
+
+    eb_buf_free(&f);
+    eb_event_scan_free(&s);
+    return same;
+}
+
+
 /* Applies a transform to ev (NUL-terminated) and returns the output as a
  * string, or "ERROR: ..." / "NO_MATCH: ...". */
 static const char *
@@ -110,6 +155,10 @@ apply(const eb_transform_t *t, const char *ev)
     if (rc == EB_TRANSFORM_OK) {
         snprintf(out, sizeof(out), "%.*s", (int) b.len,
                  b.data ? (char *) b.data : "");
+
+        if (!found_agrees(t, ev, &b)) {
+            snprintf(out, sizeof(out), "MISMATCH: the scan's output differs");
+        }
 
     } else {
         snprintf(out, sizeof(out), "%s: %s",
@@ -935,6 +984,12 @@ main(void)
     test_compile_tree();
     test_refused();
     test_surrogates();
+
+    /* the TEMPLATEs above of names and indexes, applied from the scan */
+    ok(found_same >= 10, "a TEMPLATE from the event's scan: the tree's "
+       "output %u times (%u times an object or array: the tree's turn)",
+       found_same, found_tree);
+    ok(found_tree >= 1, "an object or array value goes to the tree");
 
     eb_buf_free(&event);
 
