@@ -7,7 +7,10 @@
 # between ebd and Redis are black-holed (open, silent, no FIN, no RST):
 # the watchdog (--redis-timeout) drops them and ebd delivers again within
 # about one timeout. (c) A server that accepts connections and never
-# answers AUTH: the watchdog covers the handshake too.
+# answers AUTH: the watchdog covers the handshake too. (d) A reload whose
+# grace time ends while commands wait for answers that never come: their
+# callbacks, run when the watchdog drops the connection, find no freed
+# route.
 use strict;
 use warnings;
 use Test::More;
@@ -175,6 +178,47 @@ for my $case (
     figures('black hole', @ids, @more);
     like($ebd->log, qr/no answer within \d+ ms; connecting again/,
          'black hole: the watchdog says what it did');
+    note $ebd->log;
+    $ebd->finish;
+    $hole->stop;
+}
+
+# --- (d) a reload whose grace time ends with commands unanswered ------------------
+
+{
+    # claims and refreshes (a route their callback's data) go out on the
+    # bus's command connection and are never answered; the reload's grace
+    # time ends, the old routes are freed; the watchdog drops the
+    # connection later, and hiredis runs those callbacks: they must not
+    # reach the freed routes (under ASan a use after free is a report)
+    my $redis = EBTest::Redis->start;
+    my $hole = EBTest::Blackhole->start(to => $redis->addr);
+    my $dir = $redis->{dir};
+    write_file("$dir/buses.json", $JSON->encode($cfg));
+    my $ebd = EBTest::Ebd->start(config => "$dir/buses.json",
+                                 redis_addr => $hole->addr, name => 'g',
+                                 args => [ '--block', '200ms',
+                                           '--redis-timeout', '2s',
+                                           '--claim-idle', '300ms',
+                                           '--grace', '300ms' ]);
+    ok($ebd->alive && $ebd->log =~ /ebd: ready/, 'grace: ebd ready')
+        or BAIL_OUT("ebd did not start:\n" . $ebd->log);
+    my @ids = write_events($redis, 10);
+    ok(wait_for(sub { count_delivered(@ids) == 10 }, 10),
+       'grace: 10 events delivered through the proxy');
+
+    $hole->blackhole;
+    sleep 0.5;                      # claims and refreshes sent, unanswered
+    $ebd->reload;
+    ok(wait_for(sub { $ebd->log =~ /configuration reloaded/ }, 5),
+       'grace: the reload went ahead after the grace time');
+    like($ebd->log, qr/commands: no answer within 300 ms of the reload; connecting again/,
+         'grace: the unanswered command connections were dropped, and said so');
+    my @more = write_events($redis, 10);
+    ok(wait_for(sub { count_delivered(@more) == 10 }, 10),
+       'grace: 10 more delivered after the reload');
+    ok($ebd->alive, 'grace: ebd still running');
+    figures('grace', @ids, @more);
     note $ebd->log;
     $ebd->finish;
     $hole->stop;

@@ -1245,9 +1245,30 @@ ebd_drained_check(ebd_disp_t *dp)
         }
 
     } else {
-        ebd_log(EBD_LOG_WARN, "ebd: deliveries still in flight after %llu "
-                "ms; their entries stay pending and are delivered again",
-                (unsigned long long) dp->opts->grace_ms);
+        for (i = 0; i < dp->ntargets && !dp->targets[i].inflight; i++) {
+            /* void */
+        }
+
+        if (i < dp->ntargets) {
+            ebd_log(EBD_LOG_WARN, "ebd: deliveries still in flight after "
+                    "%llu ms; their entries stay pending and are delivered "
+                    "again", (unsigned long long) dp->opts->grace_ms);
+        }
+
+        /* commands still unanswered (a silent Redis) have callbacks that
+         * name routes and partitions about to be freed: they run now,
+         * with no reply, and the connection is made again */
+        for (i = 0; i < dp->nbuses; i++) {
+            if (dp->buses[i]->cmd->pending) {
+                ebd_log(EBD_LOG_WARN, "redis %s: no answer within %llu ms "
+                        "of the %s; connecting again (what it did not "
+                        "acknowledge is delivered again)",
+                        dp->buses[i]->cmd->name,
+                        (unsigned long long) dp->opts->grace_ms,
+                        dp->state == EBD_STOPPING ? "stop" : "reload");
+                ebd_conn_reset(dp->buses[i]->cmd);
+            }
+        }
     }
 
     /* outside of any callback of what is torn down */
