@@ -208,7 +208,9 @@ sub wait_ok {
 }
 
 # Every live replica has its link to its primary up (so it can take
-# over when the primary dies).
+# over when the primary dies), and the cluster's view (CLUSTER NODES, as
+# replicas_of() reads it) lists it as its primary's replica: the link
+# comes up before the gossip has spread the role.
 sub wait_replicas {
     my ($self, $timeout) = @_;
     return EBTest::wait_for(sub {
@@ -219,7 +221,11 @@ sub wait_replicas {
             next if ref $r;
             $up++ if $r =~ /^role:slave/m && $r =~ /^master_link_status:up/m;
         }
-        return $up >= $want;
+        return 0 unless $up >= $want;
+        for my $p ($self->primaries) {
+            return 0 if $self->replicas_of($p) < $self->{replicas};
+        }
+        return 1;
     }, $timeout // 20);
 }
 
