@@ -1492,10 +1492,11 @@ ebd_config_load(const char *file, char *err, size_t errlen)
 int
 ebd_run(ebd_opts_t *o)
 {
-    int              i, sigs[] = { SIGTERM, SIGINT, SIGHUP };
-    char             err[EB_CONFIG_ERROR_MAX];
-    ebd_disp_t       dp;
-    struct timeval   tv = { 0, EBD_TICK_MS * 1000 };
+    int                   i, sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    char                  err[EB_CONFIG_ERROR_MAX];
+    ebd_disp_t            dp;
+    struct timeval        tv = { 0, EBD_TICK_MS * 1000 };
+    struct event_config  *cfg;
 
     memset(&dp, 0, sizeof(dp));
     dp.opts = o;
@@ -1511,7 +1512,17 @@ ebd_run(ebd_opts_t *o)
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
 
-    dp.base = event_base_new();
+    /* epoll's changes applied once a turn: a write event added and
+     * deleted within it (a command written at the turn's end,
+     * ebd_conn.c) costs no system call; no descriptor on the loop is
+     * dup()ed, which this mode does not allow */
+    cfg = event_config_new();
+    if (cfg != NULL) {
+        (void) event_config_set_flag(cfg,
+                                     EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        dp.base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     if (dp.base == NULL || eb_rand_seed_os(&dp.rand) != 0) {
         ebd_log(EBD_LOG_ERROR, "ebd: cannot set up the event loop");
         return 1;
