@@ -115,6 +115,7 @@ struct ebd_route_s {
     uint64_t             tr_hour;       /* their index bucket */
     size_t               nacks;
     size_t               acks_cap;
+    size_t               untrimmed;     /* acknowledged since its trim */
     size_t               nheld;
     ebd_item_t          *held[EBD_HELD_BUCKETS];
 

@@ -584,6 +584,7 @@ ebd_flush_acks(ebd_disp_t *dp)
             memmove(r->acks, r->acks + j, (r->nacks - j) * EBD_ID_MAX);
         }
         r->nacks -= j;
+        r->untrimmed += j;
     }
 }
 
