@@ -695,6 +695,29 @@ eb_event_scan_found(const eb_event_scan_t *s, size_t i)
 }
 
 
+eb_jsonpath_rc_t
+eb_event_scan_text(const eb_event_scan_t *s, size_t i, eb_buf_t *b)
+{
+    const eb_event_member_t  *m = eb_event_scan_found(s, i);
+
+    if (m == NULL) {
+        return EB_JSONPATH_MISSING;
+    }
+
+    switch (m->kind) {
+    case EB_EV_NULL:
+        return eb_buf_append(b, "null", 4) == 0 ? EB_JSONPATH_NULL
+                                                : EB_JSONPATH_ERROR;
+    case EB_EV_OBJECT:
+    case EB_EV_ARRAY:
+        return EB_JSONPATH_ERROR;
+    default:
+        return eb_buf_append_str(b, m->text) == 0 ? EB_JSONPATH_FOUND
+                                                  : EB_JSONPATH_ERROR;
+    }
+}
+
+
 const eb_event_member_t *
 eb_event_scan_get(const eb_event_scan_t *s, const char *name)
 {

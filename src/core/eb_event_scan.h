@@ -12,6 +12,9 @@
 
 #include <stddef.h>
 
+#include "eb_buf.h"
+#include "eb_jsonpath.h"
+
 
 typedef enum {
     EB_EV_STRING = 0,
@@ -69,6 +72,15 @@ int eb_event_scan_paths(const unsigned char *event, size_t len,
  * start and end. */
 const eb_event_member_t *eb_event_scan_found(const eb_event_scan_t *s,
     size_t i);
+
+/* The value at paths[i] as eb_jsonpath_text() writes it from a tree,
+ * appended to b: a string's characters up to a NUL (a tree's strings
+ * are C strings), a number's or literal's text, null as "null"
+ * (EB_JSONPATH_NULL); EB_JSONPATH_MISSING: nothing. An object or array
+ * is not written here: EB_JSONPATH_ERROR with b->failed unset, for the
+ * caller to write it from a tree. */
+eb_jsonpath_rc_t eb_event_scan_text(const eb_event_scan_t *s, size_t i,
+    eb_buf_t *b);
 
 /* The last member named name (as a JSON object's reader takes the last
  * of repeated keys), or NULL. */

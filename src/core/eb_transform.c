@@ -923,25 +923,28 @@ eb_transform_scan_paths(const eb_transform_t *t,
 }
 
 
-/* A found value as eb_jsonpath_text() writes the tree's: a string's
- * characters (to a NUL, as a tree's C string), the text of a number or
- * literal, null as null; missing: nothing. As JSON (json): a string
- * quoted and escaped; missing: null. */
+/* The i-th found value as eb_jsonpath_text() writes the tree's
+ * (eb_event_scan_text; missing: nothing), or as JSON (json): a string
+ * quoted and escaped, missing as null. Never an object or array (the
+ * caller took the tree for those). */
 static int
-eb_transform_found_text(const eb_event_member_t *m, int json, eb_buf_t *b)
+eb_transform_found_text(const eb_event_scan_t *s, size_t i, int json,
+    eb_buf_t *b)
 {
-    if (m == NULL || m->kind == EB_EV_NULL) {
-        return m == NULL && !json ? 0 : eb_buf_append(b, "null", 4);
+    const eb_event_member_t  *m = eb_event_scan_found(s, i);
+
+    if (json && m == NULL) {
+        return eb_buf_append(b, "null", 4);
     }
 
-    if (m->kind == EB_EV_STRING && json) {
+    if (json && m->kind == EB_EV_STRING) {
         return eb_buf_append(b, "\"", 1) != 0
                || eb_jsonpath_write_escaped(b, (const unsigned char *) m->text,
                                             strlen(m->text)) != 0
                || eb_buf_append(b, "\"", 1) != 0 ? -1 : 0;
     }
 
-    return eb_buf_append_str(b, m->text);
+    return eb_event_scan_text(s, i, b) == EB_JSONPATH_ERROR ? -1 : 0;
 }
 
 
@@ -950,7 +953,7 @@ eb_transform_apply_found(const eb_transform_t *t, const eb_event_scan_t *s,
     size_t first, eb_buf_t *out, char *err, size_t errlen)
 {
     int                       rc;
-    size_t                    i, was;
+    size_t                    i, v, was;
     eb_buf_t                  scratch;
     eb_tpl_part_t            *part;
     const eb_event_member_t  *m;
@@ -974,23 +977,23 @@ eb_transform_apply_found(const eb_transform_t *t, const eb_event_scan_t *s,
             continue;
         }
 
-        m = eb_event_scan_found(s, first + part->var);
+        v = first + part->var;
 
         switch (part->kind) {
 
         case EB_TPL_JSON_VALUE:
-            rc = eb_transform_found_text(m, 1, out);
+            rc = eb_transform_found_text(s, v, 1, out);
             break;
 
         case EB_TPL_JSON_STRING:
             eb_buf_reset(&scratch);
-            rc = eb_transform_found_text(m, 0, &scratch) != 0
+            rc = eb_transform_found_text(s, v, 0, &scratch) != 0
                  || eb_jsonpath_write_escaped(out, scratch.data, scratch.len)
                     != 0 ? -1 : 0;
             break;
 
         default:
-            rc = eb_transform_found_text(m, 0, out);
+            rc = eb_transform_found_text(s, v, 0, out);
         }
     }
 

@@ -209,26 +209,7 @@ ebd_sql_note(ebd_sql_ctx_t *ctx, ebd_log_level_t level, const char *fmt, ...)
 static eb_jsonpath_rc_t
 ebd_sql_scanned(const ebd_delivery_t *d, size_t i, eb_buf_t *b)
 {
-    const eb_event_member_t  *m;
-
-    m = d->scan ? eb_event_scan_found(d->scan, i) : NULL;
-
-    if (m == NULL) {
-        return EB_JSONPATH_MISSING;
-    }
-
-    switch (m->kind) {
-    case EB_EV_NULL:
-        return eb_buf_append(b, "null", 4) == 0 ? EB_JSONPATH_NULL
-                                                : EB_JSONPATH_ERROR;
-    case EB_EV_OBJECT:
-    case EB_EV_ARRAY:
-        return EB_JSONPATH_ERROR;
-    default:
-        /* a tree's strings are C strings: the text ends at a NUL */
-        return eb_buf_append_str(b, m->text) == 0 ? EB_JSONPATH_FOUND
-                                                  : EB_JSONPATH_ERROR;
-    }
+    return d->scan ? eb_event_scan_text(d->scan, i, b) : EB_JSONPATH_MISSING;
 }
 
 
