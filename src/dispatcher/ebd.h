@@ -132,8 +132,6 @@ struct ebd_conn_s {
     unsigned                 handshake;  /* AUTH/SELECT/ROLE unanswered */
     uint64_t                 backoff_ms;
     struct event            *retry_ev;
-    struct event            *write_ev;   /* writes what the turn queued */
-    int                      write_armed;
     unsigned                 pending;    /* commands without a reply yet */
     uint64_t                 oldest_ms;  /* when the oldest of them went out */
     uint64_t                 since_ms;   /* when the connection began */

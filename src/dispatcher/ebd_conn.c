@@ -22,8 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <hiredis/adapters/libevent.h>
 
+#include "ebd_redis_loop.h"
 #include "ebd_topology.h"
 #include "ebd_log.h"
 
@@ -273,13 +273,20 @@ ebd_conn_connect(ebd_conn_t *c)
         return;
     }
 
+    if (ebd_redis_attach(ac, c->base) != 0) {
+        ebd_conn_state(c, EBD_LOG_WARN, "connect", "redis %s: cannot "
+                       "connect: out of memory", c->name);
+        redisAsyncFree(ac);
+        ebd_conn_schedule(c);
+        return;
+    }
+
     ac->data = c;
     c->ac = ac;
     c->pending = 0;
     c->handshake = 0;
     c->since_ms = ebd_now_ms();
 
-    redisLibeventAttach(ac, c->base);
     redisAsyncSetConnectCallback(ac, ebd_conn_connected);
     redisAsyncSetDisconnectCallback(ac, ebd_conn_disconnected);
 
@@ -320,23 +327,6 @@ ebd_conn_connect(ebd_conn_t *c)
 }
 
 
-/* Commands queued in a loop turn are written at its end, at once,
- * instead of on the next turn's "writable" event: a round trip's worth
- * sooner, and with the event base's changelist the write event hiredis
- * adds and deletes meanwhile costs no epoll_ctl. */
-static void
-ebd_conn_write_handler(evutil_socket_t fd, short what, void *arg)
-{
-    ebd_conn_t  *c = arg;
-
-    c->write_armed = 0;
-
-    if (c->ac != NULL && (c->ac->c.flags & REDIS_CONNECTED)) {
-        redisAsyncHandleWrite(c->ac);
-    }
-}
-
-
 static ebd_conn_t *
 ebd_conn_alloc(struct event_base *base, const char *name,
     ebd_conn_ready_pt on_ready, void *data)
@@ -355,15 +345,8 @@ ebd_conn_alloc(struct event_base *base, const char *name,
     c->on_ready = on_ready;
     c->data = data;
     c->retry_ev = evtimer_new(base, ebd_conn_retry_handler, c);
-    c->write_ev = event_new(base, -1, 0, ebd_conn_write_handler, c);
 
-    if (c->retry_ev == NULL || c->write_ev == NULL) {
-        if (c->retry_ev) {
-            event_free(c->retry_ev);
-        }
-        if (c->write_ev) {
-            event_free(c->write_ev);
-        }
+    if (c->retry_ev == NULL) {
         free(c);
         return NULL;
     }
@@ -594,11 +577,6 @@ ebd_conn_formatted(ebd_conn_t *c, redisCallbackFn *cb, void *privdata,
         c->oldest_ms = ebd_now_ms();
     }
 
-    if (!c->write_armed) {
-        c->write_armed = 1;
-        event_active(c->write_ev, EV_TIMEOUT, 0);
-    }
-
     return 0;
 }
 
@@ -685,7 +663,6 @@ ebd_conn_free(ebd_conn_t *c)
     c->closing = 1;
     evtimer_del(c->retry_ev);
     event_free(c->retry_ev);
-    event_free(c->write_ev);
 
     if (c->topo) {
         ebd_topo_remove(c->topo, c);

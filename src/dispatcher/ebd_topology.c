@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <hiredis/adapters/libevent.h>
 
+#include "ebd_redis_loop.h"
 #include "ebd_topology.h"
 #include "ebd_log.h"
 
@@ -434,7 +434,7 @@ ebd_topo_query(ebd_topo_t *t)
     }
 
     ac = redisAsyncConnect(seed->host, seed->port);
-    if (ac == NULL || ac->err) {
+    if (ac == NULL || ac->err || ebd_redis_attach(ac, t->base) != 0) {
         if (ac) {
             redisAsyncFree(ac);
         }
@@ -444,7 +444,6 @@ ebd_topo_query(ebd_topo_t *t)
 
     t->ac = ac;
     ac->data = t;
-    redisLibeventAttach(ac, t->base);
     redisAsyncSetConnectCallback(ac, ebd_topo_connected);
     redisAsyncSetDisconnectCallback(ac, ebd_topo_lost);
 
