@@ -75,6 +75,9 @@ struct ebd_h2_conn_s {
     int                  ready;         /* connected, the session made */
     int                  draining;      /* GOAWAY: no new streams */
     int                  settings;      /* the peer's SETTINGS came */
+    struct event        *now_ev;        /* writes at the turn's end (h2c) */
+    int                  now_armed;
+    int                  write_off;     /* the bufferevent's EV_WRITE */
     unsigned             nstreams;
     ebd_h2_stream_t     *streams;
 };
@@ -271,6 +274,9 @@ ebd_h2_conn_close(ebd_h2_conn_t *c, const char *err)
     if (c->ss != NULL) {
         nghttp2_session_del(c->ss);
     }
+    if (c->now_ev != NULL) {
+        event_free(c->now_ev);
+    }
     bufferevent_free(c->bev);
     free(c);
 
@@ -314,6 +320,53 @@ ebd_h2_conn_close(ebd_h2_conn_t *c, const char *err)
 }
 
 
+static int ebd_h2_flush(ebd_h2_conn_t *c);
+
+
+/* A cleartext connection's output is written at the end of the loop
+ * turn that made it, with one writev, rather than on the next turn's
+ * "writable" event: sooner, and the write event the bufferevent adds
+ * and (once written) has deleted again costs no epoll_ctl with the
+ * loop's changelist. Only what the socket does not take waits for the
+ * bufferevent. TLS goes through bufferevent_openssl as before. */
+static void
+ebd_h2_write_now(evutil_socket_t fd, short what, void *arg)
+{
+    ebd_h2_conn_t    *c = arg;
+    ebd_h2_t         *h2 = c->h2;
+    struct evbuffer  *out = bufferevent_get_output(c->bev);
+
+    c->now_armed = 0;
+
+    if (evbuffer_get_length(out) == 0) {
+        return;
+    }
+
+    /* an error leaves the bytes to the bufferevent, which reports it */
+    (void) evbuffer_write(out, bufferevent_getfd(c->bev));
+
+    if (evbuffer_get_length(out) != 0) {
+        if (c->write_off) {
+            c->write_off = 0;
+            bufferevent_enable(c->bev, EV_WRITE);
+        }
+        return;
+    }
+
+    if (!c->write_off) {
+        c->write_off = 1;
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
+
+    /* more than EBD_H2_OUT_MAX was waiting in nghttp2 */
+    if (c->ss != NULL && nghttp2_session_want_write(c->ss)) {
+        h2->busy++;
+        (void) ebd_h2_flush(c);
+        ebd_h2_leave(h2);
+    }
+}
+
+
 /* Writes what nghttp2 has to send (up to EBD_H2_OUT_MAX unsent; the
  * write callback asks again). Returns -1 when c was closed. */
 static int
@@ -350,6 +403,19 @@ ebd_h2_flush(ebd_h2_conn_t *c)
         /* after a GOAWAY, with every stream closed */
         ebd_h2_conn_close(c, ebd_h2_why(c, "the connection was closed"));
         return -1;
+    }
+
+    if (evbuffer_get_length(out) != 0) {
+        if (c->now_ev != NULL) {
+            if (!c->now_armed) {
+                c->now_armed = 1;
+                event_active(c->now_ev, EV_TIMEOUT, 0);
+            }
+
+        } else if (c->write_off) {
+            c->write_off = 0;
+            bufferevent_enable(c->bev, EV_WRITE);
+        }
     }
 
     return 0;
@@ -425,7 +491,12 @@ ebd_h2_connected(ebd_h2_conn_t *c)
     (void) setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY,
                       &one, sizeof(one));
 
-    if (nghttp2_session_client_new(&c->ss, h2->cbs, c) != 0
+    if (!h2->tls) {
+        c->now_ev = event_new(h2->base, -1, 0, ebd_h2_write_now, c);
+    }
+
+    if ((!h2->tls && c->now_ev == NULL)
+        || nghttp2_session_client_new(&c->ss, h2->cbs, c) != 0
         || nghttp2_submit_settings(c->ss, NGHTTP2_FLAG_NONE, iv, 2) != 0
         || nghttp2_session_set_local_window_size(c->ss, NGHTTP2_FLAG_NONE,
                                                  0, EBD_H2_WINDOW) != 0)
