@@ -148,22 +148,30 @@ for my $case (
 
 # --- (b) black-holed connections ------------------------------------------------
 
-{
+# Redis behind a proxy that can turn into a black hole, ebd (NAME,
+# --block 200ms --redis-timeout 2s, then ARGS) through it, and 10 events
+# delivered: (redis, hole, ebd, ids)
+sub behind_hole {
+    my ($label, $name, @args) = @_;
     my $redis = EBTest::Redis->start;
     my $hole = EBTest::Blackhole->start(to => $redis->addr);
     my $dir = $redis->{dir};
     write_file("$dir/buses.json", $JSON->encode($cfg));
     my $ebd = EBTest::Ebd->start(config => "$dir/buses.json",
-                                 redis_addr => $hole->addr, name => 'b',
+                                 redis_addr => $hole->addr, name => $name,
                                  args => [ '--block', '200ms',
-                                           '--redis-timeout', '2s',
-                                           '--claim-idle', '5s' ]);
-    ok($ebd->alive && $ebd->log =~ /ebd: ready/, 'black hole: ebd ready')
+                                           '--redis-timeout', '2s', @args ]);
+    ok($ebd->alive && $ebd->log =~ /ebd: ready/, "$label: ebd ready")
         or BAIL_OUT("ebd did not start:\n" . $ebd->log);
-
     my @ids = write_events($redis, 10);
     ok(wait_for(sub { count_delivered(@ids) == 10 }, 10),
-       'black hole: 10 events delivered through the proxy');
+       "$label: 10 events delivered through the proxy");
+    return ($redis, $hole, $ebd, @ids);
+}
+
+{
+    my ($redis, $hole, $ebd, @ids) =
+        behind_hole('black hole', 'b', '--claim-idle', '5s');
 
     $hole->blackhole;
     my $t = time;
@@ -191,21 +199,8 @@ for my $case (
     # time ends, the old routes are freed; the watchdog drops the
     # connection later, and hiredis runs those callbacks: they must not
     # reach the freed routes (under ASan a use after free is a report)
-    my $redis = EBTest::Redis->start;
-    my $hole = EBTest::Blackhole->start(to => $redis->addr);
-    my $dir = $redis->{dir};
-    write_file("$dir/buses.json", $JSON->encode($cfg));
-    my $ebd = EBTest::Ebd->start(config => "$dir/buses.json",
-                                 redis_addr => $hole->addr, name => 'g',
-                                 args => [ '--block', '200ms',
-                                           '--redis-timeout', '2s',
-                                           '--claim-idle', '300ms',
-                                           '--grace', '300ms' ]);
-    ok($ebd->alive && $ebd->log =~ /ebd: ready/, 'grace: ebd ready')
-        or BAIL_OUT("ebd did not start:\n" . $ebd->log);
-    my @ids = write_events($redis, 10);
-    ok(wait_for(sub { count_delivered(@ids) == 10 }, 10),
-       'grace: 10 events delivered through the proxy');
+    my ($redis, $hole, $ebd, @ids) =
+        behind_hole('grace', 'g', '--claim-idle', '300ms', '--grace', '300ms');
 
     $hole->blackhole;
     sleep 0.5;                      # claims and refreshes sent, unanswered
