@@ -288,16 +288,7 @@ sub pending {
 # all entries of a target stream acknowledged
 sub settled {
     my ($target, $timeout) = @_;
-    return wait_for(sub {
-        my $len = $redis->xlen("eb:{t}:target:$target");
-        my $info = $redis->cmd('XINFO', 'GROUPS', "eb:{t}:target:$target");
-        return 0 unless ref $info eq 'ARRAY' && @$info;
-        my %g = @{ $info->[0] };
-        return !ref $len && $len > 0 && $g{pending} == 0
-            && ($g{'last-delivered-id'} // '') eq
-               ($redis->cmd('XREVRANGE', "eb:{t}:target:$target", '+', '-',
-                            'COUNT', 1)->[0][0] // '');
-    }, $timeout // 10);
+    return EBTest::stream_settled($redis, "eb:{t}:target:$target", $timeout);
 }
 
 sub dlq {

@@ -58,9 +58,7 @@ my %SECRET = (
 
 my $tmp = File::Temp::tempdir('eb-096-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $tls = EBTest::TLS->make($tmp);
-EBTest::TLS::_leaf($tmp, 'other', 'ca',
-                   "subjectAltName=DNS:other.example\nextendedKeyUsage=serverAuth\n",
-                   'other.example');
+EBTest::TLS->server_for($tmp, 'other', 'other.example');
 
 # --- the peers ---------------------------------------------------------------
 
@@ -239,16 +237,7 @@ sub wait_ok {
 
 sub settled {
     my ($target, $timeout) = @_;
-    return wait_for(sub {
-        my $len = $redis->xlen("eb:{t}:target:$target");
-        my $info = $redis->cmd('XINFO', 'GROUPS', "eb:{t}:target:$target");
-        return 0 unless ref $info eq 'ARRAY' && @$info;
-        my %g = @{ $info->[0] };
-        return !ref $len && $len > 0 && $g{pending} == 0
-            && ($g{'last-delivered-id'} // '') eq
-               ($redis->cmd('XREVRANGE', "eb:{t}:target:$target", '+', '-',
-                            'COUNT', 1)->[0][0] // '');
-    }, $timeout // 10);
+    return EBTest::stream_settled($redis, "eb:{t}:target:$target", $timeout);
 }
 
 sub dlq { $redis->xrange("eb:{t}:dlq:$_[0]") }

@@ -108,6 +108,23 @@ sub wait_for {
     return 0;
 }
 
+# stream_settled($redis, STREAM, TIMEOUT): within TIMEOUT s (10), every
+# entry of STREAM read by its (first) consumer group and acknowledged:
+# the group's last-delivered id is the stream's last, nothing pending
+sub stream_settled {
+    my ($redis, $stream, $timeout) = @_;
+    return wait_for(sub {
+        my $len = $redis->xlen($stream);
+        my $info = $redis->cmd('XINFO', 'GROUPS', $stream);
+        return 0 unless ref $info eq 'ARRAY' && @$info;
+        my %g = @{ $info->[0] };
+        return !ref $len && $len > 0 && $g{pending} == 0
+            && ($g{'last-delivered-id'} // '') eq
+               ($redis->cmd('XREVRANGE', $stream, '+', '-', 'COUNT', 1)->[0][0]
+                // '');
+    }, $timeout // 10);
+}
+
 # http(port => P, method => M, path => P, headers => [k, v, ...], body => B,
 #      host => H, timeout => T, raw => TEXT)
 # returns { status, reason, headers => { lc name => value }, body, json }

@@ -9,6 +9,7 @@ package EBTest::TLS;
 #   my $c = EBTest::TLS->make($dir);
 #   $c->{ca}, $c->{server_cert}, $c->{server_key},
 #   $c->{client_cert}, $c->{client_key}, $c->{other_ca}
+#   my $o = EBTest::TLS->server_for($dir, 'other', 'other.example');
 
 use strict;
 use warnings;
@@ -37,6 +38,15 @@ sub _leaf {
     _run('openssl', 'x509', '-req', '-in', "$dir/$name.csr",
          '-CA', "$dir/$ca.pem", '-CAkey', "$dir/$ca.key", '-CAcreateserial',
          '-out', "$dir/$name.pem", '-days', '2', '-extfile', "$dir/$name.ext");
+}
+
+# another server certificate of the test CA (after make), for DNS name
+# NAME only: $dir/FILE.pem, $dir/FILE.key
+sub server_for {
+    my ($class, $dir, $file, $name) = @_;
+    _leaf($dir, $file, 'ca',
+          "subjectAltName=DNS:$name\nextendedKeyUsage=serverAuth\n", $name);
+    return { cert => "$dir/$file.pem", key => "$dir/$file.key" };
 }
 
 sub make {
