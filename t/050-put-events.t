@@ -217,7 +217,10 @@ my $rejects = 0;     # requests expected to count as invalid_event
         my $n = () = $raw =~ /"\Q$attr\E"/g;
         is($n, 1, "structured: $attr appears once");
     }
-    unlike($raw, qr/evil|666|10\.9\.9\.9|2000-01-01/, 'structured: no sender aliyun* value kept');
+    # the sender's values, looked for outside what the edge set: the
+    # random trace id and the publish time's milliseconds can hold "666"
+    (my $rest = $raw) =~ s/\Q$tp\E|\Q$pt\E//g;
+    unlike($rest, qr/evil|666|10\.9\.9\.9|2000-01-01/, 'structured: no sender aliyun* value kept');
     my $exact = '{"specversion":"1.0","id":"evt-1","source":"https://example.com/src",'
         . '"type":"com.example.created","subject":"orders/42",'
         . '"time":"2024-05-01T12:34:56.789+08:00","datacontenttype":"application/json",'
