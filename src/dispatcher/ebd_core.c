@@ -1523,9 +1523,9 @@ ebd_run(ebd_opts_t *o)
     signal(SIGPIPE, SIG_IGN);
 
     /* epoll's changes applied once a turn: a write event added and
-     * deleted within it (a command written at the turn's end,
-     * ebd_conn.c) costs no system call; no descriptor on the loop is
-     * dup()ed, which this mode does not allow */
+     * deleted within it (output written at the turn's end,
+     * ebd_redis_loop.c, ebd_h2.c) costs no system call; no descriptor
+     * on the loop is dup()ed, which this mode does not allow */
     cfg = event_config_new();
     if (cfg != NULL) {
         (void) event_config_set_flag(cfg,

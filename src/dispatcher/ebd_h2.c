@@ -405,17 +405,10 @@ ebd_h2_flush(ebd_h2_conn_t *c)
         return -1;
     }
 
-    if (evbuffer_get_length(out) != 0) {
-        if (c->now_ev != NULL) {
-            if (!c->now_armed) {
-                c->now_armed = 1;
-                event_active(c->now_ev, EV_TIMEOUT, 0);
-            }
-
-        } else if (c->write_off) {
-            c->write_off = 0;
-            bufferevent_enable(c->bev, EV_WRITE);
-        }
+    /* cleartext: written at the turn's end (ebd_h2_write_now) */
+    if (c->now_ev != NULL && !c->now_armed && evbuffer_get_length(out) != 0) {
+        c->now_armed = 1;
+        event_active(c->now_ev, EV_TIMEOUT, 0);
     }
 
     return 0;
