@@ -28,6 +28,7 @@
  *              delivery sync (default) and async both take any 2xx as
  *                delivered (a 202 included); async also asks the sink
  *                with "Prefer: respond-async" to answer before it is done.
+ *              The binding's headers and bodies: ebd_http_ce.c.
  *
  * Trace context: an event with a valid traceparent (the CloudEvents
  * distributed tracing extension) goes with the W3C Trace Context headers
@@ -58,8 +59,6 @@
  * hosts, is the core's (ebd_limit.c) before an attempt gets here.
  */
 
-#include <ctype.h>
-#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,99 +68,26 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
-#include <openssl/evp.h>
 #include <yajl/yajl_tree.h>
 
 #include "eb_buf.h"
-#include "eb_json.h"
-#include "eb_jsonpath.h"
 #include "eb_trace_context.h"
 #include "ebd_log.h"
 #include "ebd_target.h"
 #include "ebd_http.h"
-#include "ebd_h2.h"
+#include "ebd_http_int.h"
 #include "ebd_oauth.h"
 #include "ebd_secret.h"
 #include "ebd_sign.h"
 
 
 /* ------------------------------------------------------------------------
- * Targets
+ * Targets (their type and a request's: ebd_http_int.h)
  */
-
-typedef struct ebd_http_req_s  ebd_http_req_t;
-
-typedef struct {
-    ebd_target_t         *target;
-    int                   ce;           /* a cloudevents target */
-    int                   structured;
-    int                   async;
-    const char           *method;
-    int                   has_body;     /* not GET or DELETE */
-    char                 *url;          /* with the query */
-    char                  safe_url[512];
-    char                 *url_secret;   /* user info and query, if any */
-    struct curl_slist    *headers;      /* "headers", as lines */
-    int                   has_ct;       /* they set Content-Type */
-    int                   has_tp;       /* they set traceparent */
-    int                   has_ts;       /* they set tracestate */
-    ebd_sign_t           *sign;         /* "signing"; NULL when none */
-
-    int                   auth;         /* -1 none, or the connection type */
-    const char           *username;
-    char                 *password;     /* ebd_secret_load() */
-    char                 *api_key;      /* "Name: value" */
-    ebd_oauth_t          *oauth;
-
-    ebd_h2_t             *h2;           /* "http_version": "2" */
-    nghttp2_nv           *h2_nv;        /* the target's own fields, then */
-    size_t                h2_nvn;       /* their names, lowercase */
-    char                 *h2_basic;     /* "Authorization: Basic ..." */
-
-    uint64_t              interval_us;  /* 1/rate; 0: no limit */
-    uint64_t              next_us;      /* the next attempt not before */
-    ebd_http_req_t       *rate_head;    /* attempts waiting for the rate */
-    ebd_http_req_t       *rate_tail;
-    struct event         *rate_ev;
-
-    unsigned              in_flight;
-} ebd_http_target_t;
-
-
-struct ebd_http_req_s {
-    ebd_http_xfer_t       xfer;
-    ebd_h2_req_t          q;            /* over HTTP/2 */
-    nghttp2_nv           *nv;           /* its fields, then their names */
-    ebd_http_target_t    *ht;
-    ebd_delivery_t       *d;
-    ebd_http_req_t       *rate_next;
-    ebd_oauth_wait_t      wait;
-
-    eb_buf_t              hdr;          /* this event's own header lines,
-                                         * each NUL-terminated */
-    unsigned              nhdr;
-    size_t                hdr_len;      /* of hdr and nhdr before the */
-    unsigned              hdr_n;        /* token (a 401 sends another) */
-    struct curl_slist    *all;          /* what is sent: one array */
-    eb_buf_t              body;         /* when not the payload as is */
-    char                 *sign_id;      /* webhook-id, when signing */
-    const unsigned char  *bp;
-    size_t                blen;
-    int                   send_body;
-
-    uint64_t              generation;   /* of the token sent */
-    int                   reauth;       /* sent again after a 401 */
-    int64_t               retry_after_ms;
-    uint64_t              start_ms;
-    char                  errbuf[CURL_ERROR_SIZE];
-};
-
 
 static void ebd_http_send(ebd_http_req_t *r);
 static void ebd_http_close(ebd_target_t *t);
 static void ebd_http_rate_event(evutil_socket_t fd, short what, void *arg);
-static void ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res);
-static int ebd_http_h2_fields(ebd_http_target_t *ht);
 
 
 static const char *
@@ -172,7 +98,7 @@ ebd_http_str(yajl_val obj, const char *key)
 
 
 /* whether s may go into a header line */
-static int
+int
 ebd_http_header_safe(const char *s, int name)
 {
     if (name && *s == '\0') {
@@ -224,7 +150,7 @@ ebd_http_header_add(struct curl_slist *l, int *failed, const char *name,
 /* A header line of this request, "Name: value" or "Name;" (libcurl's
  * way to send an empty value); one buffer for all, not a list node and
  * a copy per line. */
-static void
+void
 ebd_http_req_header(ebd_http_req_t *r, int *failed, const char *name,
     const char *value)
 {
@@ -240,7 +166,7 @@ ebd_http_req_header(ebd_http_req_t *r, int *failed, const char *name,
 }
 
 
-static void
+void
 ebd_http_req_line(ebd_http_req_t *r, int *failed, const char *line)
 {
     eb_buf_append_str(&r->hdr, line);
@@ -255,7 +181,7 @@ ebd_http_req_line(ebd_http_req_t *r, int *failed, const char *line)
 
 /* The CloudEvents HTTP binding (3.1.3.2): space, '"', '%' and everything
  * outside printable ASCII percent-encoded, UTF-8 byte by byte. */
-static int
+int
 ebd_http_pct_encode(eb_buf_t *b, const unsigned char *p, size_t len)
 {
     static const char  hex[] = "0123456789ABCDEF";
@@ -581,298 +507,6 @@ ebd_http_close(ebd_target_t *t)
 }
 
 
-/* ------------------------------------------------------------------------
- * Bodies
- */
-
-/* data_base64, checked at the edge (RFC 4648, padded); OpenSSL's
- * decoder counts the padding as zero bytes, taken off here */
-static int
-ebd_http_b64_decode(eb_buf_t *b, const char *s)
-{
-    int     n;
-    size_t  len = strlen(s), pad;
-
-    if (len % 4 != 0 || len / 4 * 3 > INT_MAX) {
-        return -1;
-    }
-
-    pad = (len && s[len - 1] == '=') + (len > 1 && s[len - 2] == '=');
-
-    if (eb_buf_reserve(b, len / 4 * 3) != 0) {
-        return -1;
-    }
-
-    n = EVP_DecodeBlock(b->data + b->len, (const unsigned char *) s,
-                        (int) len);
-    if (n < 0 || (size_t) n < pad) {
-        return -1;
-    }
-
-    b->len += (size_t) n - pad;
-    return 0;
-}
-
-
-/* whether the payload is the event itself (no transform, or ORIGINAL) */
-static int
-ebd_http_untransformed(ebd_delivery_t *d)
-{
-    return d->payload == d->event
-           || (d->payload_len == d->event_len
-               && memcmp(d->payload, d->event, d->event_len) == 0);
-}
-
-
-/* whether the payload really is JSON: it becomes part of a JSON text */
-static int
-ebd_http_payload_json(ebd_delivery_t *d)
-{
-    char  err[8];
-
-    return d->payload_is_json
-           && eb_json_validate(d->payload, d->payload_len, 512, NULL, err,
-                               sizeof(err)) == EB_JSON_OK;
-}
-
-
-/* attribute names as the specification has them: a-z, 0-9 (A-Z too:
- * HTTP header names are case-insensitive anyway) */
-static int
-ebd_http_attr_name(const char *s)
-{
-    if (*s == '\0') {
-        return 0;
-    }
-
-    for ( /* void */ ; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')
-              || (*s >= 'A' && *s <= 'Z')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* binary mode: ce-* headers, Content-Type, the data as body */
-static int
-ebd_http_ce_binary(ebd_http_req_t *r, int *failed, char *err, size_t errlen)
-{
-    size_t                    i;
-    int                       plain;
-    const char               *ct = NULL;
-    eb_buf_t                 *h = &r->hdr;
-    ebd_delivery_t           *d = r->d;
-    const eb_event_scan_t    *s = d->scan;
-    const eb_event_member_t  *m, *data, *b64;
-
-    if (s == NULL) {
-        snprintf(err, errlen, "the event is not a JSON object");
-        return -1;
-    }
-
-    for (i = 0; i < s->n; i++) {
-        m = &s->members[i];
-
-        if (strcmp(m->name, "data") == 0
-            || strcmp(m->name, "data_base64") == 0
-            || (d->replay != NULL && strcmp(m->name, "replay") == 0))
-        {
-            continue;
-        }
-
-        if (strcmp(m->name, "datacontenttype") == 0) {
-            if (m->kind == EB_EV_STRING && m->text_len == strlen(m->text)
-                && ebd_http_header_safe(m->text, 0))
-            {
-                ct = m->text;
-            }
-            continue;
-        }
-
-        /* null, objects and arrays are not attributes */
-        if (m->text == NULL || m->name_len != strlen(m->name)
-            || !ebd_http_attr_name(m->name))
-        {
-            continue;
-        }
-
-        /* "ce-NAME: VALUE", percent-encoded (a string's NUL too);
-         * "ce-NAME;" is libcurl's way to send an empty value */
-        eb_buf_append_str(h, "ce-");
-        eb_buf_append(h, m->name, m->name_len);
-        eb_buf_append_str(h, m->text_len ? ": " : ";");
-        if (m->kind == EB_EV_STRING) {
-            ebd_http_pct_encode(h, (const unsigned char *) m->text,
-                                m->text_len);
-        } else {
-            eb_buf_append(h, m->text, m->text_len);
-        }
-        eb_buf_append(h, "", 1);
-        r->nhdr++;
-
-        if (h->failed) {
-            *failed = 1;
-            break;
-        }
-    }
-
-    if (!ebd_http_untransformed(d)) {
-        /* the transform's output is the data */
-        r->bp = d->payload;
-        r->blen = d->payload_len;
-        ebd_http_req_header(r, failed, "Content-Type",
-                                     d->payload_is_json
-                                     ? "application/json"
-                                     : "text/plain; charset=utf-8");
-        return 0;
-    }
-
-    data = eb_event_scan_get(s, "data");
-    b64 = eb_event_scan_get(s, "data_base64");
-
-    if (b64 != NULL && b64->kind == EB_EV_STRING) {
-        if (ebd_http_b64_decode(&r->body, b64->text) != 0) {
-            if (r->body.failed) {
-                *failed = 1;
-                return 0;
-            }
-            snprintf(err, errlen, "data_base64 is not base64");
-            return -1;
-        }
-        r->bp = r->body.data != NULL ? r->body.data
-                                     : (const unsigned char *) "";
-        r->blen = r->body.len;
-
-    } else if (data != NULL) {
-        plain = data->kind == EB_EV_STRING && ct != NULL
-                && !eb_json_content_type((const unsigned char *) ct,
-                                         strlen(ct));
-        if (plain) {
-            r->bp = (const unsigned char *) data->text;
-            r->blen = data->text_len;
-        } else {
-            /* the data's JSON text as stored */
-            r->bp = d->event + data->start;
-            r->blen = data->end - data->start;
-        }
-        if (ct == NULL) {
-            ct = "application/json";   /* the JSON format's default */
-        }
-
-    } else {
-        ct = NULL;      /* no data: no body, no Content-Type */
-        r->bp = (const unsigned char *) "";
-        r->blen = 0;
-    }
-
-    if (ct != NULL) {
-        ebd_http_req_header(r, failed, "Content-Type", ct);
-
-    } else if (!*failed) {
-        /* not libcurl's default for a POST either */
-        ebd_http_req_line(r, failed, "Content-Type:");
-    }
-
-    return 0;
-}
-
-
-/* structured mode: the event; with a transform, its data replaced; a
- * replayed one with the attribute "replay" (its own, if it had one,
- * replaced) */
-static int
-ebd_http_ce_structured(ebd_http_req_t *r, int *failed, char *err,
-    size_t errlen)
-{
-    size_t                    i;
-    int                       first = 1, json, transformed;
-    eb_buf_t                 *b = &r->body;
-    ebd_delivery_t           *d = r->d;
-    const eb_event_scan_t    *s = d->scan;
-    const eb_event_member_t  *m;
-
-    ebd_http_req_header(r, failed, "Content-Type",
-                                 "application/cloudevents+json; "
-                                 "charset=utf-8");
-
-    transformed = !ebd_http_untransformed(d);
-
-    if (!transformed && d->replay == NULL) {
-        r->bp = d->event;
-        r->blen = d->event_len;
-        return 0;
-    }
-
-    if (s == NULL) {
-        snprintf(err, errlen, "the event is not a JSON object");
-        return -1;
-    }
-
-    json = transformed && ebd_http_payload_json(d);
-
-    eb_buf_append_str(b, "{");
-
-    /* the attributes as stored, key and value */
-    for (i = 0; i < s->n; i++) {
-        m = &s->members[i];
-
-        if ((transformed
-             && (strcmp(m->name, "data") == 0
-                 || strcmp(m->name, "data_base64") == 0
-                 || strcmp(m->name, "datacontenttype") == 0))
-            || (d->replay != NULL && strcmp(m->name, "replay") == 0))
-        {
-            continue;
-        }
-
-        eb_buf_append_str(b, first ? "\"" : ",\"");
-        eb_jsonpath_write_escaped(b, (const unsigned char *) m->name,
-                                  m->name_len);
-        eb_buf_append_str(b, "\":");
-        eb_buf_append(b, d->event + m->start, m->end - m->start);
-        first = 0;
-    }
-
-    if (d->replay != NULL) {
-        eb_buf_append_str(b, first ? "\"replay\":\"" : ",\"replay\":\"");
-        eb_jsonpath_write_escaped(b, (const unsigned char *) d->replay,
-                                  strlen(d->replay));
-        eb_buf_append_str(b, "\"");
-        first = 0;
-    }
-
-    if (transformed) {
-        eb_buf_append_str(b, first ? "" : ",");
-
-        if (json) {
-            eb_buf_append_str(b, "\"datacontenttype\":\"application/json\","
-                              "\"data\":");
-            eb_buf_append(b, d->payload, d->payload_len);
-
-        } else {
-            eb_buf_append_str(b, "\"datacontenttype\":\"text/plain; "
-                              "charset=utf-8\",\"data\":\"");
-            eb_jsonpath_write_escaped(b, d->payload, d->payload_len);
-            eb_buf_append_str(b, "\"");
-        }
-    }
-
-    eb_buf_append_str(b, "}");
-
-    if (b->failed) {
-        *failed = 1;
-    }
-
-    r->bp = b->data;
-    r->blen = b->len;
-    return 0;
-}
-
-
 /* W3C Trace Context headers from the event's tracing extension: a
  * valid traceparent as it is, its tracestate checked and cut to
  * EB_TRACESTATE_MAX */
@@ -951,10 +585,6 @@ ebd_http_webhook_id(ebd_delivery_t *d)
  * Attempts
  */
 
-static void ebd_http_status(ebd_http_req_t *r, ebd_result_t *res,
-    long status);
-
-
 static void
 ebd_http_result(ebd_http_req_t *r, ebd_result_t *res, CURLcode rc)
 {
@@ -985,7 +615,7 @@ ebd_http_result(ebd_http_req_t *r, ebd_result_t *res, CURLcode rc)
 }
 
 
-static void
+void
 ebd_http_status(ebd_http_req_t *r, ebd_result_t *res, long status)
 {
     if (status >= 200 && status <= 299) {
@@ -1004,7 +634,7 @@ ebd_http_status(ebd_http_req_t *r, ebd_result_t *res, long status)
 /* A 401 to an oauth2 target: the token may have been revoked or have
  * expired early, so the attempt goes once more with a new one. 1 when
  * it was sent again. */
-static int
+int
 ebd_http_reauth(ebd_http_req_t *r, long status)
 {
     ebd_http_target_t  *ht = r->ht;
@@ -1048,7 +678,7 @@ ebd_http_done(ebd_http_xfer_t *x, CURLcode rc)
 }
 
 
-static void
+void
 ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
 {
     ebd_delivery_t     *d = r->d;
@@ -1073,7 +703,7 @@ ebd_http_finish(ebd_http_req_t *r, ebd_result_t *res)
 }
 
 
-static void
+void
 ebd_http_fail(ebd_http_req_t *r, ebd_outcome_t outcome, const char *err)
 {
     ebd_result_t  res;
@@ -1084,7 +714,7 @@ ebd_http_fail(ebd_http_req_t *r, ebd_outcome_t outcome, const char *err)
 
 
 /* Retry-After's value (delta-seconds or an HTTP-date) */
-static void
+void
 ebd_http_retry_after(ebd_http_req_t *r, const char *p, size_t len)
 {
     size_t      i;
@@ -1149,255 +779,6 @@ ebd_http_header_cb(char *p, size_t size, size_t n, void *data)
     }
 
     return n;
-}
-
-
-/* ------------------------------------------------------------------------
- * HTTP/2 (ebd_h2.c): the same header lines as fields
- */
-
-#define EBD_H2_KEEP  (NGHTTP2_NV_FLAG_NO_COPY_NAME                        \
-                      | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
-
-
-/* A header line ("Name: value", "Name;" for an empty value, "Name:" to
- * leave one out, libcurl's ways) as a field, its name lowercased into
- * names; 0 when it is not sent. */
-static int
-ebd_http_h2_field(const char *line, char *names, nghttp2_nv *nv,
-    uint8_t flags)
-{
-    size_t       i, len;
-    const char  *v;
-
-    len = strcspn(line, ":;");
-    if (line[len] == '\0' || len == 0) {
-        return 0;
-    }
-
-    if (line[len] == ';') {
-        v = line + len + 1;
-        if (*v != '\0') {
-            return 0;
-        }
-
-    } else {
-        for (v = line + len + 1; *v == ' ' || *v == '\t'; v++) {
-            /* void */
-        }
-        if (*v == '\0') {
-            return 0;
-        }
-    }
-
-    if (!ebd_h2_header_allowed(line, len)) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        names[i] = (char) tolower((unsigned char) line[i]);
-    }
-
-    nv->name = (uint8_t *) names;
-    nv->namelen = len;
-    nv->value = (uint8_t *) v;
-    nv->valuelen = strlen(v);
-    nv->flags = flags;
-
-    return 1;
-}
-
-
-/* Whether an event's own field is worth HPACK's table: the same for
- * many requests. The others (ce-id, ce-time, Idempotency-Key, trace
- * context, signatures, tokens) are sent literally, not indexed: they
- * would only push the others out of the table. */
-static uint8_t
-ebd_http_h2_index(const nghttp2_nv *nv)
-{
-    static const char *const  same[] = {
-        "content-type", "ce-specversion", "ce-source", "ce-type",
-        "ce-subject", "ce-dataschema", "prefer", "ce-replay", NULL
-    };
-    size_t                    i;
-
-    for (i = 0; same[i] != NULL; i++) {
-        if (strlen(same[i]) == nv->namelen
-            && memcmp(same[i], nv->name, nv->namelen) == 0)
-        {
-            return NGHTTP2_NV_FLAG_NONE;
-        }
-    }
-
-    return NGHTTP2_NV_FLAG_NO_INDEX;
-}
-
-
-/* The target's own fields, once: "headers", the api_key's, basic
- * authentication's, User-Agent. */
-static int
-ebd_http_h2_fields(ebd_http_target_t *ht)
-{
-    size_t              n = 0, size = 0, len;
-    char               *names, *up, *b64;
-    struct curl_slist  *l, *key = (struct curl_slist *) ht->api_key;
-    static const char   ua[] = "User-Agent: ebd";
-
-    if (ht->auth == EB_CONNECTION_BASIC) {
-        len = strlen(ht->username) + 1 + strlen(ht->password);
-        up = malloc(len + 1);
-        b64 = malloc(4 * ((len + 2) / 3) + 1);
-        ht->h2_basic = malloc(4 * ((len + 2) / 3) + 22);
-        if (up == NULL || b64 == NULL || ht->h2_basic == NULL) {
-            ebd_secret_free(up);
-            free(b64);
-            return -1;
-        }
-        snprintf(up, len + 1, "%s:%s", ht->username, ht->password);
-        EVP_EncodeBlock((unsigned char *) b64, (unsigned char *) up,
-                        (int) len);
-        sprintf(ht->h2_basic, "Authorization: Basic %s", b64);
-        ebd_secret_free(up);
-        ebd_secret_free(b64);
-    }
-
-    for (l = ht->headers; l != NULL; l = l->next) {
-        n++;
-        size += strlen(l->data);
-    }
-    if (key != NULL) {
-        n++;
-        size += strlen(key->data);
-    }
-    if (ht->h2_basic != NULL) {
-        n++;
-        size += strlen(ht->h2_basic);
-    }
-    n++;
-    size += sizeof(ua);
-
-    ht->h2_nv = malloc(n * sizeof(nghttp2_nv) + size);
-    if (ht->h2_nv == NULL) {
-        return -1;
-    }
-
-    names = (char *) (ht->h2_nv + n);
-    n = 0;
-
-    /* these live as long as the target: nghttp2 need not copy them;
-     * credentials are never indexed (RFC 7541 7.1.3) */
-    for (l = ht->headers; l != NULL; l = l->next) {
-        if (ebd_http_h2_field(l->data, names, &ht->h2_nv[n], EBD_H2_KEEP)) {
-            names += ht->h2_nv[n++].namelen;
-        }
-    }
-    if (key != NULL
-        && ebd_http_h2_field(key->data, names, &ht->h2_nv[n],
-                             EBD_H2_KEEP | NGHTTP2_NV_FLAG_NO_INDEX))
-    {
-        names += ht->h2_nv[n++].namelen;
-    }
-    if (ht->h2_basic != NULL
-        && ebd_http_h2_field(ht->h2_basic, names, &ht->h2_nv[n],
-                             EBD_H2_KEEP | NGHTTP2_NV_FLAG_NO_INDEX))
-    {
-        names += ht->h2_nv[n++].namelen;
-    }
-    if (ebd_http_h2_field(ua, names, &ht->h2_nv[n], EBD_H2_KEEP)) {
-        n++;
-    }
-
-    ht->h2_nvn = n;
-    return 0;
-}
-
-
-static void
-ebd_http_h2_header(ebd_h2_req_t *q, const char *name, size_t nlen,
-    const char *value, size_t vlen)
-{
-    ebd_http_req_t  *r = (ebd_http_req_t *) ((char *) q
-                             - offsetof(ebd_http_req_t, q));
-
-    if (name == NULL) {
-        /* a new response */
-        r->retry_after_ms = -1;
-
-    } else if (nlen == 11 && memcmp(name, "retry-after", 11) == 0) {
-        ebd_http_retry_after(r, value, vlen);
-    }
-}
-
-
-static void
-ebd_http_h2_done(ebd_h2_req_t *q, int status, const char *err)
-{
-    ebd_result_t         res;
-    ebd_http_req_t      *r = (ebd_http_req_t *) ((char *) q
-                                 - offsetof(ebd_http_req_t, q));
-    ebd_http_target_t   *ht = r->ht;
-
-    ebd_log_debug("target %s: %s %s (HTTP/2): %s%.0d%s in %llu ms (event "
-                  "%s, attempt %u)", ht->target->name, ht->method,
-                  ht->safe_url, err == NULL ? "HTTP " : "failed: ",
-                  err == NULL ? status : 0, err != NULL ? err : "",
-                  (unsigned long long) ((ebd_mono_us() / 1000) - r->start_ms),
-                  r->d->event_id, r->d->attempt);
-
-    if (err == NULL && ebd_http_reauth(r, status)) {
-        return;
-    }
-
-    if (err != NULL) {
-        ebd_result_set(&res, EBD_RETRY, 0, "%s", err);
-    } else {
-        ebd_http_status(r, &res, status);
-    }
-
-    ebd_http_finish(r, &res);
-}
-
-
-/* Hands the request to ebd_h2: the target's fields and this request's. */
-static void
-ebd_http_h2_start(ebd_http_req_t *r)
-{
-    size_t               n, i, k;
-    char                *names;
-    const char          *p;
-    nghttp2_nv          *nv;
-    ebd_http_target_t   *ht = r->ht;
-
-    n = ht->h2_nvn + r->nhdr;
-    nv = realloc(r->nv, n * sizeof(nghttp2_nv) + r->hdr.len);
-    if (nv == NULL) {
-        ebd_http_fail(r, EBD_RETRY, "out of memory");
-        return;
-    }
-
-    r->nv = nv;
-    names = (char *) (nv + n);
-    memcpy(nv, ht->h2_nv, ht->h2_nvn * sizeof(nghttp2_nv));
-    i = ht->h2_nvn;
-
-    for (p = (const char *) r->hdr.data, k = 0; k < r->nhdr;
-         p += strlen(p) + 1, k++)
-    {
-        if (ebd_http_h2_field(p, names, &nv[i], NGHTTP2_NV_FLAG_NONE)) {
-            nv[i].flags = ebd_http_h2_index(&nv[i]);
-            names += nv[i++].namelen;
-        }
-    }
-
-    r->q.nva = nv;
-    r->q.nvlen = i;
-    r->q.body = r->bp;
-    r->q.blen = r->blen;
-    r->q.has_body = ht->has_body;
-    r->q.done = ebd_http_h2_done;
-    r->q.header = ebd_http_h2_header;
-
-    ebd_h2_submit(ht->h2, &r->q, ht->target->timeout_ms);
 }
 
 
