@@ -197,11 +197,16 @@ EBD_ONLY_TESTS = t/000-unit.t t/065-ebd-console-feed.t $(wildcard t/07*.t) \
                  t/091-ebd-ordering.t t/096-ebd-http2.t \
                  t/085-ebd-sentinel.t t/086-ebd-redis-recovery.t
 MODULE_TESTS   = $(filter-out $(EBD_ONLY_TESTS),$(sort $(wildcard t/*.t)))
-# A static build differs from the .so in how the module is linked in, not
-# in what it does: test-static leaves out the Redis fault and topology
-# files too (t/030, t/08x: a third of its time), which test-newest runs
-# against the same nginx.
-STATIC_TESTS   = $(filter-out t/030-redis-faults.t $(wildcard t/08*.t),$(MODULE_TESTS))
+# A static build differs from the .so in the module's place in nginx's
+# module list (its phase handlers and filters among the others'), not in
+# what its code does: test-static keeps the files of the request path
+# (checks, bodies, signatures, dedupe, PutEvents, status, reload, the
+# demo) and leaves out the Redis fault and topology files (t/030, t/08x),
+# the console's (t/041, t/045-047) and the rules' (t/060), which
+# test-newest runs against the same nginx.
+STATIC_TESTS   = $(filter-out t/030-redis-faults.t $(wildcard t/08*.t) \
+                   t/041-metrics-series.t $(wildcard t/04[5-7]*.t) \
+                   t/060-rules.t,$(MODULE_TESTS))
 
 test-newest: deps
 	@src=$$(bash .ci/nginx-source $(NGX_NEWEST)) || { $(NEWEST_SKIP); exit; }; \
